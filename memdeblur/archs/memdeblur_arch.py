@@ -1,0 +1,236 @@
+"""MemDeblurNet: the multi-scale memory-based video deblurring network (Ji & Yao, CVPR 2022).
+
+The deblurring branch encodes every frame (D), runs a recurrent backward pass at full
+resolution, then forward passes coarse to fine, and decodes (U) a residual that is added to
+the blurry frame. The memory branch stores blurry-key / sharp-value pairs of restored frames
+in banks that every frame reads back by attention. The computation follows the released
+model exactly (see ``docs/architecture.md`` and ``tests/test_memdeblur_arch.py``), so the authors'
+checkpoints load through ``memdeblur.utils.checkpoint``.
+"""
+import torch
+import torch.nn.functional as F
+from basicsr.archs.arch_util import make_layer, ResidualBlockNoBN
+from basicsr.archs.basicvsr_arch import ConvResidualBlocks
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+
+from memdeblur.archs.blocks import RDBDown, conv
+from memdeblur.archs.memory_bank import MemoryBank
+from memdeblur.archs.memory_branch import MemoryBranch
+
+FEAT_CHANNELS = 48  # channels of the encoder D's output: 3 -> 12 -> 48 through two RDBDown(x4)
+SIZE_MULTIPLE = 4  # D halves the size twice
+
+
+def round_up(value, multiple):
+    """Smallest multiple of ``multiple`` that is >= ``value``."""
+    return -(-value // multiple) * multiple
+
+
+def resize(x, size):
+    """Bilinear resize without antialiasing, as every resize of the released model."""
+    return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
+
+
+@ARCH_REGISTRY.register()
+class MemDeblurNet(nn.Module):
+    """Multi-scale memory-based video deblurring network.
+
+    Input and output are in [0, 1]; internally the model works on ``frame - 0.5`` as the
+    released one does. Frames whose sides are not multiples of 4 are reflect-padded and the
+    finest output cropped back.
+
+    Args:
+        mid_channels (int): Channels of the recurrent hidden states. Default: 64.
+        num_blocks_forward (int): Residual blocks of the forward trunk (shared by all
+            scales). Default: 30.
+        num_blocks_backward (int): Residual blocks of the backward trunk. Default: 10.
+        scales (list[int]): Downscaling factors of the forward passes, coarse to fine; the last
+            must be 1. Default: [4, 2, 1].
+        mem_every (list[int]): Memorisation period of each forward pass (a frame i is stored
+            when ``i % period == 0``); the last one also sets the backward bank's period.
+            Default: [1, 2, 5].
+        test_mem_length (int | None): In eval mode, after each addition a bank keeps only the
+            last ``test_mem_length`` entries' worth of positions of the entry just added.
+            None keeps all. Default: 5.
+        top_k (int | None): In eval mode, read-outs keep the ``top_k`` most similar memory
+            positions per query position; None = full softmax (the paper's Eq. 6).
+            Training always uses the full softmax. Default: 20.
+    """
+
+    def __init__(self,
+                 mid_channels=64,
+                 num_blocks_forward=30,
+                 num_blocks_backward=10,
+                 scales=(4, 2, 1),
+                 mem_every=(1, 2, 5),
+                 test_mem_length=5,
+                 top_k=20):
+        super().__init__()
+        scales, mem_every = list(scales), list(mem_every)
+        if not scales or scales[-1] != 1:
+            raise ValueError(f'scales must run coarse to fine and end with 1, got {scales}.')
+        if len(mem_every) != len(scales):
+            raise ValueError(f'mem_every needs one period per scale: scales={scales}, mem_every={mem_every}.')
+        self.mid_channels = mid_channels
+        self.num_blocks_forward = num_blocks_forward
+        self.num_blocks_backward = num_blocks_backward
+        self.scales = scales
+        self.mem_every = mem_every
+        self.test_mem_length = test_mem_length
+        self.top_k = top_k
+
+        c, x_ch = mid_channels, FEAT_CHANNELS
+        # D: image (3, H, W) -> x (48, H/4, W/4)
+        self.encoder = nn.Sequential(conv(3, 3, 5), RDBDown(3, 16, 4), RDBDown(12, 24, 4))
+        # U: fused features (c, H/4, W/4) -> residual image (3, H, W)
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1), nn.LeakyReLU(0.1),
+            nn.ConvTranspose2d(c // 2, c // 4, 3, 2, 1, output_padding=1), nn.LeakyReLU(0.1),
+            conv(c // 4, 3, 5))
+        # backward input: [x_i, x_{i+1}, backward read-out, hb_{i+1}]
+        self.backward_in_channels = 2 * x_ch + 2 * c
+        self.backward_trunk = ConvResidualBlocks(self.backward_in_channels, c, num_blocks_backward)
+        # forward input: [x, backward read-out, (D(upsampled coarser output)), x_prev,
+        #                 "h" read-out, h_prev, "r" read-out]
+        self.forward_recurrent_channels = x_ch + 3 * c
+        self.forward_input_convs = nn.ModuleList([
+            nn.Sequential(
+                conv(x_ch + c + (x_ch if s > 0 else 0) + self.forward_recurrent_channels, c, 3), nn.LeakyReLU(0.1))
+            for s in range(len(scales))
+        ])
+        self.forward_trunk = make_layer(ResidualBlockNoBN, num_blocks_forward, num_feat=c)
+        self.fusion = conv(2 * c, c, 1)
+        self.memory = MemoryBranch(x_ch, c)
+
+    def forward(self, lqs, return_scales=False):
+        """Deblur a batch of sequences.
+
+        Args:
+            lqs (Tensor): Blurry frames (B, T, 3, H, W) in [0, 1], H, W >= 16.
+            return_scales (bool): Return every scale's output, coarse to fine, instead of the
+                finest only. The coarse outputs have the sizes the network computes them at:
+                ``round_up(H' // f, 4)`` for factor f, H' being H padded to a multiple of 4.
+
+        Returns:
+            Tensor | list[Tensor]: (B, T, 3, H, W) in [0, 1], or the list of scale outputs.
+        """
+        if lqs.dim() != 5 or lqs.shape[2] != 3:
+            raise ValueError(f'MemDeblurNet expects (B, T, 3, H, W) frames, got shape {tuple(lqs.shape)}.')
+        b, t, _, h, w = lqs.shape
+        if h < 16 or w < 16:
+            raise ValueError(f'MemDeblurNet needs frames of at least 16x16 pixels, got {h}x{w}.')
+        pad_h, pad_w = round_up(h, SIZE_MULTIPLE) - h, round_up(w, SIZE_MULTIPLE) - w
+        frames = [lqs[:, i] - 0.5 for i in range(t)]
+        if pad_h or pad_w:
+            frames = [F.pad(f, (0, pad_w, 0, pad_h), mode='reflect') for f in frames]
+        outputs = [torch.stack(scale_out, dim=1) + 0.5 for scale_out in self._restore(frames)]
+        outputs[-1] = outputs[-1][..., :h, :w]
+        return outputs if return_scales else outputs[-1]
+
+    def _new_bank(self):
+        """Empty bank with the train- or eval-time rules of the released model."""
+        if self.training:
+            return MemoryBank()
+        return MemoryBank(max_length=self.test_mem_length, top_k=self.top_k)
+
+    def _restore(self, frames):
+        """Centred frames (list of T (B, 3, H, W)) -> per scale, a list of T centred outputs."""
+        feats = [self.encoder(f) for f in frames]
+        keys = [self.memory.encode_key(x) for x in feats]
+        backward_bank = self._new_bank()
+        backward_hidden = self._backward_pass(feats, keys, backward_bank)
+        forward_bank = self._new_bank()
+        outputs, coarser = [], None
+        for scale_idx in range(len(self.scales)):
+            coarser = self._forward_pass(scale_idx, frames, feats, keys, backward_hidden, backward_bank,
+                                         forward_bank, coarser)
+            outputs.append(coarser)
+        return outputs
+
+    def _backward_memorised_frames(self, num_frames):
+        """Frames whose backward state is stored: every p-th frame (p = last ``mem_every``) and
+        the last frame; counted from the end in training, from frame p // 2 in eval, as in the
+        released model."""
+        period = self.mem_every[-1]
+        if self.training:
+            frames = set(range(num_frames - 1, -1, -period))
+        else:
+            frames = set(range(period // 2, num_frames, period))
+        return frames | {num_frames - 1}
+
+    def _backward_pass(self, feats, keys, bank):
+        """Recurrent pass from the last frame to the first at full resolution.
+
+        Returns:
+            list[Tensor]: Backward hidden states hb_i (B, c, H/4, W/4).
+        """
+        t = len(feats)
+        memorised = self._backward_memorised_frames(t)
+        hidden = [None] * t
+        for i in range(t - 1, -1, -1):
+            x = feats[i]
+            if i == t - 1:
+                recurrent = x.new_zeros(x.shape[0], self.backward_in_channels - x.shape[1], *x.shape[2:])
+            else:
+                readout = self.memory.decoder_feat(bank.read(keys[i])[0], x.shape[2:])
+                recurrent = torch.cat([feats[i + 1], readout, hidden[i + 1]], dim=1)
+            hidden[i] = self.backward_trunk(torch.cat([x, recurrent], dim=1))
+            if i in memorised:
+                bank.add(keys[i], [self.memory.encode_hidden_value(x, hidden[i])])
+        return hidden
+
+    def _forward_pass(self, scale_idx, frames, feats, keys, backward_hidden, backward_bank, forward_bank,
+                      coarser):
+        """Recurrent pass from the first frame to the last at one scale.
+
+        Args:
+            scale_idx (int): Index into ``self.scales``.
+            frames, feats, keys (list[Tensor]): Full-size centred frames, D features, keys.
+            backward_hidden (list[Tensor]): Backward states at full feature size.
+            backward_bank, forward_bank (MemoryBank): The forward bank is shared by all scales.
+            coarser (list[Tensor] | None): Outputs of the previous (coarser) scale.
+
+        Returns:
+            list[Tensor]: Centred outputs (B, 3, h, w) of this scale.
+        """
+        factor = self.scales[scale_idx]
+        full_h, full_w = frames[0].shape[2:]
+        if factor == 1:
+            size = (full_h, full_w)
+        else:
+            size = (round_up(full_h // factor, SIZE_MULTIPLE), round_up(full_w // factor, SIZE_MULTIPLE))
+        feat_size = (size[0] // SIZE_MULTIPLE, size[1] // SIZE_MULTIPLE)
+        period = self.mem_every[scale_idx]
+        outputs = []
+        x_prev = h_prev = None
+        for i, frame in enumerate(frames):
+            if factor == 1:
+                x, key, hb = feats[i], keys[i], backward_hidden[i]
+            else:
+                frame = resize(frame, size)
+                x = self.encoder(frame)
+                key = self.memory.encode_key(x)
+                hb = resize(backward_hidden[i], feat_size)
+            parts = [x, self.memory.decoder_feat(backward_bank.read(key)[0], feat_size)]
+            if coarser is not None:
+                parts.append(self.encoder(resize(coarser[i], size)))
+            if i == 0:
+                parts.append(x.new_zeros(x.shape[0], self.forward_recurrent_channels, *feat_size))
+            else:
+                restored_readout, hidden_readout = forward_bank.read(key)
+                parts += [
+                    x_prev,
+                    self.memory.decoder_feat(hidden_readout, feat_size), h_prev,
+                    self.memory.decoder_mem(restored_readout, feat_size)
+                ]
+            hidden = self.forward_trunk(self.forward_input_convs[scale_idx](torch.cat(parts, dim=1)))
+            out = self.decoder(F.leaky_relu(self.fusion(torch.cat([hb, hidden], dim=1)), 0.1)) + frame
+            if i % period == 0:
+                forward_bank.add(key, [
+                    self.memory.encode_restored_value(x, self.encoder(out)),
+                    self.memory.encode_hidden_value(x, hidden)
+                ])
+            outputs.append(out)
+            x_prev, h_prev = x, hidden
+        return outputs

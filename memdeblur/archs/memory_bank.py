@@ -1,0 +1,105 @@
+"""The key/value memory bank of MemDeblur and its spatio-temporal attention read-out.
+
+A bank holds keys (B, Ck, N) and one or more value tensors (B, Cv, N), where N counts the
+spatial positions of every stored entry. Entries of different spatial sizes (the forward
+bank is shared by all scales) simply contribute different numbers of positions.
+"""
+import math
+
+import torch
+
+
+def memory_affinity(keys, query):
+    """Similarity of every memory position to every query position.
+
+    ``S[n, m] = (2 k_n . q_m - |k_n|^2) / sqrt(Ck)``: the negative squared L2 distance with
+    the query's own norm dropped (it is constant over n, so the softmax ignores it).
+
+    Args:
+        keys (Tensor): (B, Ck, N).
+        query (Tensor): (B, Ck, M).
+
+    Returns:
+        Tensor: (B, N, M) logits.
+    """
+    key_sq = keys.pow(2).sum(1).unsqueeze(2)
+    key_dot_query = keys.transpose(1, 2) @ query
+    return (2 * key_dot_query - key_sq) / math.sqrt(keys.shape[1])
+
+
+def softmax_over_memory(logits, top_k=None):
+    """Normalise logits over the memory axis (dim 1).
+
+    Args:
+        logits (Tensor): (B, N, M).
+        top_k (int | None): Keep only the ``top_k`` largest logits per query position and zero
+            the rest (the released model's test-time rule); None = softmax over all N.
+
+    Returns:
+        Tensor: (B, N, M) weights, summing to 1 over N.
+    """
+    if top_k is None or top_k >= logits.shape[1]:
+        shifted = torch.exp(logits - logits.max(dim=1, keepdim=True)[0])
+        return shifted / shifted.sum(dim=1, keepdim=True)
+    top_values, top_indices = torch.topk(logits, k=top_k, dim=1)
+    top_weights = torch.exp(top_values - top_values[:, :1])
+    top_weights = top_weights / top_weights.sum(dim=1, keepdim=True)
+    return torch.zeros_like(logits).scatter_(1, top_indices, top_weights)
+
+
+class MemoryBank:
+    """Growing key/value store read by attention.
+
+    Args:
+        max_length (int | None): After each addition keep only the last
+            ``max_length x (positions of the key just added)`` positions. Because entries from
+            different scales differ in size, this counts positions of the current entry, not
+            entries. None keeps everything.
+        top_k (int | None): Read-out with top-k softmax (see ``softmax_over_memory``).
+    """
+
+    def __init__(self, max_length=None, top_k=None):
+        self.max_length = max_length
+        self.top_k = top_k
+        self.keys = None
+        self.values = None
+
+    def __len__(self):
+        """Number of stored positions."""
+        return 0 if self.keys is None else self.keys.shape[2]
+
+    def add(self, key, values):
+        """Append one entry.
+
+        Args:
+            key (Tensor): (B, Ck, h, w).
+            values (list[Tensor]): Each (B, Cv, h, w), same h, w as the key.
+        """
+        key = key.flatten(2)
+        values = [v.flatten(2) for v in values]
+        if self.keys is None:
+            self.keys, self.values = key, values
+        else:
+            if len(values) != len(self.values):
+                raise ValueError(f'Bank holds {len(self.values)} value tensors, got {len(values)}.')
+            self.keys = torch.cat([self.keys, key], dim=2)
+            self.values = [torch.cat([old, new], dim=2) for old, new in zip(self.values, values)]
+        if self.max_length is not None:
+            keep = self.max_length * key.shape[2]
+            self.keys = self.keys[:, :, -keep:]
+            self.values = [v[:, :, -keep:] for v in self.values]
+
+    def read(self, query):
+        """Attend from ``query`` over every stored position.
+
+        Args:
+            query (Tensor): (B, Ck, h, w) query key.
+
+        Returns:
+            list[Tensor]: One (B, Cv, h, w) read-out per stored value tensor.
+        """
+        if self.keys is None:
+            raise RuntimeError('Read from an empty memory bank.')
+        b, _, h, w = query.shape
+        weights = softmax_over_memory(memory_affinity(self.keys, query.flatten(2)), self.top_k)
+        return [(v @ weights).view(b, v.shape[1], h, w) for v in self.values]

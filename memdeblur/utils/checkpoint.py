@@ -1,0 +1,214 @@
+"""Loading checkpoints of any origin into this project's networks, with errors that say what differs.
+
+Two formats exist:
+
+* BasicSR's: ``{'params': state_dict}`` (and/or ``'params_ema'``), keys named as our modules.
+* The authors' ("official"): ``{'epoch', 'model', 'state_dict'}`` with keys prefixed
+  ``model.`` (single GPU) or ``module.model.`` (their multi-GPU trainer) and the original
+  module names.
+
+An official checkpoint is converted by renaming keys with a per-architecture table of
+regular expressions (``OFFICIAL_KEY_RULES``); no original module code is involved. Every
+load is checked key by key and shape by shape against the target network first, so a wrong
+file or a different configuration fails with a list of the differences, never silently.
+"""
+import os
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import torch
+
+OFFICIAL_PREFIXES = ('module.model.', 'model.', 'module.')
+
+
+@dataclass(frozen=True)
+class KeyRules:
+    """How one architecture's official keys map to ours.
+
+    Attributes:
+        renames (list[tuple[str, str]]): ``(pattern, replacement)`` pairs for ``re.sub``, applied
+            in order to each key after the prefix is stripped; the first matching rule wins.
+        dropped (list[str]): Patterns of official keys that our network does not have because
+            the released model never uses them.
+    """
+
+    renames: list = field(default_factory=list)
+    dropped: list = field(default_factory=list)
+
+
+_MEMORY_ENCODERS = r'(key_encoder|value_encoder_mem|value_encoder_feat)'
+_MEMORY_DECODERS = r'(decoder_mem|decoder_feat)'
+
+OFFICIAL_KEY_RULES = {
+    'MemDeblurNet':
+    KeyRules(
+        renames=[
+            (r'^downsampling\.', 'encoder.'),
+            (r'^upsampling\.', 'decoder.'),
+            (r'^forward_resblocks\.main\.0\.', 'forward_trunk.'),
+            (r'^backward_resblocks\.', 'backward_trunk.'),
+            (rf'^memory\.{_MEMORY_ENCODERS}\.forward_resblocks\.', r'memory.\1.trunk.'),
+            (rf'^memory\.{_MEMORY_ENCODERS}\.(conv1|bn1|layer1)\.', r'memory.\1.stem.\2.'),
+            (r'^memory\.key_proj\.key_proj\.', 'memory.key_proj.'),
+            (rf'^memory\.{_MEMORY_DECODERS}\.forward_resblocks\.', r'memory.\1.trunk.'),
+            (rf'^memory\.{_MEMORY_DECODERS}\.upsample\.0\.', r'memory.\1.upsample_conv.'),
+        ],
+        dropped=[r'^conv_hr\.', r'^conv_last\.']),
+}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used for the requested network."""
+
+
+def read_checkpoint(path):
+    """Load a checkpoint file onto the CPU, with a clear error for missing or unreadable files."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f'Checkpoint {path!r} does not exist.')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f'Checkpoint {path!r} could not be read as a PyTorch file: {err}') from err
+
+
+def is_official_checkpoint(checkpoint):
+    """Whether a loaded checkpoint is in the authors' format (``state_dict`` with prefixed keys)."""
+    return isinstance(checkpoint, dict) and isinstance(checkpoint.get('state_dict'), dict)
+
+
+def convert_official_state_dict(state_dict, arch='MemDeblurNet'):
+    """Rename an official state dict's keys to ours.
+
+    Args:
+        state_dict (dict[str, Tensor]): Keys as the authors saved them (any known prefix).
+        arch (str): Architecture whose rules apply (a key of ``OFFICIAL_KEY_RULES``).
+
+    Returns:
+        OrderedDict[str, Tensor]: The same tensors under our key names, unused ones dropped.
+    """
+    if arch not in OFFICIAL_KEY_RULES:
+        raise CheckpointError(f'No official key rules for {arch!r}; known: {sorted(OFFICIAL_KEY_RULES)}.')
+    rules = OFFICIAL_KEY_RULES[arch]
+    converted = OrderedDict()
+    for key, value in state_dict.items():
+        key = _strip_prefix(key)
+        if any(re.search(pattern, key) for pattern in rules.dropped):
+            continue
+        for pattern, replacement in rules.renames:
+            new_key, count = re.subn(pattern, replacement, key)
+            if count:
+                key = new_key
+                break
+        converted[key] = value
+    return converted
+
+
+def _strip_prefix(key):
+    for prefix in OFFICIAL_PREFIXES:
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
+
+
+def extract_state_dict(checkpoint, source, arch='MemDeblurNet', param_key='params'):
+    """The network weights inside a loaded checkpoint of either format, under our key names.
+
+    Args:
+        checkpoint (dict): What ``read_checkpoint`` returned.
+        source (str): File name, for error messages.
+        arch (str): Target architecture (selects the official key rules).
+        param_key (str): BasicSR key to prefer (``'params'`` or ``'params_ema'``); the other one
+            is used when it is missing, as BasicSR does.
+
+    Returns:
+        OrderedDict[str, Tensor]
+    """
+    if is_official_checkpoint(checkpoint):
+        return convert_official_state_dict(checkpoint['state_dict'], arch)
+    if isinstance(checkpoint, dict):
+        for key in (param_key, 'params', 'params_ema'):
+            if isinstance(checkpoint.get(key), dict):
+                return OrderedDict(checkpoint[key])
+        if checkpoint and all(torch.is_tensor(v) for v in checkpoint.values()):
+            return OrderedDict(checkpoint)
+    found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+    raise CheckpointError(f'Checkpoint {source!r} holds neither BasicSR weights (params/params_ema) nor an '
+                          f'official state_dict; found {found}.')
+
+
+def check_state_dict(expected, state_dict, source, arch='MemDeblurNet', max_listed=8):
+    """Raise ``CheckpointError`` listing every missing, unexpected or wrongly shaped key.
+
+    Args:
+        expected (dict[str, Tensor]): The target network's ``state_dict()``.
+        state_dict (dict[str, Tensor]): Weights to load, under our key names.
+        source (str): File name, for the message.
+        arch (str): Target architecture name, for the message.
+        max_listed (int): Keys listed per kind of difference.
+    """
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    wrong_shape = [
+        f'{k}: checkpoint {tuple(state_dict[k].shape)} vs network {tuple(expected[k].shape)}' for k in expected
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
+    ]
+    if not (missing or unexpected or wrong_shape):
+        return
+    lines = [f'Checkpoint {source!r} does not fit this {arch} (a different model or configuration?):']
+    for title, items in (('missing from the checkpoint', missing), ('not in the network', unexpected),
+                         ('shape differs', wrong_shape)):
+        if items:
+            shown = ', '.join(items[:max_listed]) + (f', ... ({len(items) - max_listed} more)'
+                                                      if len(items) > max_listed else '')
+            lines.append(f'  {len(items)} {title}: {shown}')
+    raise CheckpointError('\n'.join(lines))
+
+
+def load_pretrained(net, path, param_key='params', strict=True):
+    """Load a checkpoint of either format into ``net`` after checking that it fits.
+
+    Args:
+        net (nn.Module): Target network (a DDP/DataParallel wrapper is unwrapped).
+        path (str): Checkpoint file.
+        param_key (str): BasicSR key to prefer.
+        strict (bool): Require exactly matching keys and shapes.
+
+    Returns:
+        nn.Module: ``net``, loaded.
+    """
+    net = getattr(net, 'module', net)
+    arch = type(net).__name__
+    state_dict = extract_state_dict(read_checkpoint(path), path, arch, param_key)
+    if strict:
+        check_state_dict(net.state_dict(), state_dict, path, arch)
+    net.load_state_dict(state_dict, strict=strict)
+    return net
+
+
+def convert_checkpoint(src, dst, net, overwrite=False):
+    """Convert an official checkpoint file to BasicSR format, verified against ``net``.
+
+    Args:
+        src (str): Official checkpoint.
+        dst (str): Output path; ``{'params': state_dict}`` is written there.
+        net (nn.Module): Network the weights must fit (its configuration is checked).
+        overwrite (bool): Replace an existing ``dst``.
+
+    Returns:
+        OrderedDict[str, Tensor]: The converted weights.
+    """
+    if os.path.exists(dst) and not overwrite:
+        raise FileExistsError(f'{dst!r} exists; pass overwrite=True (--force) to replace it.')
+    if os.path.abspath(src) == os.path.abspath(dst):
+        raise CheckpointError(f'Refusing to write the converted checkpoint over its source {src!r}.')
+    checkpoint = read_checkpoint(src)
+    if not is_official_checkpoint(checkpoint):
+        raise CheckpointError(f'Checkpoint {src!r} is not in the official format (no state_dict); '
+                              f'found keys {sorted(checkpoint) if isinstance(checkpoint, dict) else "none"}.')
+    arch = type(net).__name__
+    state_dict = convert_official_state_dict(checkpoint['state_dict'], arch)
+    check_state_dict(net.state_dict(), state_dict, src, arch)
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    torch.save({'params': state_dict}, dst)
+    return state_dict

@@ -1,0 +1,65 @@
+"""The memory bank's attention and its eval-time rules (top-k, length window)."""
+import math
+
+import pytest
+import torch
+
+from memdeblur.archs.memory_bank import MemoryBank, memory_affinity, softmax_over_memory
+
+
+def test_affinity_is_negative_squared_distance_up_to_the_query_norm():
+    keys, query = torch.randn(2, 8, 5, dtype=torch.float64), torch.randn(2, 8, 3, dtype=torch.float64)
+    distance = ((keys.unsqueeze(3) - query.unsqueeze(2))**2).sum(1)  # (B, N, M)
+    query_norm = (query**2).sum(1, keepdim=True)
+    expected = (query_norm - distance) / math.sqrt(8)
+    assert torch.allclose(memory_affinity(keys, query), expected, atol=1e-12)
+
+
+def test_top_k_softmax_keeps_the_k_largest_and_renormalises():
+    logits = torch.tensor([[[0.], [3.], [1.], [2.]]], dtype=torch.float64)  # (1, N=4, M=1)
+    weights = softmax_over_memory(logits, top_k=2)[0, :, 0]
+    assert weights[0] == 0 and weights[2] == 0
+    expected = torch.softmax(torch.tensor([3., 2.], dtype=torch.float64), 0)
+    assert torch.allclose(weights[[1, 3]], expected)
+
+
+def test_top_k_larger_than_memory_is_the_full_softmax():
+    logits = torch.randn(2, 6, 4, dtype=torch.float64)
+    assert torch.allclose(softmax_over_memory(logits, top_k=20), torch.softmax(logits, 1), atol=1e-15)
+    assert torch.allclose(softmax_over_memory(logits), torch.softmax(logits, 1), atol=1e-15)
+
+
+def test_window_counts_positions_of_the_entry_just_added():
+    bank = MemoryBank(max_length=2)
+    for step, size in enumerate([(2, 2), (2, 2), (2, 2), (1, 2)]):
+        key = torch.full((1, 3, *size), float(step))
+        bank.add(key, [key[:, :1] * 10])
+    # after the 1x2 entry only 2 x 2 = 4 positions remain: the last 2 of step 2, then step 3's
+    assert len(bank) == 4
+    assert bank.keys[0, 0].tolist() == [2., 2., 3., 3.]
+    assert bank.values[0][0, 0].tolist() == [20., 20., 30., 30.]
+
+
+def test_read_returns_one_map_per_value_at_the_query_size():
+    bank = MemoryBank()
+    bank.add(torch.randn(2, 4, 3, 3), [torch.randn(2, 7, 3, 3), torch.randn(2, 5, 3, 3)])
+    outs = bank.read(torch.randn(2, 4, 2, 5))
+    assert [tuple(o.shape) for o in outs] == [(2, 7, 2, 5), (2, 5, 2, 5)]
+
+
+def test_reading_an_identical_key_from_a_sharp_memory_returns_its_value():
+    key = torch.zeros(1, 2, 1, 2, dtype=torch.float64)
+    key[0, 0, 0, 0], key[0, 1, 0, 1] = 50., 50.  # two far-apart positions
+    value = torch.tensor([[[[1., 2.]]]], dtype=torch.float64)
+    bank = MemoryBank()
+    bank.add(key, [value])
+    assert torch.allclose(bank.read(key)[0], value)
+
+
+def test_empty_bank_and_mismatched_values_are_errors():
+    bank = MemoryBank()
+    with pytest.raises(RuntimeError, match='empty'):
+        bank.read(torch.randn(1, 2, 1, 1))
+    bank.add(torch.randn(1, 2, 1, 1), [torch.randn(1, 3, 1, 1)])
+    with pytest.raises(ValueError, match='1 value tensors, got 2'):
+        bank.add(torch.randn(1, 2, 1, 1), [torch.randn(1, 3, 1, 1)] * 2)

@@ -1,0 +1,46 @@
+"""Convert an authors'-format checkpoint to BasicSR format.
+
+    python tools/convert_checkpoint.py memdeblur_gopro_ds.pth.tar \
+        experiments/pretrained_models/memdeblur_gopro_ds.pth
+
+The output is ``{'params': state_dict}`` with this project's key names, checked key by key
+and shape by shape against the network (the released configuration, or the ``network_g`` of
+an options file given with ``--opt``). It never overwrites a file unless ``--force`` is given.
+"""
+import argparse
+import sys
+
+import yaml
+
+import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers the archs)
+from basicsr.archs import build_network
+
+from memdeblur.utils.checkpoint import CheckpointError, convert_checkpoint
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('src', help='official checkpoint (.pth.tar with state_dict)')
+    parser.add_argument('dst', help='output BasicSR checkpoint (.pth)')
+    parser.add_argument('--opt', help='options YAML whose network_g the weights must fit '
+                        '(default: the released MemDeblurNet configuration)')
+    parser.add_argument('--force', action='store_true', help='overwrite dst if it exists')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    network_opt = {'type': 'MemDeblurNet'}
+    if args.opt:
+        with open(args.opt) as f:
+            network_opt = yaml.safe_load(f)['network_g']
+    net = build_network(network_opt)
+    try:
+        state_dict = convert_checkpoint(args.src, args.dst, net, overwrite=args.force)
+    except (CheckpointError, FileExistsError) as err:
+        sys.exit(f'error: {err}')
+    print(f'Converted {len(state_dict)} tensors for {network_opt["type"]}: {args.src} -> {args.dst}')
+
+
+if __name__ == '__main__':
+    main()
