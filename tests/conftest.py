@@ -41,3 +41,13 @@ def memdeblur_vectors():
 @pytest.fixture(scope='session')
 def estrnn_official_checkpoint():
     return fixture_path('official_estrnn', 'estrnn_official_format.pth.tar')
+
+
+@pytest.fixture(scope='session')
+def synthetic_gopro(tmp_path_factory):
+    """A tiny synthetic GOPRO_Large-layout set: train 2 x 8 frames, test 1 x 8 frames, 64x96."""
+    from memdeblur.data.synthetic import write_synthetic_gopro
+    root = tmp_path_factory.mktemp('synthetic') / 'GOPRO'
+    write_synthetic_gopro(str(root), {'train': 2, 'test': 1}, num_frames=8, height=64, width=96, seed=1,
+                          progress=False)
+    return root

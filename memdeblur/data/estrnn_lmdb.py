@@ -1,0 +1,72 @@
+"""The LMDB format shipped with ESTRNN and the MemDeblur repository (``gopro_ds_*``, ``gopro_ori_*``).
+
+One folder holds, for a data set ``name`` (e.g. ``gopro_ds``) and a split (e.g. ``train``):
+
+* ``{name}_{split}/``: LMDB of blurry frames;
+* ``{name}_{split}_gt/``: LMDB of sharp frames;
+* ``{name}_info_{split}.pkl``: the sequence table ``{'num': n, 'length': total frames,
+  0: {'length': frames of sequence 0}, 1: {...}, ...}``.
+
+Keys are ``'%03d_%08d' % (sequence index, frame index)`` and values the raw H x W x 3 uint8
+BGR pixels, with H and W fixed per data set (540x960 downsampled, 720x1280 original). Two
+traps: sequence indices follow the order the writer happened to list folders in (unsorted),
+so only the table maps indices to sequences; and frame indices need not start at 0, so the
+first key of each sequence gives the offset. Tables written by ``tools/prepare_gopro.py``
+also carry each sequence's ``name``, ``frame_names``, ``height`` and ``width``.
+"""
+import os.path as osp
+import pickle
+
+from memdeblur.data.errors import DataError
+
+# Frame sizes of the published LMDBs, for tables that do not record them.
+KNOWN_FRAME_SIZES = ((540, 960), (720, 1280))
+
+
+def frame_key(seq_idx, frame_idx):
+    """LMDB key of one frame."""
+    return f'{seq_idx:03d}_{frame_idx:08d}'.encode()
+
+
+def lmdb_paths(root, name, split):
+    """(blurry LMDB, sharp LMDB, sequence table) paths for a data set name and split."""
+    return (osp.join(root, f'{name}_{split}'), osp.join(root, f'{name}_{split}_gt'),
+            osp.join(root, f'{name}_info_{split}.pkl'))
+
+
+def read_sequence_table(path):
+    """The per-sequence entries of a table, in index order: a list of dicts with at least ``length``."""
+    with open(path, 'rb') as f:
+        table = pickle.load(f)
+    if not isinstance(table, dict) or 'num' not in table:
+        raise DataError(f'{path} is not an ESTRNN sequence table (a dict with "num" and one entry per sequence).')
+    missing = [i for i in range(table['num']) if i not in table or 'length' not in table[i]]
+    if missing:
+        raise DataError(f'{path}: sequence table lacks entries (with a "length") for indices {missing[:10]}.')
+    return [table[i] for i in range(table['num'])]
+
+
+def write_sequence_table(path, entries):
+    """Write a table in the ESTRNN layout from a list of per-sequence dicts (each with ``length``)."""
+    table = {i: entry for i, entry in enumerate(entries)}
+    table.update(num=len(entries), length=sum(e['length'] for e in entries))
+    with open(path, 'wb') as f:
+        pickle.dump(table, f)
+
+
+def first_frame_index(txn, seq_idx):
+    """Smallest frame index stored for a sequence (the offset), or None when it has no key."""
+    prefix = f'{seq_idx:03d}_'.encode()
+    cursor = txn.cursor()
+    if not cursor.set_range(prefix) or not cursor.key().startswith(prefix):
+        return None
+    return int(cursor.key()[len(prefix):])
+
+
+def infer_frame_size(num_bytes, source):
+    """(H, W) of a raw frame from its byte count, for tables that do not record the size."""
+    for height, width in KNOWN_FRAME_SIZES:
+        if num_bytes == height * width * 3:
+            return height, width
+    raise DataError(f'{source}: frames of {num_bytes} bytes match no known size {KNOWN_FRAME_SIZES}; '
+                     'set frame_size: [H, W] in the dataset options.')

@@ -1,0 +1,73 @@
+"""Whole test sequences (or overlapping windows of long ones) with the names needed to save results."""
+import torch
+from basicsr.utils import img2tensor
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data
+
+from memdeblur.data.errors import DataError
+from memdeblur.data.video_sources import build_video_source
+
+
+def split_into_windows(num_frames, window, overlap):
+    """Windows covering ``range(num_frames)``, each with the part of it whose outputs are kept.
+
+    Consecutive windows share ``overlap`` frames; the shared frames are split between them so that
+    every frame is kept exactly once, from the window where it has the most context. The last
+    window ends at the last frame.
+
+    Returns:
+        list[tuple[int, int, int, int]]: ``(start, stop, keep_start, keep_stop)``, the keep range
+        relative to the window.
+    """
+    if window <= 0 or window >= num_frames:
+        return [(0, num_frames, 0, num_frames)]
+    if not 0 <= overlap < window:
+        raise DataError(f'overlap must be in [0, num_frame), got overlap={overlap}, num_frame={window}.')
+    starts = list(range(0, num_frames - window, window - overlap)) + [num_frames - window]
+    windows = []
+    for i, start in enumerate(starts):
+        keep_from = 0 if i == 0 else (starts[i - 1] + window + start) // 2
+        keep_to = num_frames if i == len(starts) - 1 else (start + window + starts[i + 1]) // 2
+        windows.append((start, start + window, keep_from - start, keep_to - start))
+    return windows
+
+
+@DATASET_REGISTRY.register()
+class VideoDeblurTestDataset(data.Dataset):
+    """Test sequences, whole (``num_frame: -1``, the released evaluation) or in windows.
+
+    Args:
+        opt (dict): Options:
+            dataroot, layout, blur_dir, lmdb_name, split, frame_size: the source (``video_sources``).
+            num_frame (int): -1 (default) for whole sequences, else the window length; sequences
+                no longer than a window are returned whole.
+            overlap (int): Frames shared by consecutive windows. Default: 0.
+
+    Returns items ``{'lq', 'gt': (T, 3, H, W) in [0, 1], 'folder': sequence name, 'frame_names':
+    list of T names, 'frame_start': first frame index, 'keep': (from, to) within the window}``.
+    """
+
+    def __init__(self, opt):
+        super().__init__()
+        self.opt = opt
+        self.source = build_video_source(opt)
+        window = opt.get('num_frame', -1)
+        self.windows = [(seq_idx, *w)
+                        for seq_idx, seq in enumerate(self.source.sequences)
+                        for w in split_into_windows(len(seq), window, opt.get('overlap', 0))]
+
+    def __len__(self):
+        return len(self.windows)
+
+    def __getitem__(self, index):
+        seq_idx, start, stop, keep_from, keep_to = self.windows[index]
+        seq = self.source.sequences[seq_idx]
+        pairs = [self.source.read(seq_idx, i) for i in range(start, stop)]
+        return {
+            'lq': torch.stack(img2tensor([p[0] for p in pairs], bgr2rgb=False, float32=True)),
+            'gt': torch.stack(img2tensor([p[1] for p in pairs], bgr2rgb=False, float32=True)),
+            'folder': seq.name,
+            'frame_names': seq.frame_names[start:stop],
+            'frame_start': start,
+            'keep': (keep_from, keep_to),
+        }

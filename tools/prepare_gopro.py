@@ -1,0 +1,69 @@
+"""Convert GOPRO_Large (or the synthetic set) into BasicSR LMDBs, the ESTRNN LMDB or a downsampled copy.
+
+    # BasicSR LMDBs: datasets/GOPRO_lmdb/{train,test}/{blur,blur_gamma,sharp}.lmdb
+    python tools/prepare_gopro.py datasets/GOPRO_Large datasets/GOPRO_lmdb --format lmdb
+    # ESTRNN/MemDeblur LMDB of downsampled GOPRO (960x540 from blur_gamma), name gopro_ds
+    python tools/prepare_gopro.py datasets/GOPRO_Large datasets/gopro_ds_lmdb --format estrnn_lmdb --downsample 960x540
+    # a downsampled GOPRO_Large-layout folder
+    python tools/prepare_gopro.py datasets/GOPRO_Large datasets/GOPRO_ds --format folder --downsample 960x540
+
+Every sequence is checked first (missing or mismatched frames fail with their names). Existing
+outputs are never replaced unless --force is given.
+"""
+import argparse
+import os.path as osp
+import sys
+
+import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
+from memdeblur.data.errors import DataError
+from memdeblur.data.prepare import write_basicsr_lmdb, write_estrnn_lmdb, write_gopro_folder
+
+
+def parse_size(text):
+    try:
+        width, height = (int(v) for v in text.lower().split('x'))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT such as 960x540, got {text!r}') from err
+    return width, height
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument('src', help='GOPRO_Large folder (with train/ and test/)')
+    parser.add_argument('dst', help='output folder')
+    parser.add_argument('--format', choices=('lmdb', 'estrnn_lmdb', 'folder'), required=True)
+    parser.add_argument('--splits', nargs='+', default=['train', 'test'])
+    parser.add_argument('--blur-dirs', nargs='+', choices=('blur', 'blur_gamma'),
+                        help='blurry folders to convert (default: both for lmdb, blur_gamma otherwise)')
+    parser.add_argument('--downsample', type=parse_size, metavar='WxH', help='resize every frame, e.g. 960x540')
+    parser.add_argument('--name', help='ESTRNN data set name (default gopro_ds with --downsample, else gopro_ori)')
+    parser.add_argument('--force', action='store_true', help='replace existing outputs')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    blur_dirs = args.blur_dirs or (['blur', 'blur_gamma'] if args.format == 'lmdb' else ['blur_gamma'])
+    name = args.name or ('gopro_ds' if args.downsample else 'gopro_ori')
+    try:
+        for split in args.splits:
+            split_root = osp.join(args.src, split)
+            if args.format == 'lmdb':
+                written = write_basicsr_lmdb(split_root, osp.join(args.dst, split), blur_dirs, args.downsample,
+                                             args.force)
+            elif args.format == 'estrnn_lmdb':
+                if len(blur_dirs) != 1:
+                    sys.exit('error: the ESTRNN LMDB holds one blurry version; pass a single --blur-dirs value.')
+                written = write_estrnn_lmdb(split_root, args.dst, name, split, blur_dirs[0], args.downsample,
+                                            args.force)
+            else:
+                written = write_gopro_folder(split_root, osp.join(args.dst, split), blur_dirs, args.downsample,
+                                             args.force)
+            print(f'{split}: wrote {len(written)} outputs under {args.dst}')
+    except (DataError, FileExistsError) as err:
+        sys.exit(f'error: {err}')
+
+
+if __name__ == '__main__':
+    main()
