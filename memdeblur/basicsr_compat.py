@@ -1,25 +1,48 @@
 """Every gap between BasicSR 1.4.2 and this project's environment, closed in one place.
 
 BasicSR 1.4.2 is the toolbox users have, but it predates current torchvision and assumes
-CUDA in a few paths. Each gap gets one small, named fix here and one test in
-``tests/test_basicsr_compat.py``, so that the day BasicSR fixes a gap its line can go.
+CUDA in a few paths. Each gap gets one small, named fix and one test
+(``tests/test_basicsr_compat.py``), so that the day BasicSR fixes a gap its line can go.
 
-This module must run before the first ``import basicsr``; ``memdeblur/__init__.py``
-imports it first.
+=====  ==========================================================  =============================
+gap    BasicSR 1.4.2 behaviour                                     closed by
+=====  ==========================================================  =============================
+1      ``basicsr.data.degradations`` imports the removed            ``alias_torchvision_functional_tensor``
+       ``torchvision.transforms.functional_tensor``
+2      ``basicsr.train.load_resume_state`` maps the state onto     ``load_resume_state``
+       ``torch.cuda.current_device()`` and looks for states
+       relative to the working directory
+3      ``init_dist`` sets ``rank % torch.cuda.device_count()``     ``init_dist``
+       (ZeroDivisionError without GPUs) and uses nccl
+4      ``BaseModel.model_to_device`` gives DDP CUDA ``device_ids``  ``VideoDeblurModel.model_to_device``
+5      the video models' validation puts metric tensors on          ``VideoDeblurModel`` (its own
+       ``'cuda'`` and squeezes ``lq`` in place (on CPU this         validation over
+       shrinks ``self.lq`` too); their test datasets accept only    ``VideoDeblurTestDataset``)
+       vid4/REDS names and no LMDB
+6      ``create_train_val_dataloader`` counts iterations per epoch  ``create_train_val_dataloader``
+       with ``ceil`` but the train loader drops the last partial
+       batch, so training stops before ``total_iter`` (GOPRO's
+       recipe: about 350 iterations early)
+=====  ==========================================================  =============================
+
+This module must run before the first ``import basicsr``; ``memdeblur/__init__.py`` imports
+it first. Gaps 4 and 5 are methods, closed in the model class that overrides them.
 """
 import importlib.util
+import math
+import os.path as osp
 import sys
+
+import torch
 
 _FUNCTIONAL_TENSOR = 'torchvision.transforms.functional_tensor'
 
 
 def alias_torchvision_functional_tensor():
-    """Gap 1: ``basicsr.data.degradations`` imports ``torchvision.transforms.functional_tensor``.
+    """Gap 1: register ``torchvision.transforms.functional`` under the removed private name.
 
-    torchvision removed that private module (0.17); the one function BasicSR takes from it,
-    ``rgb_to_grayscale``, lives on in ``torchvision.transforms.functional``. Registering
-    the public module under the old name makes ``import basicsr`` work again. Nothing is
-    done when the old module still exists.
+    The one function BasicSR takes from it, ``rgb_to_grayscale``, lives on in the public module.
+    Nothing is done when the old module still exists.
     """
     if _FUNCTIONAL_TENSOR in sys.modules:
         return
@@ -33,3 +56,63 @@ def alias_torchvision_functional_tensor():
 
 
 alias_torchvision_functional_tensor()
+
+import basicsr.train  # noqa: E402  (after the alias: importing basicsr needs it)
+import basicsr.utils.options  # noqa: E402
+from basicsr.utils import check_resume, scandir  # noqa: E402
+from basicsr.utils.dist_util import init_dist as _basicsr_init_dist  # noqa: E402
+
+
+def load_resume_state(opt):
+    """Gap 2: BasicSR's ``load_resume_state``, loading onto the CPU and from the experiment's folder.
+
+    Loading onto the CPU is right on every machine: ``optimizer.load_state_dict`` moves each state
+    tensor to its parameter's device. ``--auto_resume`` looks in ``opt['path']['training_states']``
+    (BasicSR looks in ``experiments/<name>`` below the working directory, missing states when
+    training was started from elsewhere). The state holds optimizer and scheduler objects that we
+    wrote ourselves, hence ``weights_only=False``.
+    """
+    state_path = None
+    if opt['auto_resume']:
+        states_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
+        if osp.isdir(states_dir):
+            iters = [int(osp.splitext(s)[0]) for s in scandir(states_dir, suffix='.state')]
+            if iters:
+                state_path = osp.join(states_dir, f'{max(iters)}.state')
+                opt['path']['resume_state'] = state_path
+    else:
+        state_path = opt['path'].get('resume_state')
+    if state_path is None:
+        return None
+    resume_state = torch.load(state_path, map_location='cpu', weights_only=False)
+    check_resume(opt, resume_state['iter'])
+    return resume_state
+
+
+def init_dist(launcher, backend='nccl', **kwargs):
+    """Gap 3: distributed init that also works without GPUs (gloo backend, no device to set).
+
+    With CUDA available, BasicSR's own ``init_dist`` runs unchanged.
+    """
+    if torch.cuda.is_available():
+        return _basicsr_init_dist(launcher, backend, **kwargs)
+    if launcher != 'pytorch':
+        raise ValueError(f'Launcher {launcher!r} needs GPUs; on CPU use --launcher pytorch (torchrun).')
+    torch.distributed.init_process_group(backend='gloo', **kwargs)
+
+
+_basicsr_create_train_val_dataloader = basicsr.train.create_train_val_dataloader
+
+
+def create_train_val_dataloader(opt, logger):
+    """Gap 6: BasicSR's loaders, with enough epochs to reach ``total_iter`` with ``drop_last``."""
+    train_loader, train_sampler, val_loaders, total_epochs, total_iters = _basicsr_create_train_val_dataloader(
+        opt, logger)
+    if train_loader is not None and len(train_loader) > 0:
+        total_epochs = max(total_epochs, math.ceil(total_iters / len(train_loader)))
+    return train_loader, train_sampler, val_loaders, total_epochs, total_iters
+
+
+basicsr.train.load_resume_state = load_resume_state
+basicsr.train.create_train_val_dataloader = create_train_val_dataloader
+basicsr.utils.options.init_dist = init_dist

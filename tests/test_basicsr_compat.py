@@ -1,4 +1,5 @@
 """One test per BasicSR gap closed in memdeblur.basicsr_compat."""
+import os
 import subprocess
 import sys
 
@@ -24,3 +25,53 @@ def test_aliased_grayscale_is_torchvisions_function():
     gray = degradations.rgb_to_grayscale(image)
     expected = 0.2989 * image[:, 0] + 0.587 * image[:, 1] + 0.114 * image[:, 2]
     assert torch.allclose(gray[:, 0], expected, atol=1e-6)
+
+
+def test_resume_state_loads_on_cpu_from_the_experiment_folder(tmp_path):
+    """Gap 2: the newest state under opt['path']['training_states'] loads without CUDA."""
+    import basicsr.train
+    states = tmp_path / 'experiments' / 'exp' / 'training_states'
+    states.mkdir(parents=True)
+    param = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.Adam([param])
+    param.grad = torch.ones(2)
+    optimizer.step()
+    for iteration in (2, 10, 4):
+        torch.save({'iter': iteration, 'epoch': 0, 'optimizers': [optimizer.state_dict()], 'schedulers': []},
+                   states / f'{iteration}.state')
+    opt = {'auto_resume': True, 'name': 'exp', 'network_g': {},
+           'path': {'training_states': str(states), 'models': str(tmp_path / 'models'), 'resume_state': None}}
+    state = basicsr.train.load_resume_state(opt)
+    assert state['iter'] == 10 and opt['path']['resume_state'] == str(states / '10.state')
+    assert opt['path']['pretrain_network_g'] == str(tmp_path / 'models' / 'net_g_10.pth')
+    assert state['optimizers'][0]['state'][0]['exp_avg'].device.type == 'cpu'
+    assert basicsr.train.load_resume_state({'auto_resume': False, 'path': {'resume_state': None}}) is None
+
+
+def test_distributed_init_without_gpus_uses_gloo():
+    """Gap 3: BasicSR's init_dist path (through parse_options) works on a CPU-only machine."""
+    code = ('import os, memdeblur, basicsr.utils.options as o, torch.distributed as d; '
+            'os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="29531"); '
+            'o.init_dist("pytorch"); print(d.get_backend(), d.get_world_size()); d.destroy_process_group()')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            env={**os.environ, 'CUDA_VISIBLE_DEVICES': ''})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['gloo', '1']
+
+
+def test_enough_epochs_to_reach_total_iter_when_the_last_batch_is_dropped(synthetic_gopro):
+    """Gap 6: 10 clips at batch 3 are 3 iterations per epoch, not ceil(10 / 3) = 4."""
+    import logging
+
+    import basicsr.train
+    from memdeblur import basicsr_compat
+    opt = {'world_size': 1, 'rank': 0, 'num_gpu': 0, 'dist': False, 'manual_seed': 0, 'train': {'total_iter': 24},
+           'datasets': {'train': {'name': 'train', 'type': 'VideoDeblurDataset', 'phase': 'train',
+                                  'dataroot': str(synthetic_gopro / 'train'), 'num_frame': 4, 'gt_size': 32,
+                                  'num_worker_per_gpu': 0, 'batch_size_per_gpu': 3}}}
+    logger = logging.getLogger('test')
+    loader, _, _, total_epochs, total_iters = basicsr.train.create_train_val_dataloader(opt, logger)
+    assert len(loader.dataset) == 10 and len(loader) == 3
+    assert (total_epochs + 1) * len(loader) >= total_iters == 24  # BasicSR trains epochs 0..total_epochs
+    _, _, _, basicsr_epochs, _ = basicsr_compat._basicsr_create_train_val_dataloader(opt, logger)
+    assert (basicsr_epochs + 1) * len(loader) < 24  # the gap: BasicSR alone stops at iteration 21

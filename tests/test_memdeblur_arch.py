@@ -108,3 +108,16 @@ def test_two_scale_configuration_runs():
     with torch.no_grad():
         outputs = net(torch.rand(1, 4, 3, 32, 32, dtype=torch.float64), return_scales=True)
     assert [tuple(o.shape[-2:]) for o in outputs] == [(16, 16), (32, 32)]
+
+
+def test_norm_eval_keeps_batchnorm_statistics_fixed_in_training():
+    torch.manual_seed(0)
+    net = MemDeblurNet(**TINY_MEMDEBLUR, norm_eval=True).train()
+    batch_norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert batch_norms and not any(m.training for m in batch_norms)
+    assert net.training and net.forward_trunk.training
+    before = [m.running_mean.clone() for m in batch_norms]
+    net(torch.rand(2, 3, 3, 32, 32)).mean().backward()
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, batch_norms))
+    released = MemDeblurNet(**TINY_MEMDEBLUR).train()
+    assert all(m.training for m in released.modules() if isinstance(m, torch.nn.BatchNorm2d))

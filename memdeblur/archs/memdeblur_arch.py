@@ -56,6 +56,11 @@ class MemDeblurNet(nn.Module):
         top_k (int | None): In eval mode, read-outs keep the ``top_k`` most similar memory
             positions per query position; None = full softmax (the paper's Eq. 6).
             Training always uses the full softmax. Default: 20.
+        norm_eval (bool): Keep the memory encoders' BatchNorm layers in eval mode while training
+            (MMCV's convention), so they act as fixed affine layers. The released model trained
+            them on batch statistics, which works at its batch 8 of 256x256 crops; with small crops
+            the coarse scale's key maps are 1x1, batch statistics become meaningless and eval-mode
+            outputs collapse. Default: False (the released recipe).
     """
 
     def __init__(self,
@@ -65,7 +70,8 @@ class MemDeblurNet(nn.Module):
                  scales=(4, 2, 1),
                  mem_every=(1, 2, 5),
                  test_mem_length=5,
-                 top_k=20):
+                 top_k=20,
+                 norm_eval=False):
         super().__init__()
         scales, mem_every = list(scales), list(mem_every)
         if not scales or scales[-1] != 1:
@@ -79,6 +85,7 @@ class MemDeblurNet(nn.Module):
         self.mem_every = mem_every
         self.test_mem_length = test_mem_length
         self.top_k = top_k
+        self.norm_eval = norm_eval
 
         c, x_ch = mid_channels, FEAT_CHANNELS
         # D: image (3, H, W) -> x (48, H/4, W/4)
@@ -102,6 +109,15 @@ class MemDeblurNet(nn.Module):
         self.forward_trunk = make_layer(ResidualBlockNoBN, num_blocks_forward, num_feat=c)
         self.fusion = conv(2 * c, c, 1)
         self.memory = MemoryBranch(x_ch, c)
+
+    def train(self, mode=True):
+        """Switch train/eval mode; with ``norm_eval`` the BatchNorm layers stay in eval mode."""
+        super().train(mode)
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def forward(self, lqs, return_scales=False):
         """Deblur a batch of sequences.

@@ -44,7 +44,8 @@ class VideoDeblurTestDataset(data.Dataset):
             overlap (int): Frames shared by consecutive windows. Default: 0.
 
     Returns items ``{'lq', 'gt': (T, 3, H, W) in [0, 1], 'folder': sequence name, 'frame_names':
-    list of T names, 'frame_start': first frame index, 'keep': (from, to) within the window}``.
+    list of T names, 'frame_start': first frame index, 'sequence_length': frames in the sequence,
+    'keep': (from, to) within the window}``.
     """
 
     def __init__(self, opt):
@@ -69,5 +70,6 @@ class VideoDeblurTestDataset(data.Dataset):
             'folder': seq.name,
             'frame_names': seq.frame_names[start:stop],
             'frame_start': start,
+            'sequence_length': len(seq),
             'keep': (keep_from, keep_to),
         }

@@ -1,0 +1,195 @@
+"""VideoDeblurModel: training and evaluation of whole-clip video deblurring networks in BasicSR.
+
+Extends BasicSR's ``VideoRecurrentModel`` and overrides only what differs for deblurring:
+
+* checkpoints of either format load through ``memdeblur.utils.checkpoint`` (the authors'
+  original files too), checked key by key;
+* training: one loss over the network's output(s), gradient-norm clipping (``train.max_norm``),
+  EMA (``train.ema_decay``, BasicSR's);
+* evaluation over ``VideoDeblurTestDataset`` (whole sequences or windows) with every metric of
+  ``val.metrics`` for the output and for the blurry input, both PSNR/SSIM conventions (BasicSR's
+  and the released evaluation's), per-sequence and frame-averaged results, frames saved as PNG,
+  a blurry | restored | sharp comparison per sequence and, when testing, Markdown/CSV tables
+  with parameters, GMACs and runtime;
+* CPU and multi-process CPU runs (gaps 4 and 5 of ``memdeblur.basicsr_compat``).
+"""
+import os.path as osp
+import time
+
+import numpy as np
+import torch
+from basicsr.metrics import calculate_metric
+from basicsr.models.video_recurrent_model import VideoRecurrentModel
+from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils.dist_util import get_dist_info
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch import distributed as dist
+from torch.nn.parallel import DataParallel, DistributedDataParallel
+from tqdm import tqdm
+
+from memdeblur.metrics.released_metric import truncate_to_uint8
+from memdeblur.utils.checkpoint import load_pretrained
+from memdeblur.utils.complexity import count_parameters, gmacs_per_frame
+from memdeblur.utils.results_table import summarize, write_csv, write_markdown
+
+
+def metric_inputs(frame, gt_img):
+    """What every metric function receives for one (3, H, W) [0, 1] frame: BasicSR's rounded uint8
+    image (``img``), the released truncated one (``img_truncated``), and the ground truth (``img2``);
+    all (H, W, 3) BGR."""
+    return {
+        'img': tensor2img(frame),
+        'img_truncated': truncate_to_uint8(frame.flip(0).permute(1, 2, 0).float().numpy()),
+        'img2': gt_img,
+    }
+
+
+@MODEL_REGISTRY.register()
+class VideoDeblurModel(VideoRecurrentModel):
+    """Whole-clip video deblurring model: (B, T, 3, H, W) blurry in, the same size restored out."""
+
+    def model_to_device(self, net):
+        """Gap 4: DistributedDataParallel with CUDA ``device_ids`` only when the model is on a GPU."""
+        net = net.to(self.device)
+        if self.opt['dist']:
+            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+            net = DistributedDataParallel(
+                net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False))
+        elif self.opt['num_gpu'] > 1:
+            net = DataParallel(net)
+        return net
+
+    def load_network(self, net, load_path, strict=True, param_key='params'):
+        """Load BasicSR or original-format weights after checking they fit the network."""
+        get_root_logger().info(f'Loading {type(self.get_bare_model(net)).__name__} from {load_path} [{param_key}].')
+        load_pretrained(self.get_bare_model(net), load_path, param_key, strict)
+
+    def training_outputs(self):
+        """What the loss compares with the ground truth; subclasses return several scales."""
+        return self.net_g(self.lq)
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad()
+        loss = self.cri_pix(self.training_outputs(), self.gt)
+        loss.backward()
+        max_norm = self.opt['train'].get('max_norm')
+        if max_norm:
+            torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), max_norm)
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict({'l_pix': loss})
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def test(self):
+        """Restore ``self.lq`` with the EMA network when there is one; time the forward pass.
+
+        The bare network runs, never its DDP wrapper: processes test different sequences, and a
+        DDP forward on one process alone would wait forever for the others' collectives.
+        """
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        net.eval()
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.no_grad():
+            self.output = net(self.lq)
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize()
+        self.forward_seconds = time.perf_counter() - start
+        if self.is_train:
+            self.net_g.train()
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        self.dist_validation(dataloader, current_iter, tb_logger, save_img)
+
+    def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        """Gap 5: evaluate every window of the dataset, split across processes, without CUDA assumptions."""
+        dataset = dataloader.dataset
+        dataset_name = dataset.opt['name']
+        metrics_opt = self.opt['val'].get('metrics') or {}
+        rank, world_size = get_dist_info()
+        records, seconds, frames = [], 0.0, 0
+        indices = range(rank, len(dataset), world_size)
+        for idx in tqdm(indices, desc=f'Test {dataset_name}', unit='window', disable=rank != 0):
+            item = dataset[idx]
+            records += self._evaluate_window(item, metrics_opt, dataset_name, current_iter, save_img)
+            seconds += self.forward_seconds
+            frames += item['lq'].shape[0]
+        if world_size > 1:
+            gathered = [None] * world_size
+            dist.all_gather_object(gathered, (records, seconds, frames))
+            records = [r for part in gathered for r in part[0]]
+            seconds, frames = sum(p[1] for p in gathered), sum(p[2] for p in gathered)
+        if rank == 0 and metrics_opt and records:
+            rows = summarize(records, list(metrics_opt))
+            self._log_results(dataset_name, rows, current_iter, tb_logger)
+            if not self.is_train:
+                self._write_tables(dataset_name, rows, seconds / max(frames, 1))
+
+    def _evaluate_window(self, item, metrics_opt, dataset_name, current_iter, save_img):
+        """Restore one window and score its kept frames; returns one record per kept frame."""
+        self.feed_data({'lq': item['lq'].unsqueeze(0), 'gt': item['gt'].unsqueeze(0)})
+        self.test()
+        keep_from, keep_to = item['keep']
+        outputs = self.output[0, keep_from:keep_to].detach().float().cpu().clamp_(0, 1)
+        del self.lq, self.output, self.gt
+        folder = item['folder']
+        out_dir = osp.join(self.opt['path']['visualization'], dataset_name,
+                           *([str(current_iter)] if self.is_train else []), folder)
+        middle = item['sequence_length'] // 2
+        records = []
+        for offset, output in enumerate(outputs, start=keep_from):
+            name = item['frame_names'][offset]
+            gt_img = tensor2img(item['gt'][offset])
+            scores = {side: {m: calculate_metric(metric_inputs(frame, gt_img), opt)
+                             for m, opt in metrics_opt.items()}
+                      for side, frame in (('output', output), ('input', item['lq'][offset]))}
+            records.append({'sequence': folder, 'frame': name, **scores})
+            restored_img = tensor2img(output)
+            if save_img:
+                imwrite(restored_img, osp.join(out_dir, f'{name}.png'))
+            if item['frame_start'] + offset == middle:
+                comparison = np.concatenate([tensor2img(item['lq'][offset]), restored_img, gt_img], axis=1)
+                imwrite(comparison, osp.join(osp.dirname(out_dir), f'{folder}_comparison_{name}.png'))
+        return records
+
+    def _log_results(self, dataset_name, rows, current_iter, tb_logger):
+        average = rows[-1]
+        metrics = list(self.opt['val']['metrics'])
+        self._initialize_best_metric_results(dataset_name)
+        message = f'Validation {dataset_name} ({average["frames"]} frames)\n'
+        for metric in metrics:
+            self._update_best_metric_result(dataset_name, metric, average[metric], current_iter)
+            best = self.best_metric_results[dataset_name][metric]
+            message += (f'\t # {metric}: {average[metric]:.4f} (blurry input {average[metric + " (blurry input)"]:.4f})'
+                        f'\tBest: {best["val"]:.4f} @ {best["iter"]} iter\n')
+            if tb_logger:
+                tb_logger.add_scalar(f'metrics/{dataset_name}/{metric}', average[metric], current_iter)
+        for row in rows[:-1]:
+            message += f'\t   {row["sequence"]}: ' + ', '.join(f'{m} {row[m]:.4f}' for m in metrics) + '\n'
+        get_root_logger().info(message)
+
+    def _write_tables(self, dataset_name, rows, seconds_per_frame):
+        """Markdown and CSV tables in the results folder, with model size, cost and speed."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        complexity = self.opt['val'].get('complexity', {})
+        height, width = complexity.get('height', 720), complexity.get('width', 1280)
+        num_frames = complexity.get('num_frames', 100)
+        gmacs = gmacs_per_frame(net, height, width, num_frames)
+        device = torch.cuda.get_device_name() if self.device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
+        facts = {
+            'model': self.opt['network_g']['type'],
+            'weights': self.opt['path'].get('pretrain_network_g'),
+            'frames scored': rows[-1]['frames'],
+            'parameters': f'{count_parameters(net) / 1e6:.3f} M',
+            f'GMACs per frame at {height}x{width}': f'{gmacs:.2f} (thop module hooks, T={num_frames})',
+            'runtime per frame': f'{seconds_per_frame:.4f} s at the test frame size ({device})',
+            'conventions': 'psnr/ssim: BasicSR (rounded to uint8); *_released: truncated to uint8, '
+                           'scikit-image SSIM; averages over all frames',
+        }
+        base = osp.join(self.opt['path']['results_root'], f'{dataset_name}_metrics')
+        write_csv(base + '.csv', rows)
+        write_markdown(base + '.md', f'{self.opt["name"]} on {dataset_name}', rows, facts)
+        get_root_logger().info(f'Tables: {base}.md, {base}.csv; frames and comparisons under '
+                               f'{osp.join(self.opt["path"]["visualization"], dataset_name)}')
+

@@ -1,0 +1,66 @@
+"""Per-frame scores -> per-sequence and overall tables, written as Markdown and CSV.
+
+The overall row averages over frames, as the released evaluation does (GOPRO: 1111 frames in
+11 sequences of different lengths); the per-sequence rows average over each sequence's frames.
+"""
+import csv
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+AVERAGE_ROW = 'average (all frames)'
+
+
+def summarize(records, metric_names):
+    """Aggregate per-frame scores.
+
+    Args:
+        records (list[dict]): One per frame: ``{'sequence': str, 'frame': str, 'output': {metric:
+            value}, 'input': {metric: value}}``.
+        metric_names (list[str]): Metrics, in column order.
+
+    Returns:
+        list[OrderedDict]: One row per sequence (in first-seen order) then the average row; keys
+        ``sequence``, ``frames``, each metric, and ``<metric> (blurry input)``.
+    """
+    by_sequence = OrderedDict()
+    for record in records:
+        by_sequence.setdefault(record['sequence'], []).append(record)
+    groups = list(by_sequence.items()) + [(AVERAGE_ROW, records)]
+    rows = []
+    for name, group in groups:
+        row = OrderedDict(sequence=name, frames=len(group))
+        for side, suffix in (('output', ''), ('input', ' (blurry input)')):
+            for metric in metric_names:
+                row[metric + suffix] = float(np.mean([r[side][metric] for r in group]))
+        rows.append(row)
+    return rows
+
+
+def write_csv(path, rows):
+    """Write rows (dicts with the same keys) to ``path``."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def markdown_table(rows, precision=4):
+    """Rows as a Markdown table; floats with ``precision`` decimals."""
+    header = list(rows[0])
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for row in rows:
+        cells = [f'{v:.{precision}f}' if isinstance(v, float) else str(v) for v in row.values()]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def write_markdown(path, title, rows, facts):
+    """A Markdown report: title, the table, then ``facts`` (label -> value) as a list."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    lines = [f'# {title}', '', markdown_table(rows), '']
+    lines += [f'- {label}: {value}' for label, value in facts.items()]
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')

@@ -1,0 +1,97 @@
+"""Training through BasicSR's pipeline on CPU: learning, kill and resume, two processes."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from memdeblur.data.synthetic import write_synthetic_gopro
+from tests.conftest import REPO_ROOT
+from tests.pipeline_helpers import run_pipeline, tiny_training_options, write_options
+
+pytestmark = pytest.mark.slow
+
+
+def validation_psnr(log):
+    """(restored, blurry input) PSNR of the last validation in a training log."""
+    restored, blurry = re.findall(r'# psnr: ([\d.]+) \(blurry input ([\d.]+)\)', log)[-1]
+    return float(restored), float(blurry)
+
+
+def losses(log):
+    return [float(v) for v in re.findall(r'l_pix: ([\d.e+-]+)', log)]
+
+
+LEARNING_ITERATIONS = 400
+
+
+def test_training_lowers_the_loss_and_beats_the_blurry_input(tmp_path):
+    data = tmp_path / 'synthetic'
+    write_synthetic_gopro(str(data), {'train': 3, 'test': 1}, num_frames=10, height=64, width=96, seed=5,
+                          progress=False)
+    opt = tiny_training_options(data, 'learn', LEARNING_ITERATIONS, gt_size=64, batch_size=4)
+    result = run_pipeline('train', tmp_path, write_options(tmp_path, opt))
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stderr + result.stdout
+    loss = losses(log)
+    assert len(loss) == LEARNING_ITERATIONS
+    first, last = loss[:50], loss[-50:]
+    assert sum(last) / len(last) < sum(first) / len(first)
+    restored, blurry = validation_psnr(log)
+    assert restored > blurry, (restored, blurry)
+    assert (tmp_path / 'experiments' / 'learn' / 'models' / 'net_g_latest.pth').is_file()
+
+
+def test_killed_training_resumes_with_the_same_iteration_and_learning_rate(synthetic_gopro, tmp_path):
+    opt = tiny_training_options(synthetic_gopro, 'resume', 12)
+    opt['train']['scheduler']['milestones'] = [6, 9]
+    opt['logger']['save_checkpoint_freq'] = 4
+    opt['val']['val_freq'] = 1000
+    opt_path = write_options(tmp_path, opt)
+    states = tmp_path / 'experiments' / 'resume' / 'training_states'
+    log_path = tmp_path / 'first_run.log'
+    with open(log_path, 'w') as log_file:
+        first = subprocess.Popen(
+            [sys.executable, '-c', 'import sys, memdeblur; from basicsr.train import train_pipeline; '
+             'train_pipeline(sys.argv.pop(1))', str(tmp_path), '-opt', opt_path],
+            cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, 'PYTHONPATH': REPO_ROOT})
+        deadline = time.time() + 300
+        while 'iter:       5,' not in log_path.read_text() and first.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    saved = sorted(int(p.stem) for p in states.glob('*.state'))
+    assert saved and max(saved) < 12, saved  # killed mid-run, after at least one checkpoint
+    resumed = run_pipeline('train', tmp_path, opt_path, '--auto_resume')
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = resumed.stderr + resumed.stdout
+    assert 'Resuming training from epoch: ' in log and f'iter: {max(saved)}.' in log
+    iterations = [int(i) for i in re.findall(r'iter:\s+(\d+), lr', log)]
+    assert iterations == list(range(max(saved) + 1, 13))
+    lrs = {int(i): float(lr) for i, lr in re.findall(r'iter:\s+(\d+), lr:\(([\d.e+-]+),\)', log)}
+    base = opt['train']['optim_g']['lr']
+    for iteration, lr in lrs.items():
+        expected = base * 0.5**sum(iteration > m for m in (6, 9))
+        assert lr == pytest.approx(expected), (iteration, lr)
+    assert (tmp_path / 'experiments' / 'resume' / 'models' / 'net_g_12.pth').is_file()
+
+
+def test_two_process_torchrun_on_cpu_saves_a_checkpoint(synthetic_gopro, tmp_path):
+    opt = tiny_training_options(synthetic_gopro, 'ddp', 2)
+    opt_path = write_options(tmp_path, opt)
+    runner = tmp_path / 'run_train.py'
+    runner.write_text('import sys, memdeblur\nfrom basicsr.train import train_pipeline\n'
+                      'train_pipeline(sys.argv.pop(1))\n')
+    command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',
+               str(runner), str(tmp_path), '-opt', opt_path, '--launcher', 'pytorch']
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, 'PYTHONPATH': REPO_ROOT, 'CUDA_VISIBLE_DEVICES': '',
+                                 'OMP_NUM_THREADS': '1'})
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stderr + result.stdout
+    assert 'World size (gpu number): 2' in log
+    assert (tmp_path / 'experiments' / 'ddp' / 'models' / 'net_g_2.pth').is_file()
+    assert (tmp_path / 'experiments' / 'ddp' / 'training_states' / '2.state').is_file()
