@@ -35,16 +35,22 @@ def load_options(name):
         return yaml.safe_load(f)
 
 
-def tiny_training_options(synthetic_root, name, total_iter, gt_size=32, batch_size=2):
-    """options/train_memdeblur_synthetic.yml on the tests' small synthetic sets, with short clips."""
+def synthetic_training_options(synthetic_root, name, **train_overrides):
+    """options/train_memdeblur_synthetic.yml unchanged but for its data, run name and logging."""
     opt = load_options('train_memdeblur_synthetic.yml')
     opt['name'] = name
     opt['num_gpu'] = 0
-    opt['datasets']['train'].update(dataroot=str(synthetic_root / 'train'), num_frame=4, gt_size=gt_size,
-                                    batch_size_per_gpu=batch_size, num_worker_per_gpu=0)
+    opt['datasets']['train'].update(dataroot=str(synthetic_root / 'train'), num_worker_per_gpu=0)
     opt['datasets']['val'].update(dataroot=str(synthetic_root / 'test'))
-    opt['train']['total_iter'] = total_iter
-    opt['train']['scheduler']['milestones'] = [int(total_iter * 0.8)]
+    opt['train'].update(train_overrides)
+    total_iter = opt['train']['total_iter']
     opt['logger'].update(print_freq=1, save_checkpoint_freq=total_iter)
     opt['val']['val_freq'] = total_iter
+    return opt
+
+
+def tiny_training_options(synthetic_root, name, total_iter):
+    """The synthetic recipe shrunk to run a few iterations in seconds: 4-frame clips, 32x32 crops, batch 2."""
+    opt = synthetic_training_options(synthetic_root, name, total_iter=total_iter)
+    opt['datasets']['train'].update(num_frame=4, gt_size=32, batch_size_per_gpu=2)
     return opt

@@ -69,6 +69,10 @@ def test_released_checkpoint_reproduces_the_fixture_through_the_harness(memdeblu
     assert '| FIXTURE | 7 |' in report
     assert 'parameters: 6.989 M' in report and 'GMACs per frame at 720x1280: 325.02' in report
     assert list((results / 'visualization' / 'Fixture').glob('FIXTURE_comparison_000003.png'))
+    with open(results / 'Fixture_summary.csv') as f:
+        summary = {row['item']: row['value'] for row in csv.DictReader(f)}
+    assert summary['parameters'] == '6.989 M' and summary['frames scored'] == '7'
+    assert summary['GMACs per frame at 720x1280'].startswith('325.02')
 
 
 def test_wrong_checkpoint_stops_the_harness_with_the_differences(estrnn_official_checkpoint, synthetic_gopro,

@@ -11,14 +11,14 @@ start-up with the sequence and frame named, not hours into training:
 
 Layouts (``layout`` option):
 
-=============  ==============================================================
-``gopro``      ``<dataroot>/<SEQ>/{blur|blur_gamma}/*.png`` + ``<SEQ>/sharp/*.png``
-``bsd``        ``<dataroot>/<SEQ>/Blur/RGB/*`` + ``<SEQ>/Sharp/RGB/*``
-``dvd``        ``<dataroot>/<SEQ>/input/*`` + ``<SEQ>/GT/*``
-``lmdb``       ``<dataroot>/{blur_dir}.lmdb`` + ``<dataroot>/sharp.lmdb`` (BasicSR
-               LMDBs with keys ``<SEQ>/<frame>``, as ``tools/prepare_gopro.py`` writes)
-``estrnn_lmdb`` ``<dataroot>/{lmdb_name}_{split}[_gt]`` + ``{lmdb_name}_info_{split}.pkl``
-=============  ==============================================================
+===============  ==============================================================
+``gopro``        ``<dataroot>/<SEQ>/{blur|blur_gamma}/*.png`` + ``<SEQ>/sharp/*.png``
+``bsd``          ``<dataroot>/<SEQ>/Blur/RGB/*`` + ``<SEQ>/Sharp/RGB/*``
+``dvd``          ``<dataroot>/<SEQ>/input/*`` + ``<SEQ>/GT/*``
+``lmdb``         ``<dataroot>/{blur_dir}.lmdb`` + ``<dataroot>/sharp.lmdb`` (BasicSR
+                 LMDBs with keys ``<SEQ>/<frame>``, as ``tools/prepare_gopro.py`` writes)
+``estrnn_lmdb``  ``<dataroot>/{lmdb_name}_{split}[_gt]`` + ``{lmdb_name}_info_{split}.pkl``
+===============  ==============================================================
 """
 import os
 import os.path as osp

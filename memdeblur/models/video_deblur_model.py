@@ -187,9 +187,10 @@ class VideoDeblurModel(VideoRecurrentModel):
             'conventions': 'psnr/ssim: BasicSR (rounded to uint8); *_released: truncated to uint8, '
                            'scikit-image SSIM; averages over all frames',
         }
-        base = osp.join(self.opt['path']['results_root'], f'{dataset_name}_metrics')
-        write_csv(base + '.csv', rows)
-        write_markdown(base + '.md', f'{self.opt["name"]} on {dataset_name}', rows, facts)
-        get_root_logger().info(f'Tables: {base}.md, {base}.csv; frames and comparisons under '
-                               f'{osp.join(self.opt["path"]["visualization"], dataset_name)}')
+        base = osp.join(self.opt['path']['results_root'], dataset_name)
+        write_csv(base + '_metrics.csv', rows)
+        write_csv(base + '_summary.csv', [{'item': label, 'value': value} for label, value in facts.items()])
+        write_markdown(base + '_metrics.md', f'{self.opt["name"]} on {dataset_name}', rows, facts)
+        get_root_logger().info(f'Tables: {base}_metrics.md, {base}_metrics.csv, {base}_summary.csv; frames and '
+                               f'comparisons under {osp.join(self.opt["path"]["visualization"], dataset_name)}')
 
