@@ -89,3 +89,13 @@ def test_converter_cli_never_overwrites(memdeblur_official_checkpoint, tmp_path)
     same_file = subprocess.run(command[:2] + [memdeblur_official_checkpoint, memdeblur_official_checkpoint, '--force'],
                                capture_output=True, text=True)
     assert same_file.returncode != 0 and 'over its source' in same_file.stderr
+
+
+def test_verify_tool_reports_agreement_per_scale():
+    result = subprocess.run([sys.executable, osp.join(REPO_ROOT, 'tools', 'verify_official_checkpoint.py'),
+                             '--timing-runs', '1'], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split(':')[0].strip(): line for line in result.stdout.splitlines() if line.strip().startswith(
+        ('eval', 'train'))}
+    assert lines['eval'].endswith('OK') and lines['train'].endswith('OK')
+    assert 'ms per 64x96 frame' in result.stdout

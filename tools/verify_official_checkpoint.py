@@ -22,13 +22,14 @@ from basicsr.archs import build_network
 from memdeblur.utils.checkpoint import convert_checkpoint, load_pretrained
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEFAULT_FIXTURE_DIR = osp.normpath(osp.join(REPO_ROOT, '..', 'shared', 'fixtures', 'official_memdeblur'))
+FIXTURES_ROOT = os.environ.get('MEMDEBLUR_FIXTURES_ROOT', osp.join(REPO_ROOT, '..', 'shared', 'fixtures'))
+DEFAULT_FIXTURE_DIR = osp.normpath(osp.join(FIXTURES_ROOT, 'official_memdeblur'))
 TOLERANCES = {'eval': 1e-9, 'train': 1e-6}  # train mode's BatchNorm amplifies rounding to ~1e-7
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--fixture-dir', default=os.environ.get('MEMDEBLUR_FIXTURES', DEFAULT_FIXTURE_DIR),
+    parser.add_argument('--fixture-dir', default=DEFAULT_FIXTURE_DIR,
                         help='folder with memdeblur_official_format.pth.tar and io.pt')
     parser.add_argument('--timing-runs', type=int, default=3, help='timed float32 forward passes')
     return parser.parse_args(argv)
