@@ -44,9 +44,18 @@ def metric_inputs(frame, gt_img):
     }
 
 
+def score_frame(inputs, metrics_opt):
+    """Every metric of ``val.metrics`` on one frame's ``metric_inputs``."""
+    return {metric: calculate_metric(inputs, opt) for metric, opt in metrics_opt.items()}
+
+
 @MODEL_REGISTRY.register()
 class VideoDeblurModel(VideoRecurrentModel):
     """Whole-clip video deblurring model: (B, T, 3, H, W) blurry in, the same size restored out."""
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self._input_scores = {}  # (dataset, sequence, frame) -> the blurry input's metric values
 
     def model_to_device(self, net):
         """Gap 4: DistributedDataParallel with CUDA ``device_ids`` only when the model is on a GPU."""
@@ -141,15 +150,18 @@ class VideoDeblurModel(VideoRecurrentModel):
         for offset, output in enumerate(outputs, start=keep_from):
             name = item['frame_names'][offset]
             gt_img = tensor2img(item['gt'][offset])
-            scores = {side: {m: calculate_metric(metric_inputs(frame, gt_img), opt)
-                             for m, opt in metrics_opt.items()}
-                      for side, frame in (('output', output), ('input', item['lq'][offset]))}
-            records.append({'sequence': folder, 'frame': name, **scores})
-            restored_img = tensor2img(output)
+            restored = metric_inputs(output, gt_img)
+            blurry = metric_inputs(item['lq'][offset], gt_img)
+            # the blurry input's scores never change: computed at the first validation only
+            input_key = (dataset_name, folder, name)
+            if input_key not in self._input_scores:
+                self._input_scores[input_key] = score_frame(blurry, metrics_opt)
+            records.append({'sequence': folder, 'frame': name, 'output': score_frame(restored, metrics_opt),
+                            'input': self._input_scores[input_key]})
             if save_img:
-                imwrite(restored_img, osp.join(out_dir, f'{name}.png'))
+                imwrite(restored['img'], osp.join(out_dir, f'{name}.png'))
             if item['frame_start'] + offset == middle:
-                comparison = np.concatenate([tensor2img(item['lq'][offset]), restored_img, gt_img], axis=1)
+                comparison = np.concatenate([blurry['img'], restored['img'], gt_img], axis=1)
                 imwrite(comparison, osp.join(osp.dirname(out_dir), f'{folder}_comparison_{name}.png'))
         return records
 
