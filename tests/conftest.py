@@ -1,7 +1,7 @@
 """Shared test fixtures: the authors' test vectors and small, fast network configurations.
 
 The vectors live in ``../shared/fixtures`` beside the checkout (override with
-MEMDEBLUR_FIXTURES). A missing folder is an error, not a skip: these tests are the proof that
+MEMDEBLUR_FIXTURES_ROOT). A missing folder is an error, not a skip: these tests are the proof that
 the released models are reproduced.
 """
 import os
