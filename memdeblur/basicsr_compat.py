@@ -23,12 +23,17 @@ gap    BasicSR 1.4.2 behaviour                                     closed by
        with ``ceil`` but the train loader drops the last partial
        batch, so training stops before ``total_iter`` (GOPRO's
        recipe: about 350 iterations early)
+7      checkpoints and states are written in place and save        ``VideoDeblurModel.save_network``,
+       errors only logged: a kill mid-save leaves a truncated       ``save_training_state`` (atomic)
+       file, and ``--auto_resume`` dies on the newest state         and ``load_resume_state`` (skips
+       when it is unreadable                                        unreadable states with a warning)
 =====  ==========================================================  =============================
 
 This module must run before the first ``import basicsr``; ``memdeblur/__init__.py`` imports
 it first. Gaps 4 and 5 are methods, closed in the model class that overrides them.
 """
 import importlib.util
+import logging
 import math
 import os.path as osp
 import sys
@@ -72,21 +77,49 @@ def load_resume_state(opt):
     training was started from elsewhere). The state holds optimizer and scheduler objects that we
     wrote ourselves, hence ``weights_only=False``.
     """
-    state_path = None
-    if opt['auto_resume']:
-        states_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
-        if osp.isdir(states_dir):
-            iters = [int(osp.splitext(s)[0]) for s in scandir(states_dir, suffix='.state')]
-            if iters:
-                state_path = osp.join(states_dir, f'{max(iters)}.state')
-                opt['path']['resume_state'] = state_path
-    else:
+    if not opt['auto_resume']:
         state_path = opt['path'].get('resume_state')
-    if state_path is None:
-        return None
-    resume_state = torch.load(state_path, map_location='cpu', weights_only=False)
+        if state_path is None:
+            return None
+        resume_state = torch.load(state_path, map_location='cpu', weights_only=False)
+    else:
+        state_path, resume_state = _newest_readable_state(opt)
+        if state_path is None:
+            return None
+        opt['path']['resume_state'] = state_path
     check_resume(opt, resume_state['iter'])
     return resume_state
+
+
+def _newest_readable_state(opt):
+    """Gap 7: the newest training state that loads and whose network checkpoint loads, newest first.
+
+    A state or checkpoint left truncated by a kill (before saves were atomic, or by a full disk)
+    is skipped with a warning naming it, and the previous one is taken.
+
+    Returns:
+        tuple: (path, loaded state), or (None, None) when there is none.
+    """
+    states_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
+    models_dir = opt['path'].get('models') or osp.join(osp.dirname(states_dir), 'models')
+    if not osp.isdir(states_dir):
+        return None, None
+    iters = sorted((int(osp.splitext(s)[0]) for s in scandir(states_dir, suffix='.state')
+                    if osp.splitext(s)[0].isdigit()), reverse=True)
+    # not get_root_logger(): BasicSR sets up its log file after resuming, and only on the first call
+    logger = logging.getLogger('basicsr')
+    for iteration in iters:
+        state_path = osp.join(states_dir, f'{iteration}.state')
+        try:
+            state = torch.load(state_path, map_location='cpu', weights_only=False)
+            torch.load(osp.join(models_dir, f'net_g_{iteration}.pth'), map_location='cpu', weights_only=True,
+                       mmap=True)
+        except Exception as err:  # truncated or corrupt files raise several types
+            logger.warning(f'auto_resume: skipping iteration {iteration}: {state_path} or its network checkpoint '
+                           f'in {models_dir} cannot be read ({type(err).__name__}: {err}).')
+            continue
+        return state_path, state
+    return None, None
 
 
 def init_dist(launcher, backend='nccl', **kwargs):

@@ -4,6 +4,7 @@ The vectors live in ``../shared/fixtures`` beside the checkout (override with
 MEMDEBLUR_FIXTURES_ROOT). A missing folder is an error, not a skip: these tests are the proof that
 the released models are reproduced.
 """
+import logging
 import os
 import os.path as osp
 
@@ -51,3 +52,14 @@ def synthetic_gopro(tmp_path_factory):
     write_synthetic_gopro(str(root), {'train': 2, 'test': 1}, num_frames=8, height=64, width=96, seed=1,
                           progress=False)
     return root
+
+
+@pytest.fixture
+def basicsr_log():
+    """Records what is logged to BasicSR's logger (which does not propagate to pytest's caplog)."""
+    records = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())
+    logging.getLogger('basicsr').addHandler(handler)
+    yield records
+    logging.getLogger('basicsr').removeHandler(handler)

@@ -36,9 +36,11 @@ def test_resume_state_loads_on_cpu_from_the_experiment_folder(tmp_path):
     optimizer = torch.optim.Adam([param])
     param.grad = torch.ones(2)
     optimizer.step()
+    (tmp_path / 'models').mkdir()
     for iteration in (2, 10, 4):
         torch.save({'iter': iteration, 'epoch': 0, 'optimizers': [optimizer.state_dict()], 'schedulers': []},
                    states / f'{iteration}.state')
+        torch.save({'params': {'w': param.detach()}}, tmp_path / 'models' / f'net_g_{iteration}.pth')
     opt = {'auto_resume': True, 'name': 'exp', 'network_g': {},
            'path': {'training_states': str(states), 'models': str(tmp_path / 'models'), 'resume_state': None}}
     state = basicsr.train.load_resume_state(opt)
@@ -46,6 +48,29 @@ def test_resume_state_loads_on_cpu_from_the_experiment_folder(tmp_path):
     assert opt['path']['pretrain_network_g'] == str(tmp_path / 'models' / 'net_g_10.pth')
     assert state['optimizers'][0]['state'][0]['exp_avg'].device.type == 'cpu'
     assert basicsr.train.load_resume_state({'auto_resume': False, 'path': {'resume_state': None}}) is None
+
+
+def test_auto_resume_skips_a_truncated_state_or_checkpoint_with_a_warning(tmp_path, basicsr_log):
+    """Gap 7: a state (or its network file) cut short by a kill is skipped; the previous one is taken."""
+    import basicsr.train
+    states, models = tmp_path / 'training_states', tmp_path / 'models'
+    states.mkdir()
+    models.mkdir()
+    for iteration in (4, 8, 12):
+        torch.save({'iter': iteration, 'epoch': 1, 'optimizers': [], 'schedulers': []}, states / f'{iteration}.state')
+        torch.save({'params': {'w': torch.ones(3)}}, models / f'net_g_{iteration}.pth')
+    full = (states / '12.state').read_bytes()
+    (states / '12.state').write_bytes(full[:len(full) // 2])
+    network = (models / 'net_g_8.pth').read_bytes()
+    (models / 'net_g_8.pth').write_bytes(network[:40])
+    opt = {'auto_resume': True, 'name': 'exp', 'network_g': {},
+           'path': {'training_states': str(states), 'models': str(models), 'resume_state': None}}
+    state = basicsr.train.load_resume_state(opt)
+    assert state['iter'] == 4 and opt['path']['pretrain_network_g'] == str(models / 'net_g_4.pth')
+    warnings = basicsr_log
+    assert any('skipping iteration 12' in w and '12.state' in w for w in warnings), warnings
+    assert any('skipping iteration 8' in w for w in warnings), warnings
+    assert (states / '12.state').read_bytes() == full[:len(full) // 2]  # nothing deleted
 
 
 def test_distributed_init_without_gpus_uses_gloo():

@@ -1,4 +1,5 @@
 """Checkpoint conversion: official -> BasicSR format, and clear errors for files that do not fit."""
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -89,6 +90,61 @@ def test_converter_cli_never_overwrites(memdeblur_official_checkpoint, tmp_path)
     same_file = subprocess.run(command[:2] + [memdeblur_official_checkpoint, memdeblur_official_checkpoint, '--force'],
                                capture_output=True, text=True)
     assert same_file.returncode != 0 and 'over its source' in same_file.stderr
+
+
+def test_non_strict_loading_logs_every_difference_and_refuses_a_foreign_checkpoint(
+        estrnn_official_checkpoint, memdeblur_official_checkpoint, basicsr_log):
+    net = MemDeblurNet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"estrnn_official_format.pth.tar': none of its \d+ tensors fits this "
+                       r'MemDeblurNet \(strict_load: false would load nothing\)'):
+        load_pretrained(net, estrnn_official_checkpoint, strict=False)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # untouched
+    smaller = load_pretrained(MemDeblurNet(num_blocks_forward=25), memdeblur_official_checkpoint, strict=False)
+    assert any('20 key(s) not in the network (ignored): forward_trunk.25.conv1.weight' in m for m in basicsr_log)
+    assert torch.equal(smaller.forward_trunk[24].conv2.weight,
+                       load_pretrained(MemDeblurNet(), memdeblur_official_checkpoint).forward_trunk[24].conv2.weight)
+    basicsr_log.clear()
+    load_pretrained(MemDeblurNet(mid_channels=32), memdeblur_official_checkpoint, strict=False)
+    assert any('of another shape (ignored): ' in m and 'decoder.0.weight' in m for m in basicsr_log)
+    assert any('missing from the checkpoint (left as initialised)' in m for m in basicsr_log)
+
+
+def test_non_finite_weights_are_refused_naming_the_tensors(official, tmp_path):
+    state = dict(official['state_dict'])
+    state['model.fusion.weight'] = state['model.fusion.weight'].clone()
+    state['model.fusion.weight'][0, 0] = float('nan')
+    state['model.upsampling.4.bias'] = torch.full_like(state['model.upsampling.4.bias'], float('inf'))
+    path = tmp_path / 'diverged.pth.tar'
+    torch.save({**official, 'state_dict': state}, path)
+    for strict in (True, False):
+        with pytest.raises(CheckpointError, match=r"diverged.pth.tar' holds non-finite \(NaN or Inf\) values in 2 "
+                           r'tensor\(s\): (fusion.weight, decoder.4.bias|decoder.4.bias, fusion.weight)'):
+            load_pretrained(MemDeblurNet(), str(path), strict=strict)
+    with pytest.raises(CheckpointError, match='non-finite'):
+        convert_checkpoint(str(path), str(tmp_path / 'out.pth'), MemDeblurNet())
+    assert not (tmp_path / 'out.pth').exists()
+
+
+def test_converter_never_destroys_its_source_through_links_or_folders(memdeblur_official_checkpoint, tmp_path):
+    source = tmp_path / 'official.pth.tar'
+    source.write_bytes(open(memdeblur_official_checkpoint, 'rb').read())
+    original = source.read_bytes()
+    symlink, hardlink, folder = tmp_path / 'via_symlink.pth', tmp_path / 'via_hardlink.pth', tmp_path / 'models'
+    symlink.symlink_to(source)
+    os.link(source, hardlink)
+    folder.mkdir()
+    tool = [sys.executable, osp.join(REPO_ROOT, 'tools', 'convert_checkpoint.py'), str(source)]
+    for link in (symlink, hardlink):
+        result = subprocess.run(tool + [str(link), '--force'], capture_output=True, text=True)
+        assert result.returncode != 0 and 'over its source' in result.stderr and 'a link to it' in result.stderr
+        assert source.read_bytes() == original
+    result = subprocess.run(tool + [str(folder), '--force'], capture_output=True, text=True)
+    assert result.returncode != 0 and f"Destination '{folder}' is a folder" in result.stderr
+    assert list(folder.iterdir()) == []
+    converted = tmp_path / 'converted.pth'
+    assert subprocess.run(tool + [str(converted)], capture_output=True, text=True).returncode == 0
+    assert source.read_bytes() == original and not list(tmp_path.glob('.*partial'))
 
 
 def test_verify_tool_reports_agreement_per_scale():

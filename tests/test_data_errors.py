@@ -85,7 +85,7 @@ def test_missing_root_empty_root_and_bad_options(tmp_path):
 def test_sharp_folder_missing(gopro):
     root, seq = gopro
     shutil.rmtree(seq / 'sharp')
-    with pytest.raises(DataError, match=rf'Sequence {seq.name}: sharp folder .* is missing'):
+    with pytest.raises(DataError, match=rf'1 sequence\(s\) lack a frame folder: {seq.name} \(no sharp/\)'):
         build(root)
 
 

@@ -121,3 +121,23 @@ def test_norm_eval_keeps_batchnorm_statistics_fixed_in_training():
     assert all(torch.equal(b, m.running_mean) for b, m in zip(before, batch_norms))
     released = MemDeblurNet(**TINY_MEMDEBLUR).train()
     assert all(m.training for m in released.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_integer_empty_non_finite_and_0_255_inputs_are_refused():
+    net = tiny_net()
+    frames = torch.rand(1, 3, 3, 32, 32, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r'expects floating-point frames in \[0, 1\], got torch.uint8.*/ 255'):
+        net((frames * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match=r'got values in \[.*\] \(0-255 values\? divide by 255\)'):
+        net(frames * 255)
+    with pytest.raises(ValueError, match=r'empty batch: shape \(1, 0, 3, 32, 32\)'):
+        net(frames[:, :0])
+    with pytest.raises(ValueError, match=r'empty batch: shape \(0, 3, 3, 32, 32\)'):
+        net(frames[:0])
+    broken = frames.clone()
+    broken[0, 2, 1, 5, 5] = float('nan')
+    with pytest.raises(ValueError, match=r'non-finite \(NaN or Inf\) input frames: \(batch 0, frame 2\)'):
+        net(broken)
+    with torch.no_grad():
+        slightly_outside = net(frames * 1.2 - 0.1)  # e.g. after resampling: accepted
+    assert torch.isfinite(slightly_outside).all()

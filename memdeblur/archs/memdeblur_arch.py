@@ -17,9 +17,12 @@ from torch import nn
 from memdeblur.archs.blocks import RDBDown, conv
 from memdeblur.archs.memory_bank import MemoryBank
 from memdeblur.archs.memory_branch import MemoryBranch
+from memdeblur.utils.option_check import BOOL, INT, INT_LIST, checked_options, optional
 
 FEAT_CHANNELS = 48  # channels of the encoder D's output: 3 -> 12 -> 48 through two RDBDown(x4)
 SIZE_MULTIPLE = 4  # D halves the size twice
+# Inputs are refused outside this range: [0, 1] with room for overshooting augmentations or resampling.
+INPUT_RANGE = (-0.5, 1.5)
 
 
 def round_up(value, multiple):
@@ -32,12 +35,39 @@ def resize(x, size):
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
 
 
+def check_input_frames(lqs, name):
+    """Refuse what would give silently wrong outputs: not (B, T, 3, H, W), empty, integer, non-finite
+    or far outside [0, 1] (the usual cause: 0-255 values). ``name`` is the network, for messages."""
+    if lqs.dim() != 5 or lqs.shape[2] != 3:
+        raise ValueError(f'{name} expects (B, T, 3, H, W) frames, got shape {tuple(lqs.shape)}.')
+    if lqs.shape[0] == 0 or lqs.shape[1] == 0:
+        raise ValueError(f'{name} got an empty batch: shape {tuple(lqs.shape)} (B and T must be at least 1).')
+    if not lqs.is_floating_point():
+        raise TypeError(f'{name} expects floating-point frames in [0, 1], got {lqs.dtype}: convert with '
+                        '`frames.float() / 255` (8-bit) or `/ 65535` (16-bit).')
+    if lqs.device.type == 'meta':  # shapes only (complexity counting): there are no values to check
+        return
+    finite = torch.isfinite(lqs).flatten(2).all(dim=2)  # (B, T)
+    if not finite.all():
+        bad = [f'(batch {b}, frame {t})' for b, t in (~finite).nonzero().tolist()]
+        raise ValueError(f'{name} got non-finite (NaN or Inf) input frames: {", ".join(bad[:8])}'
+                         f'{" ..." if len(bad) > 8 else ""}.')
+    low, high = (v.item() for v in torch.aminmax(lqs.detach()))
+    if low < INPUT_RANGE[0] or high > INPUT_RANGE[1]:
+        hint = ' (0-255 values? divide by 255)' if high > 2 else ''
+        raise ValueError(f'{name} expects frames in [0, 1], got values in [{low:.3g}, {high:.3g}]{hint}.')
+
+
 @ARCH_REGISTRY.register()
+@checked_options(mid_channels=INT, num_blocks_forward=INT, num_blocks_backward=INT, scales=INT_LIST,
+                 mem_every=INT_LIST, test_mem_length=optional(INT), top_k=optional(INT), norm_eval=BOOL)
 class MemDeblurNet(nn.Module):
     """Multi-scale memory-based video deblurring network.
 
-    Input and output are in [0, 1]; internally the model works on ``frame - 0.5`` as the
-    released one does. Frames whose sides are not multiples of 4 are reflect-padded and the
+    Input is in [0, 1] (floating point; integer, non-finite and 0-255 inputs are refused); internally
+    the model works on ``frame - 0.5`` as the released one does. The output is ``frame + residual``
+    and is **not clamped**: it may leave [0, 1] slightly; the test harness clamps before scoring and
+    saving. Frames whose sides are not multiples of 4 are reflect-padded and the
     finest output cropped back.
 
     Args:
@@ -129,10 +159,10 @@ class MemDeblurNet(nn.Module):
                 ``round_up(H' // f, 4)`` for factor f, H' being H padded to a multiple of 4.
 
         Returns:
-            Tensor | list[Tensor]: (B, T, 3, H, W) in [0, 1], or the list of scale outputs.
+            Tensor | list[Tensor]: (B, T, 3, H, W), or the list of scale outputs; in the input's
+            range but not clamped to [0, 1].
         """
-        if lqs.dim() != 5 or lqs.shape[2] != 3:
-            raise ValueError(f'MemDeblurNet expects (B, T, 3, H, W) frames, got shape {tuple(lqs.shape)}.')
+        check_input_frames(lqs, type(self).__name__)
         b, t, _, h, w = lqs.shape
         if h < 16 or w < 16:
             raise ValueError(f'MemDeblurNet needs frames of at least 16x16 pixels, got {h}x{w}.')

@@ -36,8 +36,12 @@ def lmdb_paths(root, name, split):
 
 def read_sequence_table(path):
     """The per-sequence entries of a table, in index order: a list of dicts with at least ``length``."""
-    with open(path, 'rb') as f:
-        table = pickle.load(f)
+    try:
+        with open(path, 'rb') as f:
+            table = pickle.load(f)
+    except Exception as err:  # a corrupt pickle raises many types (UnpicklingError, EOFError, ValueError, ...)
+        raise DataError(f'{path} cannot be read as an ESTRNN sequence table (a pickle): '
+                        f'{type(err).__name__}: {err}') from err
     if not isinstance(table, dict) or 'num' not in table:
         raise DataError(f'{path} is not an ESTRNN sequence table (a dict with "num" and one entry per sequence).')
     missing = [i for i in range(table['num']) if i not in table or 'length' not in table[i]]

@@ -7,11 +7,15 @@
 
 Downsampling resizes every frame to a given size with area interpolation (the right filter
 for shrinking); "downsampled GOPRO" is 960x540 from ``blur_gamma``. Outputs are never
-overwritten unless ``overwrite`` is set, and then only the output paths this module writes.
+overwritten unless ``overwrite`` is set. Everything is written into temporary siblings of the
+outputs and swapped in only when the whole conversion succeeded, so a corrupt frame half-way
+(or a kill) leaves existing outputs untouched and no partial ones behind.
 """
+import contextlib
 import os
 import os.path as osp
 import shutil
+import uuid
 
 import cv2
 import lmdb
@@ -24,13 +28,44 @@ from memdeblur.data.frame_io import read_frame
 from memdeblur.data.video_sources import FolderVideoSource
 
 
-def claim_output(path, overwrite):
-    """Make sure ``path`` may be written: refuse an existing one unless ``overwrite`` (then remove it)."""
-    if osp.exists(path):
-        if not overwrite:
-            raise FileExistsError(f'{path} exists; pass --force to replace it.')
-        shutil.rmtree(path) if osp.isdir(path) else os.remove(path)
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+@contextlib.contextmanager
+def staged_outputs(paths, overwrite):
+    """Write several outputs all-or-nothing: yields ``{final path: temporary sibling path}``.
+
+    Existing outputs are refused unless ``overwrite``. On success every temporary path is renamed
+    to its final path (an old output moved aside first and removed last); on any error, or a
+    kill, the temporary paths are removed (or left as hidden ``.partial`` siblings) and the old
+    outputs stay as they were.
+    """
+    existing = [p for p in paths if osp.lexists(p)]
+    if existing and not overwrite:
+        raise FileExistsError(f'{", ".join(existing)} ' + ('exists; pass --force to replace it.' if len(existing) == 1
+                                                           else 'exist; pass --force to replace them.'))
+    tag = uuid.uuid4().hex[:8]
+    staging = {p: osp.join(osp.dirname(osp.abspath(p)), f'.partial-{tag}-{osp.basename(p)}') for p in paths}
+    for tmp in staging.values():
+        os.makedirs(osp.dirname(tmp), exist_ok=True)
+    try:
+        yield staging
+    except BaseException:
+        for tmp in staging.values():
+            _remove(tmp)
+        raise
+    backups = {}
+    for final, tmp in staging.items():
+        if osp.lexists(final):
+            backups[final] = osp.join(osp.dirname(tmp), f'.old-{tag}-{osp.basename(final)}')
+            os.replace(final, backups[final])
+        os.replace(tmp, final)
+    for backup in backups.values():
+        _remove(backup)
+
+
+def _remove(path):
+    if osp.isdir(path) and not osp.islink(path):
+        shutil.rmtree(path)
+    elif osp.lexists(path):
+        os.remove(path)
 
 
 def load_uint8_bgr(path, size=None):
@@ -71,16 +106,16 @@ def write_basicsr_lmdb(split_root, out_split_root, blur_dirs=('blur', 'blur_gamm
     jobs = [(f'{d}.lmdb', source, 0) for d, source in sources.items()]
     jobs.append(('sharp.lmdb', sources[blur_dirs[0]], 1))
     written = [osp.join(out_split_root, name) for name, _, _ in jobs]
-    for lmdb_path in written:  # all checked before anything is written
-        claim_output(lmdb_path, overwrite)
-    for lmdb_path, (name, source, side) in zip(written, jobs):
-        maker = LmdbMaker(lmdb_path, compress_level=compress_level)
-        for seq_idx, frame_idx, path in tqdm(_frames(source, side), total=_count(source), desc=name, unit='frame'):
-            image = load_uint8_bgr(path, size)
-            _, encoded = cv2.imencode('.png', image, [cv2.IMWRITE_PNG_COMPRESSION, compress_level])
-            seq = source.sequences[seq_idx]
-            maker.put(encoded.tobytes(), f'{seq.name}/{seq.frame_names[frame_idx]}', image.shape)
-        maker.close()
+    with staged_outputs(written, overwrite) as staging:
+        for lmdb_path, (name, source, side) in zip(written, jobs):
+            maker = LmdbMaker(staging[lmdb_path], compress_level=compress_level)
+            for seq_idx, frame_idx, path in tqdm(_frames(source, side), total=_count(source), desc=name,
+                                                 unit='frame'):
+                image = load_uint8_bgr(path, size)
+                _, encoded = cv2.imencode('.png', image, [cv2.IMWRITE_PNG_COMPRESSION, compress_level])
+                seq = source.sequences[seq_idx]
+                maker.put(encoded.tobytes(), f'{seq.name}/{seq.frame_names[frame_idx]}', image.shape)
+            maker.close()
     return written
 
 
@@ -95,20 +130,19 @@ def write_estrnn_lmdb(split_root, out_root, name, split, blur_dir='blur_gamma', 
     """
     source = FolderVideoSource(split_root, 'gopro', blur_dir)
     paths = estrnn_lmdb.lmdb_paths(out_root, name, split)
-    for path in paths:
-        claim_output(path, overwrite)
     entries = []
     for seq in source.sequences:
         width, height = size if size is not None else (seq.width, seq.height)
         entries.append({'length': len(seq), 'name': seq.name, 'frame_names': list(seq.frame_names),
                         'height': height, 'width': width})
     map_size = 2 * sum(e['length'] * e['height'] * e['width'] * 3 for e in entries) + (1 << 20)
-    for side, lmdb_path in enumerate(paths[:2]):
-        with lmdb.open(lmdb_path, map_size=map_size) as env, env.begin(write=True) as txn:
-            for seq_idx, frame_idx, path in tqdm(_frames(source, side), total=_count(source),
-                                                 desc=osp.basename(lmdb_path), unit='frame'):
-                txn.put(estrnn_lmdb.frame_key(seq_idx, frame_idx), load_uint8_bgr(path, size).tobytes())
-    estrnn_lmdb.write_sequence_table(paths[2], entries)
+    with staged_outputs(paths, overwrite) as staging:
+        for side, lmdb_path in enumerate(paths[:2]):
+            with lmdb.open(staging[lmdb_path], map_size=map_size) as env, env.begin(write=True) as txn:
+                for seq_idx, frame_idx, path in tqdm(_frames(source, side), total=_count(source),
+                                                     desc=osp.basename(lmdb_path), unit='frame'):
+                    txn.put(estrnn_lmdb.frame_key(seq_idx, frame_idx), load_uint8_bgr(path, size).tobytes())
+        estrnn_lmdb.write_sequence_table(staging[paths[2]], entries)
     return list(paths)
 
 
@@ -120,13 +154,14 @@ def write_gopro_folder(split_root, out_split_root, blur_dirs=('blur_gamma', ), s
     """
     sources = {d: FolderVideoSource(split_root, 'gopro', d) for d in blur_dirs}
     first = sources[blur_dirs[0]]
-    for seq in first.sequences:
-        claim_output(osp.join(out_split_root, seq.name), overwrite)
+    written = [osp.join(out_split_root, seq.name) for seq in first.sequences]
     jobs = [(d, source, 0) for d, source in sources.items()] + [('sharp', first, 1)]
-    for folder, source, side in jobs:
-        for seq_idx, frame_idx, path in tqdm(_frames(source, side), total=_count(source), desc=folder, unit='frame'):
-            out_dir = osp.join(out_split_root, source.sequences[seq_idx].name, folder)
-            os.makedirs(out_dir, exist_ok=True)
-            cv2.imwrite(osp.join(out_dir, source.sequences[seq_idx].frame_names[frame_idx] + '.png'),
-                        load_uint8_bgr(path, size))
-    return [osp.join(out_split_root, seq.name) for seq in first.sequences]
+    with staged_outputs(written, overwrite) as staging:
+        for folder, source, side in jobs:
+            for seq_idx, frame_idx, path in tqdm(_frames(source, side), total=_count(source), desc=folder,
+                                                 unit='frame'):
+                seq = source.sequences[seq_idx]
+                out_dir = osp.join(staging[osp.join(out_split_root, seq.name)], folder)
+                os.makedirs(out_dir, exist_ok=True)
+                cv2.imwrite(osp.join(out_dir, seq.frame_names[frame_idx] + '.png'), load_uint8_bgr(path, size))
+    return written

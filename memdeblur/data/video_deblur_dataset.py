@@ -7,8 +7,35 @@ from basicsr.utils import img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
+from memdeblur.data.dataset_options import check_dataset_options
 from memdeblur.data.errors import DataError
 from memdeblur.data.video_sources import build_video_source
+from memdeblur.utils.option_check import BOOL, INT, optional
+
+TRAIN_DATASET_OPTIONS = {'num_frame': INT, 'gt_size': optional(INT), 'use_hflip': BOOL, 'use_rot': BOOL,
+                         'random_reverse': BOOL}
+
+
+def clip_problems(sequences, opt):
+    """Every reason the sequences cannot give the training clips ``opt`` asks for (empty when they can).
+
+    Sequences shorter than ``num_frame``, frames smaller than ``gt_size``, and rotations of
+    non-square whole frames; all of them, so one run of ``tools/check_data.py`` lists them all.
+    """
+    num_frame, gt_size = opt['num_frame'], opt.get('gt_size')
+    problems = []
+    if opt.get('use_rot', True) and not gt_size:
+        sizes = sorted({(seq.height, seq.width) for seq in sequences})
+        if any(h != w for h, w in sizes):
+            problems.append(f'use_rot needs square clips: set gt_size, or use_rot: false for frames of sizes '
+                            f'{sizes}.')
+    for seq in sequences:
+        if len(seq) < num_frame:
+            problems.append(f'Sequence {seq.name} has {len(seq)} frames, fewer than num_frame={num_frame}.')
+        if gt_size and min(seq.height, seq.width) < gt_size:
+            problems.append(f'Sequence {seq.name} has {seq.height}x{seq.width} frames, smaller than '
+                            f'gt_size={gt_size}.')
+    return problems
 
 
 @DATASET_REGISTRY.register()
@@ -21,8 +48,9 @@ class VideoDeblurDataset(data.Dataset):
 
     Args:
         opt (dict): Options:
-            dataroot, layout, blur_dir, lmdb_name, split, frame_size: the source (``video_sources``).
-            num_frame (int): Frames per clip.
+            dataroot, layout, blur_dir, lmdb_name, split, frame_size, skip_incomplete: the source
+                (``video_sources``).
+            num_frame (int): Frames per clip (required).
             gt_size (int | None): Side of the random square crop; None keeps whole frames.
             use_hflip (bool): Random horizontal flips. Default: True.
             use_rot (bool): Random vertical flips and 90-degree rotations (the paper names
@@ -34,24 +62,16 @@ class VideoDeblurDataset(data.Dataset):
 
     def __init__(self, opt):
         super().__init__()
+        check_dataset_options(opt, TRAIN_DATASET_OPTIONS, required=('num_frame', ))
         self.opt = opt
         self.num_frame = opt['num_frame']
         self.gt_size = opt.get('gt_size')
         self.source = build_video_source(opt)
-        self.clips = []
-        if self.opt.get('use_rot', True) and not self.gt_size:
-            sizes = {(seq.height, seq.width) for seq in self.source.sequences}
-            if any(h != w for h, w in sizes):
-                raise DataError(f'use_rot needs square clips: set gt_size, or use_rot: false for frames of sizes '
-                                f'{sorted(sizes)} (dataroot {opt["dataroot"]}).')
-        for seq_idx, seq in enumerate(self.source.sequences):
-            if len(seq) < self.num_frame:
-                raise DataError(f'Sequence {seq.name} has {len(seq)} frames, fewer than num_frame={self.num_frame} '
-                                f'(dataroot {opt["dataroot"]}).')
-            if self.gt_size and min(seq.height, seq.width) < self.gt_size:
-                raise DataError(f'Sequence {seq.name} has {seq.height}x{seq.width} frames, smaller than '
-                                f'gt_size={self.gt_size}.')
-            self.clips += [(seq_idx, start) for start in range(len(seq) - self.num_frame + 1)]
+        problems = clip_problems(self.source.sequences, opt)
+        if problems:
+            raise DataError(f'{opt["dataroot"]}: ' + ' '.join(problems))
+        self.clips = [(seq_idx, start) for seq_idx, seq in enumerate(self.source.sequences)
+                      for start in range(len(seq) - self.num_frame + 1)]
 
     def __len__(self):
         return len(self.clips)

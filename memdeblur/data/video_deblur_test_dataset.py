@@ -4,8 +4,12 @@ from basicsr.utils import img2tensor
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
+from memdeblur.data.dataset_options import check_dataset_options
 from memdeblur.data.errors import DataError
 from memdeblur.data.video_sources import build_video_source
+from memdeblur.utils.option_check import INT
+
+TEST_DATASET_OPTIONS = {'num_frame': INT, 'overlap': INT}
 
 
 def split_into_windows(num_frames, window, overlap):
@@ -38,7 +42,8 @@ class VideoDeblurTestDataset(data.Dataset):
 
     Args:
         opt (dict): Options:
-            dataroot, layout, blur_dir, lmdb_name, split, frame_size: the source (``video_sources``).
+            dataroot, layout, blur_dir, lmdb_name, split, frame_size, skip_incomplete: the source
+                (``video_sources``).
             num_frame (int): -1 (default) for whole sequences, else the window length; sequences
                 no longer than a window are returned whole.
             overlap (int): Frames shared by consecutive windows. Default: 0.
@@ -50,6 +55,7 @@ class VideoDeblurTestDataset(data.Dataset):
 
     def __init__(self, opt):
         super().__init__()
+        check_dataset_options(opt, TEST_DATASET_OPTIONS, required=())
         self.opt = opt
         self.source = build_video_source(opt)
         window = opt.get('num_frame', -1)

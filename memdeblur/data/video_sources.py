@@ -5,9 +5,14 @@ blurry/sharp pair as (H, W, 3) float32 RGB arrays in [0, 1] (``read``). Everythi
 checked without decoding every frame is checked when the source is built, so bad data fails at
 start-up with the sequence and frame named, not hours into training:
 
-* folders: missing or extra frames on either side, count mismatches, unreadable headers,
-  blurry/sharp or in-sequence size mismatches;
-* LMDBs: missing keys, wrong byte counts, sequence tables that disagree with the database.
+* folders: sequences lacking the blurry or sharp folder (``skip_incomplete: true`` skips them,
+  listed in the log), missing or extra frames on either side, count mismatches, unreadable
+  headers, blurry/sharp or in-sequence size mismatches;
+* LMDBs: truncated ``data.mdb``, unreadable ``meta_info.txt`` or sequence tables, missing keys,
+  wrong byte counts, sequence tables that disagree with the database.
+
+Frame and sequence names are ordered naturally (``2`` before ``10``), and a hole in a
+sequence's frame numbering (a frame missing on both sides) is logged as a warning.
 
 Layouts (``layout`` option):
 
@@ -24,13 +29,15 @@ import os
 import os.path as osp
 from dataclasses import dataclass
 
-import lmdb
 import numpy as np
-from basicsr.utils import FileClient
+from basicsr.utils import FileClient, get_root_logger
 
 from memdeblur.data import estrnn_lmdb
 from memdeblur.data.errors import DataError, FrameError
 from memdeblur.data.frame_io import IMAGE_EXTENSIONS, decode_frame, probe_frame, read_frame, to_float_rgb
+from memdeblur.data.frame_names import natural_sorted, numbering_gaps
+from memdeblur.data.lmdb_files import open_lmdb_readonly
+from memdeblur.utils.option_check import BOOL, INT_LIST, STR, one_of, optional
 
 FOLDER_LAYOUTS = {
     'gopro': (None, 'sharp'),  # blurry folder: the blur_dir option ('blur' or 'blur_gamma')
@@ -38,6 +45,18 @@ FOLDER_LAYOUTS = {
     'dvd': ('input', 'GT'),
 }
 LAYOUTS = tuple(FOLDER_LAYOUTS) + ('lmdb', 'estrnn_lmdb')
+GOPRO_BLUR_DIRS = ('blur', 'blur_gamma')
+
+# The options of ``build_video_source``, for the datasets' option checks.
+SOURCE_OPTIONS = {
+    'dataroot': STR,
+    'layout': one_of(*LAYOUTS),
+    'blur_dir': one_of(*GOPRO_BLUR_DIRS),
+    'lmdb_name': STR,
+    'split': STR,
+    'frame_size': optional(INT_LIST),
+    'skip_incomplete': BOOL,
+}
 
 
 @dataclass
@@ -53,8 +72,14 @@ class SequenceInfo:
         return len(self.frame_names)
 
 
-def build_video_source(opt):
-    """Build the source an options dict asks for (keys: ``dataroot``, ``layout``, ``blur_dir``, ...)."""
+def build_video_source(opt, on_error=None):
+    """Build the source an options dict asks for (keys: ``dataroot``, ``layout``, ``blur_dir``, ...).
+
+    Args:
+        opt (dict): Dataset options (``SOURCE_OPTIONS``).
+        on_error (callable | None): For folder layouts, called with each sequence's ``DataError``
+            (that sequence is then left out) instead of raising the first one; for checking tools.
+    """
     layout = opt.get('layout', 'gopro')
     dataroot = opt.get('dataroot')
     if layout not in LAYOUTS:
@@ -62,7 +87,8 @@ def build_video_source(opt):
     if not dataroot or not osp.isdir(dataroot):
         raise DataError(f'dataroot {dataroot!r} is not a folder (layout {layout}).')
     if layout in FOLDER_LAYOUTS:
-        return FolderVideoSource(dataroot, layout, opt.get('blur_dir', 'blur'))
+        return FolderVideoSource(dataroot, layout, opt.get('blur_dir', 'blur'), opt.get('skip_incomplete', False),
+                                 on_error)
     if layout == 'lmdb':
         return BasicsrLmdbVideoSource(dataroot, opt.get('blur_dir', 'blur'))
     return EstrnnLmdbVideoSource(dataroot, opt.get('lmdb_name', 'gopro_ds'), opt.get('split', 'train'),
@@ -70,7 +96,15 @@ def build_video_source(opt):
 
 
 def _list_images(folder):
-    return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+    return natural_sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def warn_numbering_gaps(sequence, frame_names, where):
+    """Log a warning for each hole in a sequence's frame numbering (a frame missing on both sides)."""
+    for before, after in numbering_gaps(frame_names):
+        get_root_logger().warning(f'Sequence {sequence}: frame numbers jump from {before} to {after} in {where} '
+                                  f'(frames missing on both sides?); clips across the jump join frames that are '
+                                  f'not consecutive.')
 
 
 class FolderVideoSource:
@@ -80,24 +114,63 @@ class FolderVideoSource:
         dataroot (str): Folder holding one subfolder per sequence (e.g. ``GOPRO_Large/train``).
         layout (str): ``gopro``, ``bsd`` or ``dvd``.
         blur_dir (str): GOPRO's blurry folder, ``blur`` or ``blur_gamma``.
+        skip_incomplete (bool): Leave out (with a warning) sequences lacking the blurry or sharp
+            folder instead of refusing the data set.
+        on_error (callable | None): Called with each sequence's ``DataError``, that sequence then
+            left out, instead of raising the first one.
     """
 
-    def __init__(self, dataroot, layout='gopro', blur_dir='blur'):
+    def __init__(self, dataroot, layout='gopro', blur_dir='blur', skip_incomplete=False, on_error=None):
         lq_sub, gt_sub = FOLDER_LAYOUTS[layout]
         if layout == 'gopro':
-            if blur_dir not in ('blur', 'blur_gamma'):
+            if blur_dir not in GOPRO_BLUR_DIRS:
                 raise DataError(f'blur_dir must be "blur" or "blur_gamma", got {blur_dir!r}.')
             lq_sub = blur_dir
         self.dataroot, self.lq_sub, self.gt_sub = dataroot, lq_sub, gt_sub
-        names = sorted(d for d in os.listdir(dataroot) if osp.isdir(osp.join(dataroot, d, lq_sub)))
-        if not names:
-            raise DataError(f'No sequences found in {dataroot} for layout {layout}: expected '
-                            f'<SEQ>/{lq_sub}/ and <SEQ>/{gt_sub}/ folders of frames.')
+        names = self._sequence_folders(dataroot, layout, skip_incomplete, on_error)
         self.sequences, self.frame_files = [], []
         for name in names:
-            info, files = self._scan_sequence(name)
+            try:
+                info, files = self._scan_sequence(name)
+            except DataError as err:
+                if on_error is None:
+                    raise
+                on_error(err)
+                continue
             self.sequences.append(info)
             self.frame_files.append(files)
+
+    def _sequence_folders(self, dataroot, layout, skip_incomplete, on_error):
+        """Names of the sequence folders: every subfolder holding one of the layout's frame folders.
+
+        A sequence lacking the blurry or the sharp folder is an error naming it (a GOPRO sequence
+        without ``blur_gamma`` would otherwise vanish from a table without a word), or is skipped
+        with a warning when ``skip_incomplete`` is set.
+        """
+        layout_dirs = {self.lq_sub, self.gt_sub} | (set(GOPRO_BLUR_DIRS) if layout == 'gopro' else set())
+        folders = natural_sorted(d for d in os.listdir(dataroot)
+                                 if not d.startswith('.') and osp.isdir(osp.join(dataroot, d)))
+        sequences = [d for d in folders if any(osp.isdir(osp.join(dataroot, d, sub)) for sub in layout_dirs)]
+        incomplete = [
+            f'{d} (no {sub}/)' for d in sequences for sub in (self.lq_sub, self.gt_sub)
+            if not osp.isdir(osp.join(dataroot, d, sub))
+        ]
+        if incomplete and not skip_incomplete:
+            error = DataError(f'{dataroot}: {len(incomplete)} sequence(s) lack a frame folder: '
+                              f'{", ".join(incomplete)}. Set skip_incomplete: true in the dataset options to leave '
+                              'them out.')
+            if on_error is None:
+                raise error
+            on_error(error)
+        elif incomplete:
+            get_root_logger().warning(f'{dataroot}: skipping {len(incomplete)} incomplete sequence(s) '
+                                      f'(skip_incomplete): {", ".join(incomplete)}.')
+        complete = [d for d in sequences if all(osp.isdir(osp.join(dataroot, d, sub)) for sub in (self.lq_sub,
+                                                                                                  self.gt_sub))]
+        if not complete:
+            raise DataError(f'No sequences found in {dataroot} for layout {layout}: expected '
+                            f'<SEQ>/{self.lq_sub}/ and <SEQ>/{self.gt_sub}/ folders of frames.')
+        return complete
 
     def frame_paths(self, seq_idx, frame_idx):
         """(blurry path, sharp path) of one frame."""
@@ -108,8 +181,6 @@ class FolderVideoSource:
 
     def _scan_sequence(self, name):
         lq_dir, gt_dir = osp.join(self.dataroot, name, self.lq_sub), osp.join(self.dataroot, name, self.gt_sub)
-        if not osp.isdir(gt_dir):
-            raise DataError(f'Sequence {name}: sharp folder {gt_dir} is missing.')
         lq_frames, gt_frames = _list_images(lq_dir), _list_images(gt_dir)
         if not lq_frames:
             raise DataError(f'Sequence {name}: no frames in {lq_dir}.')
@@ -131,6 +202,7 @@ class FolderVideoSource:
         stems = [osp.splitext(f)[0] for f in lq_frames]
         if len(set(stems)) != len(stems):
             raise DataError(f'Sequence {name}: frame names in {lq_dir} repeat with different extensions.')
+        warn_numbering_gaps(name, stems, f'{lq_dir} and {gt_dir}')
         return SequenceInfo(name, stems, *size), lq_frames
 
     def read(self, seq_idx, frame_idx):
@@ -167,7 +239,9 @@ class BasicsrLmdbVideoSource:
             if len(shapes) > 1:
                 raise DataError(f'Sequence {seq} in {self.db_paths[0]} mixes frame sizes {sorted(shapes)}.')
             height, width = shapes.pop()
-            self.sequences.append(SequenceInfo(seq, sorted(f for f, _ in frames), height, width))
+            frame_names = natural_sorted(f for f, _ in frames)
+            warn_numbering_gaps(seq, frame_names, self.db_paths[0])
+            self.sequences.append(SequenceInfo(seq, frame_names, height, width))
         self._check_keys_exist(list(lq_meta))
         self._client = None
 
@@ -177,27 +251,33 @@ class BasicsrLmdbVideoSource:
         if not osp.isfile(meta_path):
             raise DataError(f'{db_path} is not a BasicSR LMDB: {meta_path} is missing.')
         meta = {}
-        with open(meta_path) as f:
-            for line_no, line in enumerate(f, 1):
-                parts = line.split()
-                if not parts:
-                    continue
-                try:
-                    key = osp.splitext(parts[0])[0]
-                    height, width = (int(v) for v in parts[1].strip('()').split(',')[:2])
-                except (IndexError, ValueError) as err:
-                    raise DataError(f'{meta_path}, line {line_no}: expected "<key>.png (h,w,c) <level>", got '
-                                    f'{line.strip()!r}.') from err
-                if '/' not in key:
-                    raise DataError(f'{meta_path}, line {line_no}: key {key!r} is not <sequence>/<frame>.')
-                meta[key] = (height, width)
+        with open(meta_path, 'rb') as f:
+            data = f.read()
+        try:
+            text = data.decode('utf-8')
+        except UnicodeDecodeError as err:
+            raise DataError(f'{meta_path} is not a text file (byte {err.start} is not UTF-8): a corrupt copy? '
+                            'Write the LMDB again with tools/prepare_gopro.py.') from err
+        for line_no, line in enumerate(text.splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            try:
+                key = osp.splitext(parts[0])[0]
+                height, width = (int(v) for v in parts[1].strip('()').split(',')[:2])
+            except (IndexError, ValueError) as err:
+                raise DataError(f'{meta_path}, line {line_no}: expected "<key>.png (h,w,c) <level>", got '
+                                f'{line.strip()!r}.') from err
+            if '/' not in key:
+                raise DataError(f'{meta_path}, line {line_no}: key {key!r} is not <sequence>/<frame>.')
+            meta[key] = (height, width)
         if not meta:
             raise DataError(f'{meta_path} lists no frames.')
         return meta
 
     def _check_keys_exist(self, keys):
         for db_path in self.db_paths:
-            with lmdb.open(db_path, readonly=True, lock=False, readahead=False) as env, env.begin() as txn:
+            with open_lmdb_readonly(db_path) as env, env.begin() as txn:
                 for key in keys:
                     if txn.get(key.encode()) is None:
                         raise DataError(f'Frame {key}: key missing from {db_path} although its meta_info lists it.')
@@ -236,8 +316,7 @@ class EstrnnLmdbVideoSource:
                 raise DataError(f'ESTRNN LMDB {name}_{split} in {dataroot}: {path} is missing.')
         table = estrnn_lmdb.read_sequence_table(table_path)
         self.sequences, self.offsets = [], []
-        with lmdb.open(self.db_paths[0], readonly=True, lock=False) as lq_env, \
-                lmdb.open(self.db_paths[1], readonly=True, lock=False) as gt_env, \
+        with open_lmdb_readonly(self.db_paths[0]) as lq_env, open_lmdb_readonly(self.db_paths[1]) as gt_env, \
                 lq_env.begin() as lq_txn, gt_env.begin() as gt_txn:
             for seq_idx, entry in enumerate(table):
                 self._add_sequence(seq_idx, entry, lq_txn, gt_txn, frame_size)
@@ -275,7 +354,7 @@ class EstrnnLmdbVideoSource:
     def read(self, seq_idx, frame_idx):
         """Blurry and sharp frame as (H, W, 3) float32 RGB in [0, 1]."""
         if self._envs is None:
-            self._envs = [lmdb.open(p, readonly=True, lock=False, readahead=False) for p in self.db_paths]
+            self._envs = [open_lmdb_readonly(p) for p in self.db_paths]
         seq = self.sequences[seq_idx]
         key = estrnn_lmdb.frame_key(seq_idx, self.offsets[seq_idx] + frame_idx)
         frames = []

@@ -11,8 +11,13 @@ Extends BasicSR's ``VideoRecurrentModel`` and overrides only what differs for de
   and the released evaluation's), per-sequence and frame-averaged results, frames saved as PNG,
   a blurry | restored | sharp comparison per sequence and, when testing, Markdown/CSV tables
   with parameters, GMACs and runtime;
-* CPU and multi-process CPU runs (gaps 4 and 5 of ``memdeblur.basicsr_compat``).
+* CPU and multi-process CPU runs (gaps 4 and 5 of ``memdeblur.basicsr_compat``);
+* no silently wrong result: misspelt or mistyped options are refused (``MODEL_OPTIONS``), a
+  non-finite loss stops training, non-finite inputs or outputs stop evaluation, naming the frames;
+* checkpoints and training states are written atomically (a kill mid-save leaves the previous
+  file, never a truncated one).
 """
+import os
 import os.path as osp
 import time
 
@@ -28,9 +33,63 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
 from memdeblur.metrics.released_metric import truncate_to_uint8
+from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.checkpoint import load_pretrained
 from memdeblur.utils.complexity import count_parameters, gmacs_per_frame
+from memdeblur.utils.option_check import (ANY, BOOL, DICT, INT, NUMBER, STR, OptionError, check_options, one_of,
+                                           optional)
 from memdeblur.utils.results_table import summarize, write_csv, write_markdown
+
+
+# Every option BasicSR's pipeline or this model reads, per section; anything else is a typo.
+MODEL_OPTIONS = {
+    None: {
+        'name': STR, 'model_type': STR, 'scale': INT, 'num_gpu': ANY, 'manual_seed': optional(INT),
+        'is_train': BOOL, 'dist': BOOL, 'rank': INT, 'world_size': INT, 'auto_resume': BOOL, 'root_path': STR,
+        'datasets': DICT, 'network_g': DICT, 'path': DICT, 'train': DICT, 'val': optional(DICT),
+        'logger': DICT, 'dist_params': DICT, 'find_unused_parameters': BOOL,
+    },
+    'train': {
+        'ema_decay': NUMBER, 'max_norm': optional(NUMBER), 'optim_g': DICT, 'scheduler': DICT,
+        'total_iter': INT, 'warmup_iter': INT, 'pixel_opt': DICT, 'fix_flow': optional(INT),
+        'flow_lr_mul': NUMBER,
+    },
+    'val': {'val_freq': NUMBER, 'save_img': BOOL, 'metrics': optional(DICT), 'complexity': DICT},
+    'path': {
+        'pretrain_network_g': optional(STR), 'strict_load_g': BOOL, 'param_key_g': one_of('params', 'params_ema'),
+        'resume_state': optional(STR), 'experiments_root': STR, 'models': STR, 'training_states': STR, 'log': STR,
+        'visualization': STR, 'results_root': STR,
+    },
+    'logger': {'print_freq': NUMBER, 'save_checkpoint_freq': NUMBER, 'use_tb_logger': BOOL, 'wandb': optional(DICT)},
+}
+
+
+def check_model_options(opt):
+    """Refuse unknown or mistyped keys in the sections of ``opt`` that BasicSR and this model read."""
+    check_options(opt, MODEL_OPTIONS[None], 'options', required=('name', 'model_type', 'network_g', 'path'))
+    for section, schema in MODEL_OPTIONS.items():
+        if section is not None and opt.get(section) is not None:
+            check_options(opt[section], schema, f'options section {section!r}')
+    for part in ('optim_g', 'scheduler'):  # passed to torch as they are: 'lr: 5e-4' would arrive as text
+        for key, value in (opt.get('train') or {}).get(part, {}).items():
+            if key != 'type' and isinstance(value, str):
+                raise OptionError(f'options section train:{part}: {key!r} is the text {value!r}; write a number '
+                                  f'(YAML reads 5e-4 as text: write !!float 5e-4 or 0.0005).')
+
+
+def check_finite_frames(frames, what, names):
+    """Raise ``ValueError`` naming every frame of ``frames`` (T, ...) that holds NaN or Inf values.
+
+    Args:
+        frames (Tensor): (T, C, H, W).
+        what (str): e.g. ``'input frames of sequence GOPRO_0001'``.
+        names (list[str]): The T frame names.
+    """
+    finite = torch.isfinite(frames).flatten(1).all(dim=1)
+    if not finite.all():
+        bad = [names[i] for i in (~finite).nonzero().flatten().tolist()]
+        raise ValueError(f'Non-finite (NaN or Inf) values in {what}: frames {", ".join(bad[:8])}'
+                         f'{" ..." if len(bad) > 8 else ""}.')
 
 
 def metric_inputs(frame, gt_img):
@@ -54,6 +113,7 @@ class VideoDeblurModel(VideoRecurrentModel):
     """Whole-clip video deblurring model: (B, T, 3, H, W) blurry in, the same size restored out."""
 
     def __init__(self, opt):
+        check_model_options(opt)
         super().__init__(opt)
         self._input_scores = {}  # (dataset, sequence, frame) -> the blurry input's metric values
 
@@ -73,19 +133,54 @@ class VideoDeblurModel(VideoRecurrentModel):
         get_root_logger().info(f'Loading {type(self.get_bare_model(net)).__name__} from {load_path} [{param_key}].')
         load_pretrained(self.get_bare_model(net), load_path, param_key, strict)
 
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        """BasicSR's network checkpoint (``{param_key: state_dict}``), written atomically; errors propagate."""
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        checkpoint = {key: {k: v.cpu() for k, v in self.get_bare_model(n).state_dict().items()}
+                      for n, key in zip(nets, keys)}
+        label = 'latest' if current_iter == -1 else current_iter
+        atomic_torch_save(checkpoint, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
+
+    def save_training_state(self, epoch, current_iter):
+        """BasicSR's resumable training state, written atomically; errors propagate."""
+        if current_iter == -1:
+            return
+        state = {'epoch': epoch, 'iter': current_iter,
+                 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
     def training_outputs(self):
         """What the loss compares with the ground truth; subclasses return several scales."""
         return self.net_g(self.lq)
 
+    def feed_data(self, data):
+        """Move a batch to the device; a training batch with NaN/Inf frames is refused, naming its clips."""
+        for side in ('lq', 'gt'):
+            if side in data and not torch.isfinite(data[side]).all():
+                raise ValueError(f'Non-finite (NaN or Inf) values in the {side} frames of training clips '
+                                 f'{data.get("key", "(unnamed)")}.')
+        super().feed_data(data)
+
     def optimize_parameters(self, current_iter):
+        """One step: loss over ``training_outputs``, backward, gradient-norm clipping, optimizer, EMA.
+
+        A NaN/Inf loss stops training (with the iteration named) instead of training on; the
+        gradient norm before clipping is logged as ``grad_norm`` when ``train.max_norm`` is set.
+        """
         self.optimizer_g.zero_grad()
         loss = self.cri_pix(self.training_outputs(), self.gt)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f'Iteration {current_iter}: the training loss is {loss.item()}; stopping '
+                                     'instead of training on (lower the learning rate, or check the data).')
         loss.backward()
+        losses = {'l_pix': loss}
         max_norm = self.opt['train'].get('max_norm')
         if max_norm:
-            torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), max_norm)
+            losses['grad_norm'] = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), max_norm)
         self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict({'l_pix': loss})
+        self.log_dict = self.reduce_loss_dict(losses)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
@@ -137,18 +232,22 @@ class VideoDeblurModel(VideoRecurrentModel):
 
     def _evaluate_window(self, item, metrics_opt, dataset_name, current_iter, save_img):
         """Restore one window and score its kept frames; returns one record per kept frame."""
+        folder, names = item['folder'], item['frame_names']
+        check_finite_frames(item['lq'], f'the blurry input of sequence {folder}', names)
         self.feed_data({'lq': item['lq'].unsqueeze(0), 'gt': item['gt'].unsqueeze(0)})
         self.test()
         keep_from, keep_to = item['keep']
-        outputs = self.output[0, keep_from:keep_to].detach().float().cpu().clamp_(0, 1)
+        outputs = self.output[0, keep_from:keep_to].detach().float().cpu()
         del self.lq, self.output, self.gt
-        folder = item['folder']
+        check_finite_frames(outputs, f'the network output for sequence {folder} (diverged weights?)',
+                            names[keep_from:keep_to])
+        outputs.clamp_(0, 1)
         out_dir = osp.join(self.opt['path']['visualization'], dataset_name,
                            *([str(current_iter)] if self.is_train else []), folder)
         middle = item['sequence_length'] // 2
         records = []
         for offset, output in enumerate(outputs, start=keep_from):
-            name = item['frame_names'][offset]
+            name = names[offset]
             gt_img = tensor2img(item['gt'][offset])
             restored = metric_inputs(output, gt_img)
             blurry = metric_inputs(item['lq'][offset], gt_img)

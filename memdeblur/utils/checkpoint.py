@@ -12,12 +12,15 @@ regular expressions (``OFFICIAL_KEY_RULES``); no original module code is involve
 load is checked key by key and shape by shape against the target network first, so a wrong
 file or a different configuration fails with a list of the differences, never silently.
 """
-import os
+import os.path as osp
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import torch
+from basicsr.utils import get_root_logger
+
+from memdeblur.utils.atomic_save import atomic_torch_save
 
 OFFICIAL_PREFIXES = ('module.model.', 'model.', 'module.')
 
@@ -64,7 +67,7 @@ class CheckpointError(ValueError):
 
 def read_checkpoint(path):
     """Load a checkpoint file onto the CPU, with a clear error for missing or unreadable files."""
-    if not os.path.isfile(path):
+    if not osp.isfile(path):
         raise CheckpointError(f'Checkpoint {path!r} does not exist.')
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
@@ -165,6 +168,41 @@ def check_state_dict(expected, state_dict, source, arch='MemDeblurNet', max_list
     raise CheckpointError('\n'.join(lines))
 
 
+def check_finite(state_dict, source, max_listed=8):
+    """Raise ``CheckpointError`` naming every floating-point tensor that holds NaN or Inf values.
+
+    Such weights (a diverged run, a corrupt file) would still produce numbers, and a test would
+    score them as if the model were fine.
+    """
+    bad = [k for k, v in state_dict.items() if torch.is_floating_point(v) and not torch.isfinite(v).all()]
+    if bad:
+        shown = ', '.join(bad[:max_listed]) + (f', ... ({len(bad) - max_listed} more)' if len(bad) > max_listed else '')
+        raise CheckpointError(f'Checkpoint {source!r} holds non-finite (NaN or Inf) values in {len(bad)} '
+                              f'tensor(s): {shown}.')
+
+
+def select_loadable(expected, state_dict, source, arch, logger):
+    """Non-strict loading: the tensors whose key and shape fit, after logging every difference.
+
+    Missing, unexpected and wrongly shaped keys are logged (as BasicSR's non-strict loading does);
+    a checkpoint of which no tensor fits is refused, since loading it would leave the network as
+    initialised while looking loaded.
+    """
+    fitting = OrderedDict((k, v) for k, v in state_dict.items()
+                          if k in expected and tuple(v.shape) == tuple(expected[k].shape))
+    if not fitting:
+        raise CheckpointError(f'Checkpoint {source!r}: none of its {len(state_dict)} tensors fits this {arch} '
+                              f'(strict_load: false would load nothing). A checkpoint of another model?')
+    for title, keys in (('missing from the checkpoint (left as initialised)', [k for k in expected
+                                                                               if k not in fitting]),
+                        ('not in the network (ignored)', [k for k in state_dict if k not in expected]),
+                        ('of another shape (ignored)', [k for k in state_dict if k in expected and k not in fitting])):
+        if keys:
+            logger.warning(f'Loading {source} non-strictly into {arch}: {len(keys)} key(s) {title}: '
+                           + ', '.join(keys))
+    return fitting
+
+
 def load_pretrained(net, path, param_key='params', strict=True):
     """Load a checkpoint of either format into ``net`` after checking that it fits.
 
@@ -172,18 +210,31 @@ def load_pretrained(net, path, param_key='params', strict=True):
         net (nn.Module): Target network (a DDP/DataParallel wrapper is unwrapped).
         path (str): Checkpoint file.
         param_key (str): BasicSR key to prefer.
-        strict (bool): Require exactly matching keys and shapes.
+        strict (bool): Require exactly matching keys and shapes. Without it, the tensors that fit
+            are loaded and every difference is logged; a file of which nothing fits is refused.
 
     Returns:
         nn.Module: ``net``, loaded.
+
+    Raises:
+        CheckpointError: for an unreadable file, a checkpoint that does not fit, or NaN/Inf weights.
     """
     net = getattr(net, 'module', net)
     arch = type(net).__name__
     state_dict = extract_state_dict(read_checkpoint(path), path, arch, param_key)
+    check_finite(state_dict, path)
+    expected = net.state_dict()
     if strict:
-        check_state_dict(net.state_dict(), state_dict, path, arch)
+        check_state_dict(expected, state_dict, path, arch)
+    else:
+        state_dict = select_loadable(expected, state_dict, path, arch, get_root_logger())
     net.load_state_dict(state_dict, strict=strict)
     return net
+
+
+def same_file(path_a, path_b):
+    """Whether two paths name one file, through symbolic and hard links alike."""
+    return osp.exists(path_a) and osp.exists(path_b) and osp.samefile(path_a, path_b)
 
 
 def convert_checkpoint(src, dst, net, overwrite=False):
@@ -198,10 +249,14 @@ def convert_checkpoint(src, dst, net, overwrite=False):
     Returns:
         OrderedDict[str, Tensor]: The converted weights.
     """
-    if os.path.exists(dst) and not overwrite:
+    if osp.isdir(dst):
+        raise CheckpointError(f'Destination {dst!r} is a folder; give the output file name, e.g. '
+                              f'{osp.join(dst, "model.pth")!r}.')
+    if same_file(src, dst) or osp.abspath(src) == osp.abspath(dst):
+        raise CheckpointError(f'Refusing to write the converted checkpoint over its source: {dst!r} is {src!r} '
+                              '(the same file, or a link to it).')
+    if osp.lexists(dst) and not overwrite:
         raise FileExistsError(f'{dst!r} exists; pass overwrite=True (--force) to replace it.')
-    if os.path.abspath(src) == os.path.abspath(dst):
-        raise CheckpointError(f'Refusing to write the converted checkpoint over its source {src!r}.')
     checkpoint = read_checkpoint(src)
     if not is_official_checkpoint(checkpoint):
         raise CheckpointError(f'Checkpoint {src!r} is not in the official format (no state_dict); '
@@ -209,6 +264,6 @@ def convert_checkpoint(src, dst, net, overwrite=False):
     arch = type(net).__name__
     state_dict = convert_official_state_dict(checkpoint['state_dict'], arch)
     check_state_dict(net.state_dict(), state_dict, src, arch)
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    torch.save({'params': state_dict}, dst)
+    check_finite(state_dict, src)
+    atomic_torch_save({'params': state_dict}, dst)
     return state_dict

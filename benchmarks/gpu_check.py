@@ -1,0 +1,146 @@
+"""One short GPU session: CUDA agrees with the CPU and the authors, trains, and float32 vs float16/bfloat16 timing.
+
+    python benchmarks/gpu_check.py --fixtures ../shared/fixtures --out gpu_check.md
+
+Meant for a machine with a CUDA GPU, run once per lent session (minutes). Sections:
+
+1. correctness: the released network on the authors' test vectors, float64 on CUDA against the
+   authors' outputs, and float32 CUDA against float32 CPU outputs (eval mode);
+2. training: a few iterations of the synthetic recipe through BasicSR's ``train_pipeline`` on CUDA
+   (model on the GPU, EMA, atomic checkpoint saving, validation);
+3. speed: the released configuration (64 channels, 30+10 blocks) at 256x256 and 720x1280, eval,
+   float32 against autocast float16 and bfloat16, ms/frame and peak GPU memory, reported as
+   ratios to float32 from the same run, with the PSNR between the low-precision and float32 outputs.
+
+Every section runs even when another fails; the report is Markdown.
+"""
+import argparse
+import os
+import os.path as osp
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import torch
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+import memdeblur  # noqa: F401,E402,I001  (first: makes basicsr importable, registers the archs)
+from basicsr.archs import build_network  # noqa: E402
+
+from memdeblur.utils.checkpoint import load_pretrained  # noqa: E402
+
+
+def correctness(fixtures, lines):
+    vectors = torch.load(osp.join(fixtures, 'official_memdeblur', 'io.pt'), map_location='cpu', weights_only=False)
+    net = build_network({'type': 'MemDeblurNet', **vectors['config']})
+    load_pretrained(net, osp.join(fixtures, 'official_memdeblur', 'memdeblur_official_format.pth.tar')).eval()
+    inputs = vectors['input']
+    with torch.no_grad():
+        cuda64 = net.double().cuda()(inputs.cuda(), return_scales=True)
+        diffs64 = [(o.cpu() - r).abs().max().item() for o, r in zip(cuda64, vectors['outputs_eval'])]
+        cuda32 = net.float().cuda()(inputs.float().cuda()).cpu()
+        cpu32 = net.float().cpu()(inputs.float())
+    lines += ['## Correctness (released network, authors\' test vectors, eval)', '',
+              f'- float64 CUDA vs the authors\' float64 outputs, per scale: '
+              + ', '.join(f'{d:.2e}' for d in diffs64),
+              f'- float32 CUDA vs float32 CPU (finest output): max |diff| {(cuda32 - cpu32).abs().max().item():.2e}, '
+              f'mean {(cuda32 - cpu32).abs().mean().item():.2e}', '']
+
+
+def training(lines, num_gpu=1):
+    from memdeblur.data.synthetic import write_synthetic_gopro
+    with tempfile.TemporaryDirectory() as root:
+        data = osp.join(root, 'synthetic')
+        write_synthetic_gopro(data, {'train': 2, 'test': 1}, num_frames=12, height=128, width=192, seed=3,
+                              progress=False)
+        overrides = [
+            f'num_gpu={num_gpu}', 'train:total_iter=30', 'train:ema_decay=0.9', 'val:val_freq=30', 'logger:print_freq=10',
+            'logger:save_checkpoint_freq=30', f'datasets:train:dataroot={data}/train',
+            f'datasets:val:dataroot={data}/test', 'datasets:train:num_worker_per_gpu=2'
+        ]
+        runner = ('import sys, memdeblur; from basicsr.train import train_pipeline; '
+                  'train_pipeline(sys.argv.pop(1))')
+        command = [sys.executable, '-c', runner, root, '-opt',
+                   osp.join(REPO_ROOT, 'options', 'train_memdeblur_synthetic.yml'), '--force_yml', *overrides]
+        start = time.perf_counter()
+        result = subprocess.run(command, cwd=root, capture_output=True, text=True,
+                                env={**os.environ, 'PYTHONPATH': REPO_ROOT + os.pathsep + os.environ.get('PYTHONPATH',
+                                                                                                         '')})
+        seconds = time.perf_counter() - start
+        log = result.stdout + result.stderr
+        losses = [line.split('l_pix: ')[1].split()[0] for line in log.splitlines() if 'l_pix: ' in line]
+        validation = [line.strip() for line in log.splitlines() if '# psnr:' in line]
+        saved = sorted(os.listdir(osp.join(root, 'experiments', 'memdeblur_synthetic', 'models'))) \
+            if result.returncode == 0 else []
+        lines += ['## Training on CUDA (synthetic recipe, 30 iterations, EMA, BasicSR train_pipeline)', '',
+                  f'- exit code {result.returncode} in {seconds:.1f} s; l_pix at iterations 10/20/30: {losses}',
+                  f'- validation: {validation}', f'- checkpoints: {saved}', '']
+        if result.returncode != 0:
+            lines += ['```', log[-3000:], '```', '']
+
+
+def timed(net, frames, dtype, runs):
+    """(ms per frame, peak GPU MiB, output) of eval inference under autocast ``dtype`` (None = float32)."""
+    context = torch.autocast('cuda', dtype=dtype) if dtype else torch.autocast('cuda', enabled=False)
+    with torch.inference_mode(), context:
+        net(frames)  # warm-up
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        for _ in range(runs):
+            out = net(frames)
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / runs
+    return 1000 * seconds / frames.shape[1], torch.cuda.max_memory_allocated() / 2**20, out.float()
+
+
+def psnr(a, b):
+    mse = ((a.clamp(0, 1) - b.clamp(0, 1))**2).mean().item()
+    return float('inf') if mse == 0 else 10 * torch.log10(torch.tensor(1 / mse)).item()
+
+
+def speed(fixtures, lines):
+    net = build_network({'type': 'MemDeblurNet'})
+    load_pretrained(net, osp.join(fixtures, 'official_memdeblur', 'memdeblur_official_format.pth.tar'))
+    net = net.cuda().eval()
+    lines += ['## Speed (released configuration, eval, autocast; ratios within this run)', '',
+              '| size | frames | precision | ms/frame | speed-up vs float32 | peak GPU MiB | PSNR vs float32 (dB) |',
+              '|---|---|---|---|---|---|---|']
+    for (h, w), t, runs in (((256, 256), 20, 3), ((720, 1280), 10, 2)):
+        torch.manual_seed(0)
+        frames = torch.rand(1, t, 3, h, w, device='cuda')
+        base_ms, base_mem, base_out = timed(net, frames, None, runs)
+        lines.append(f'| {h}x{w} | {t} | float32 | {base_ms:.2f} | 1.00 | {base_mem:.0f} | - |')
+        for name, dtype in (('float16', torch.float16), ('bfloat16', torch.bfloat16)):
+            ms, mem, out = timed(net, frames, dtype, runs)
+            lines.append(f'| {h}x{w} | {t} | {name} | {ms:.2f} | {base_ms / ms:.2f} | {mem:.0f} | '
+                         f'{psnr(out, base_out):.1f} |')
+    lines.append('')
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--fixtures', default=osp.join(REPO_ROOT, '..', 'shared', 'fixtures'),
+                        help='folder holding official_memdeblur/ (default: ../shared/fixtures)')
+    parser.add_argument('--out', default='gpu_check.md', help='Markdown report (default: gpu_check.md)')
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit('error: no CUDA GPU visible; this check is for GPU machines.')
+    lines = [f'# GPU check: {torch.cuda.get_device_name()}, torch {torch.__version__}', '']
+    for section in (lambda: correctness(args.fixtures, lines), lambda: training(lines),
+                    lambda: speed(args.fixtures, lines)):
+        try:
+            section()
+        except Exception:  # report and go on: one broken section must not hide the others
+            lines += ['```', traceback.format_exc(), '```', '']
+        with open(args.out, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+    print('\n'.join(lines))
+
+
+if __name__ == '__main__':
+    main()

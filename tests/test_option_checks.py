@@ -1,0 +1,109 @@
+"""Misspelt, mistyped and missing options are refused with the option named, never silently ignored."""
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from basicsr.archs import build_network
+from basicsr.data import build_dataset
+from basicsr.losses import build_loss
+from basicsr.models import build_model
+
+from memdeblur.data.data_check import DATASET_TYPES
+from memdeblur.data.dataset_options import check_dataset_options
+from memdeblur.models.video_deblur_model import check_model_options
+from memdeblur.utils.option_check import OptionError
+from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
+
+
+def dataset_options(root, **extra):
+    return {'name': 'train', 'type': 'VideoDeblurDataset', 'phase': 'train', 'dataroot': str(root / 'train'),
+            'layout': 'gopro', 'num_frame': 4, 'gt_size': 32, **extra}
+
+
+@pytest.mark.parametrize('typo, suggestion', [('num_fram', 'num_frame'), ('use_hfilp', 'use_hflip'),
+                                              ('blur_dirr', 'blur_dir'), ('gt_szie', 'gt_size')])
+def test_misspelt_dataset_options_name_the_closest_valid_one(synthetic_gopro, typo, suggestion):
+    with pytest.raises(OptionError, match=rf"datasets:train \(VideoDeblurDataset\): unknown option '{typo}'; "
+                       rf"did you mean '{suggestion}'\?"):
+        build_dataset(dataset_options(synthetic_gopro, **{typo: 4}))
+
+
+def test_wrong_types_and_missing_keys_name_the_option(synthetic_gopro):
+    with pytest.raises(OptionError, match=r"option 'num_frame' must be an integer, got 'eight'"):
+        build_dataset(dataset_options(synthetic_gopro, num_frame='eight'))
+    with pytest.raises(OptionError, match=r"option 'use_hflip' must be true or false, got 'yes please'"):
+        build_dataset(dataset_options(synthetic_gopro, use_hflip='yes please'))
+    with pytest.raises(OptionError, match=r"option 'blur_dir' must be one of 'blur', 'blur_gamma', got 'blurry'"):
+        build_dataset(dataset_options(synthetic_gopro, blur_dir='blurry'))
+    opt = dataset_options(synthetic_gopro)
+    del opt['num_frame']
+    with pytest.raises(OptionError, match=r"option 'num_frame' is required \(an integer\)"):
+        build_dataset(opt)
+    test_opt = {'name': 'val', 'type': 'VideoDeblurTestDataset', 'dataroot': str(synthetic_gopro / 'test'),
+                'overlp': 2}
+    with pytest.raises(OptionError, match=r"unknown option 'overlp'; did you mean 'overlap'\?"):
+        build_dataset(test_opt)
+
+
+def test_network_and_loss_options_are_checked():
+    with pytest.raises(OptionError, match=r"MemDeblurNet options: unknown option 'mid_channel'; did you mean "
+                       r"'mid_channels'\?"):
+        build_network({'type': 'MemDeblurNet', 'mid_channel': 16})
+    with pytest.raises(OptionError, match=r"option 'num_blocks_forward' must be an integer, got '30'"):
+        build_network({'type': 'MemDeblurNet', 'num_blocks_forward': '30'})
+    with pytest.raises(OptionError, match=r"option 'scales' must be a list of integers, got \[4, 2, 1.5\]"):
+        build_network({'type': 'MemDeblurNet', 'scales': [4, 2, 1.5]})
+    with pytest.raises(OptionError, match=r"unknown option 'scale_weight'; did you mean 'scale_weights'\?"):
+        build_loss({'type': 'MultiScaleCharbonnierLoss', 'scale_weight': [1, 2, 2]})
+    with pytest.raises(OptionError, match=r"option 'eps' must be a number .*got '1e-3'"):
+        build_loss({'type': 'MultiScaleCharbonnierLoss', 'eps': '1e-3'})
+    assert build_network({'type': 'MemDeblurNet', **TINY_MEMDEBLUR, 'top_k': None}).top_k is None
+
+
+def training_options(tmp_path):
+    with open(f'{REPO_ROOT}/options/train_memdeblur_synthetic.yml') as f:
+        opt = yaml.safe_load(f)
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=0, auto_resume=False)
+    opt['path'].update({key: str(tmp_path / key) for key in ('experiments_root', 'models', 'training_states',
+                                                             'log', 'visualization')})
+    return opt
+
+
+@pytest.mark.parametrize('section, typo, suggestion', [('train', 'max_nrom', 'max_norm'),
+                                                       ('train', 'ema_decy', 'ema_decay'),
+                                                       ('val', 'val_frq', 'val_freq'),
+                                                       ('path', 'pretrain_network', 'pretrain_network_g'),
+                                                       (None, 'manual_sed', 'manual_seed')])
+def test_misspelt_model_options_are_refused(tmp_path, section, typo, suggestion):
+    opt = training_options(tmp_path)
+    (opt[section] if section else opt)[typo] = 1
+    with pytest.raises(OptionError, match=rf"unknown option '{typo}'; did you mean '{suggestion}'\?"):
+        build_model(opt)
+
+
+def test_learning_rate_written_as_text_is_refused(tmp_path):
+    opt = training_options(tmp_path)
+    opt['train']['optim_g']['lr'] = '5e-4'  # what YAML makes of `lr: 5e-4`
+    with pytest.raises(OptionError, match=r"train:optim_g: 'lr' is the text '5e-4'; write a number"):
+        build_model(opt)
+    opt = training_options(tmp_path)
+    opt['train']['total_iter'] = 'many'
+    with pytest.raises(OptionError, match=r"option 'total_iter' must be an integer, got 'many'"):
+        build_model(opt)
+    assert isinstance(build_model(training_options(tmp_path)).net_g, torch.nn.Module)
+
+
+@pytest.mark.parametrize('name', sorted(p.name for p in Path(REPO_ROOT, 'options').glob('*.yml')))
+def test_every_shipped_options_file_passes_the_checks(name):
+    with open(f'{REPO_ROOT}/options/{name}') as f:
+        opt = yaml.safe_load(f)
+    check_model_options(opt)
+    for phase, dataset_opt in opt['datasets'].items():
+        dataset_type = dataset_opt['type']
+        required = ('num_frame', ) if dataset_type == 'VideoDeblurDataset' else ()
+        check_dataset_options({'phase': phase, **dataset_opt}, DATASET_TYPES[dataset_type], required)
+    network_opt = dict(opt['network_g'])
+    build_network({**network_opt, 'mid_channels': 8, 'num_blocks_forward': 1, 'num_blocks_backward': 1})
+    if 'train' in opt:
+        build_loss(opt['train']['pixel_opt'])
