@@ -63,3 +63,24 @@ def test_empty_bank_and_mismatched_values_are_errors():
     bank.add(torch.randn(1, 2, 1, 1), [torch.randn(1, 3, 1, 1)])
     with pytest.raises(ValueError, match='1 value tensors, got 2'):
         bank.add(torch.randn(1, 2, 1, 1), [torch.randn(1, 3, 1, 1)] * 2)
+
+
+def test_temporary_slot_replaces_itself_is_emptied_by_every_addition_and_is_read_last():
+    def entry(value):
+        return torch.full((1, 2, 1, 1), float(value)), [torch.full((1, 1, 1, 1), float(value))]
+
+    bank = MemoryBank(max_length=2)
+    bank.add(*entry(1), temporary=True)  # the first addition to an empty bank goes into the bank
+    assert bank.keys[0, 0].tolist() == [1.] and bank.temporary is None
+    bank.add(*entry(2), temporary=True)
+    bank.add(*entry(3), temporary=True)  # replaces 2
+    assert bank.keys[0, 0].tolist() == [1.] and bank.temporary[0][0, 0].tolist() == [3.] and len(bank) == 2
+    weights_seen = bank.read(torch.full((1, 2, 1, 1), 3.))[0]
+    assert weights_seen.item() > 2.9  # the slot is attended: its key is the query, its value 3
+    bank.add(*entry(4))  # a normal addition empties the slot, and trims as usual
+    bank.add(*entry(5))
+    bank.add(*entry(6))
+    assert bank.keys[0, 0].tolist() == [5., 6.] and bank.temporary is None
+    bank.add(*entry(7), temporary=True)
+    assert bank.keys[0, 0].tolist() == [5., 6.]  # a temporary addition trims nothing
+    assert torch.cat([bank.keys, bank.temporary[0]], 2)[0, 0].tolist() == [5., 6., 7.]

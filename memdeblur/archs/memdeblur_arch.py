@@ -17,10 +17,14 @@ from torch import nn
 from memdeblur.archs.blocks import RDBDown, conv
 from memdeblur.archs.memory_bank import MemoryBank
 from memdeblur.archs.memory_branch import MemoryBranch
-from memdeblur.utils.option_check import BOOL, INT, INT_LIST, checked_options, optional
+from memdeblur.utils.option_check import BOOL, INT, INT_LIST, checked_options, one_of, optional
 
 FEAT_CHANNELS = 48  # channels of the encoder D's output: 3 -> 12 -> 48 through two RDBDown(x4)
 SIZE_MULTIPLE = 4  # D halves the size twice
+# What the forward bank memorises under each key (the paper's Table 6): the released model keeps
+# "r" (restored) and "h" (hidden) as separate values; the variants keep one of them, or one joint
+# value encoded from both.
+MEMORY_VALUE_MODES = ('separate', 'hidden', 'restored', 'joint')
 # Inputs are refused outside this range: [0, 1] with room for overshooting augmentations or resampling.
 INPUT_RANGE = (-0.5, 1.5)
 
@@ -60,7 +64,9 @@ def check_input_frames(lqs, name):
 
 @ARCH_REGISTRY.register()
 @checked_options(mid_channels=INT, num_blocks_forward=INT, num_blocks_backward=INT, scales=INT_LIST,
-                 mem_every=INT_LIST, test_mem_length=optional(INT), top_k=optional(INT), norm_eval=BOOL)
+                 mem_every=INT_LIST, test_mem_length=optional(INT), top_k=optional(INT), norm_eval=BOOL,
+                 use_memory=BOOL, bidirectional=BOOL, deblur_branch=BOOL, memory_values=one_of(*MEMORY_VALUE_MODES),
+                 temporary_memory=BOOL)
 class MemDeblurNet(nn.Module):
     """Multi-scale memory-based video deblurring network.
 
@@ -91,6 +97,26 @@ class MemDeblurNet(nn.Module):
             them on batch statistics, which works at its batch 8 of 256x256 crops; with small crops
             the coarse scale's key maps are 1x1, batch statistics become meaningless and eval-mode
             outputs collapse. Default: False (the released recipe).
+
+    Variants of the paper's ablations (``options/README.md`` lists each table row; the defaults
+    are the released model, unchanged):
+        use_memory (bool): The memory branch (Table 4). Without it no bank is read or written and
+            every read-out input of the recurrent cells disappears. Default: True.
+        bidirectional (bool): The backward pass and its bank (Table 4). Without it the forward
+            passes lose the backward read-out and the fusion sees ``h`` alone
+            (``conv1x1(c, c)``). Default: True.
+        deblur_branch (bool): The deblurring branch (Table 5, "w/o Deblur."). Without it the only
+            path is the memory: a frame's read-out of the "r" bank, decoded to features, goes
+            straight to the upsampling module U (zeros for the first frame, whose bank is empty).
+            Needs ``use_memory``, no ``bidirectional``, ``scales: [1]`` and
+            ``memory_values: restored``. Default: True.
+        memory_values (str): What the forward bank memorises (Table 6): ``separate`` (released:
+            "r" and "h" as two values under one key), ``hidden`` ("h" only), ``restored`` ("r"
+            only), ``joint`` (one value encoded from ``[x, D(R), h]``). The backward bank always
+            holds "h". Default: 'separate'.
+        temporary_memory (bool): Table 5's "Temp.": every frame that is not memorised still enters
+            the forward bank as its temporary entry (replaced by the next frame), so the previous
+            frame is always readable. Default: False.
     """
 
     def __init__(self,
@@ -101,13 +127,21 @@ class MemDeblurNet(nn.Module):
                  mem_every=(1, 2, 5),
                  test_mem_length=5,
                  top_k=20,
-                 norm_eval=False):
+                 norm_eval=False,
+                 use_memory=True,
+                 bidirectional=True,
+                 deblur_branch=True,
+                 memory_values='separate',
+                 temporary_memory=False):
         super().__init__()
         scales, mem_every = list(scales), list(mem_every)
         if not scales or scales[-1] != 1:
             raise ValueError(f'scales must run coarse to fine and end with 1, got {scales}.')
         if len(mem_every) != len(scales):
             raise ValueError(f'mem_every needs one period per scale: scales={scales}, mem_every={mem_every}.')
+        if not deblur_branch and (not use_memory or bidirectional or scales != [1] or memory_values != 'restored'):
+            raise ValueError('deblur_branch: false (memory only) needs use_memory: true, bidirectional: false, '
+                             'scales: [1] and memory_values: restored.')
         self.mid_channels = mid_channels
         self.num_blocks_forward = num_blocks_forward
         self.num_blocks_backward = num_blocks_backward
@@ -116,6 +150,11 @@ class MemDeblurNet(nn.Module):
         self.test_mem_length = test_mem_length
         self.top_k = top_k
         self.norm_eval = norm_eval
+        self.use_memory = use_memory
+        self.bidirectional = bidirectional
+        self.deblur_branch = deblur_branch
+        self.memory_values = memory_values
+        self.temporary_memory = temporary_memory
 
         c, x_ch = mid_channels, FEAT_CHANNELS
         # D: image (3, H, W) -> x (48, H/4, W/4)
@@ -125,20 +164,30 @@ class MemDeblurNet(nn.Module):
             nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1), nn.LeakyReLU(0.1),
             nn.ConvTranspose2d(c // 2, c // 4, 3, 2, 1, output_padding=1), nn.LeakyReLU(0.1),
             conv(c // 4, 3, 5))
-        # backward input: [x_i, x_{i+1}, backward read-out, hb_{i+1}]
-        self.backward_in_channels = 2 * x_ch + 2 * c
-        self.backward_trunk = ConvResidualBlocks(self.backward_in_channels, c, num_blocks_backward)
-        # forward input: [x, backward read-out, (D(upsampled coarser output)), x_prev,
-        #                 "h" read-out, h_prev, "r" read-out]
-        self.forward_recurrent_channels = x_ch + 3 * c
-        self.forward_input_convs = nn.ModuleList([
-            nn.Sequential(
-                conv(x_ch + c + (x_ch if s > 0 else 0) + self.forward_recurrent_channels, c, 3), nn.LeakyReLU(0.1))
-            for s in range(len(scales))
-        ])
-        self.forward_trunk = make_layer(ResidualBlockNoBN, num_blocks_forward, num_feat=c)
-        self.fusion = conv(2 * c, c, 1)
-        self.memory = MemoryBranch(x_ch, c)
+        readout = c if use_memory else 0  # channels of one decoded read-out
+        if deblur_branch:
+            # backward input: [x_i, x_{i+1}, backward read-out, hb_{i+1}]
+            self.backward_in_channels = 2 * x_ch + readout + c
+            if bidirectional:
+                self.backward_trunk = ConvResidualBlocks(self.backward_in_channels, c, num_blocks_backward)
+            # forward input: [x, backward read-out, (D(upsampled coarser output)), x_prev,
+            #                 "h" read-out, h_prev, "r" read-out] (released; variants drop parts)
+            num_readouts = 2 if memory_values == 'separate' else 1
+            self.forward_recurrent_channels = x_ch + c + num_readouts * readout
+            backward_readout = readout if bidirectional else 0
+            self.forward_input_convs = nn.ModuleList([
+                nn.Sequential(
+                    conv(x_ch + backward_readout + (x_ch if s > 0 else 0) + self.forward_recurrent_channels, c, 3),
+                    nn.LeakyReLU(0.1)) for s in range(len(scales))
+            ])
+            self.forward_trunk = make_layer(ResidualBlockNoBN, num_blocks_forward, num_feat=c)
+            self.fusion = conv((2 if bidirectional else 1) * c, c, 1)
+        if use_memory:
+            self.memory = MemoryBranch(
+                x_ch, c,
+                hidden_values=bidirectional or memory_values in ('separate', 'hidden'),
+                restored_values=memory_values in ('separate', 'restored'),
+                joint_values=memory_values == 'joint')
 
     def train(self, mode=True):
         """Switch train/eval mode; with ``norm_eval`` the BatchNorm layers stay in eval mode."""
@@ -175,7 +224,9 @@ class MemDeblurNet(nn.Module):
         return outputs if return_scales else outputs[-1]
 
     def _new_bank(self):
-        """Empty bank with the train- or eval-time rules of the released model."""
+        """Empty bank with the train- or eval-time rules of the released model (None without memory)."""
+        if not self.use_memory:
+            return None
         if self.training:
             return MemoryBank()
         return MemoryBank(max_length=self.test_mem_length, top_k=self.top_k)
@@ -183,9 +234,12 @@ class MemDeblurNet(nn.Module):
     def _restore(self, frames):
         """Centred frames (list of T (B, 3, H, W)) -> per scale, a list of T centred outputs."""
         feats = [self.encoder(f) for f in frames]
-        keys = [self.memory.encode_key(x) for x in feats]
-        backward_bank = self._new_bank()
-        backward_hidden = self._backward_pass(feats, keys, backward_bank)
+        keys = [self.memory.encode_key(x) for x in feats] if self.use_memory else [None] * len(frames)
+        if not self.deblur_branch:
+            return [self._memory_only_pass(frames, feats, keys)]
+        backward_bank = self._new_bank() if self.bidirectional else None
+        backward_hidden = (self._backward_pass(feats, keys, backward_bank)
+                           if self.bidirectional else [None] * len(frames))
         forward_bank = self._new_bank()
         outputs, coarser = [], None
         for scale_idx in range(len(self.scales)):
@@ -217,12 +271,14 @@ class MemDeblurNet(nn.Module):
         for i in range(t - 1, -1, -1):
             x = feats[i]
             if i == t - 1:
-                recurrent = x.new_zeros(x.shape[0], self.backward_in_channels - x.shape[1], *x.shape[2:])
+                recurrent = [x.new_zeros(x.shape[0], self.backward_in_channels - x.shape[1], *x.shape[2:])]
             else:
-                readout = self.memory.decoder_feat(bank.read(keys[i])[0], x.shape[2:])
-                recurrent = torch.cat([feats[i + 1], readout, hidden[i + 1]], dim=1)
-            hidden[i] = self.backward_trunk(torch.cat([x, recurrent], dim=1))
-            if i in memorised:
+                recurrent = [feats[i + 1]]
+                if bank is not None:
+                    recurrent.append(self.memory.decoder_feat(bank.read(keys[i])[0], x.shape[2:]))
+                recurrent.append(hidden[i + 1])
+            hidden[i] = self.backward_trunk(torch.cat([x] + recurrent, dim=1))
+            if bank is not None and i in memorised:
                 bank.add(keys[i], [self.memory.encode_hidden_value(x, hidden[i])])
         return hidden
 
@@ -232,9 +288,11 @@ class MemDeblurNet(nn.Module):
 
         Args:
             scale_idx (int): Index into ``self.scales``.
-            frames, feats, keys (list[Tensor]): Full-size centred frames, D features, keys.
-            backward_hidden (list[Tensor]): Backward states at full feature size.
-            backward_bank, forward_bank (MemoryBank): The forward bank is shared by all scales.
+            frames, feats, keys (list[Tensor]): Full-size centred frames, D features, keys (None
+                without memory).
+            backward_hidden (list[Tensor]): Backward states at full feature size (None when not
+                bidirectional).
+            backward_bank, forward_bank (MemoryBank | None): The forward bank is shared by all scales.
             coarser (list[Tensor] | None): Outputs of the previous (coarser) scale.
 
         Returns:
@@ -247,7 +305,6 @@ class MemDeblurNet(nn.Module):
         else:
             size = (round_up(full_h // factor, SIZE_MULTIPLE), round_up(full_w // factor, SIZE_MULTIPLE))
         feat_size = (size[0] // SIZE_MULTIPLE, size[1] // SIZE_MULTIPLE)
-        period = self.mem_every[scale_idx]
         outputs = []
         x_prev = h_prev = None
         for i, frame in enumerate(frames):
@@ -256,27 +313,73 @@ class MemDeblurNet(nn.Module):
             else:
                 frame = resize(frame, size)
                 x = self.encoder(frame)
-                key = self.memory.encode_key(x)
-                hb = resize(backward_hidden[i], feat_size)
-            parts = [x, self.memory.decoder_feat(backward_bank.read(key)[0], feat_size)]
+                key = self.memory.encode_key(x) if self.use_memory else None
+                hb = resize(backward_hidden[i], feat_size) if self.bidirectional else None
+            parts = [x]
+            if backward_bank is not None:
+                parts.append(self.memory.decoder_feat(backward_bank.read(key)[0], feat_size))
             if coarser is not None:
                 parts.append(self.encoder(resize(coarser[i], size)))
             if i == 0:
                 parts.append(x.new_zeros(x.shape[0], self.forward_recurrent_channels, *feat_size))
             else:
-                restored_readout, hidden_readout = forward_bank.read(key)
-                parts += [
-                    x_prev,
-                    self.memory.decoder_feat(hidden_readout, feat_size), h_prev,
-                    self.memory.decoder_mem(restored_readout, feat_size)
-                ]
+                parts += self._recurrent_inputs(x_prev, h_prev, forward_bank, key, feat_size)
             hidden = self.forward_trunk(self.forward_input_convs[scale_idx](torch.cat(parts, dim=1)))
-            out = self.decoder(F.leaky_relu(self.fusion(torch.cat([hb, hidden], dim=1)), 0.1)) + frame
-            if i % period == 0:
-                forward_bank.add(key, [
-                    self.memory.encode_restored_value(x, self.encoder(out)),
-                    self.memory.encode_hidden_value(x, hidden)
-                ])
+            fused = torch.cat([hb, hidden], dim=1) if self.bidirectional else hidden
+            out = self.decoder(F.leaky_relu(self.fusion(fused), 0.1)) + frame
+            if forward_bank is not None:
+                self._memorise(forward_bank, i, self.mem_every[scale_idx], key,
+                               lambda: self._forward_values(x, out, hidden))
             outputs.append(out)
             x_prev, h_prev = x, hidden
+        return outputs
+
+    def _recurrent_inputs(self, x_prev, h_prev, bank, key, feat_size):
+        """The forward cell's recurrent inputs for a frame after the first, in the released order:
+        ``[x_prev, "h" read-out, h_prev, "r" read-out]``; variants keep the read-outs they have."""
+        if bank is None:
+            return [x_prev, h_prev]
+        readouts = bank.read(key)
+        if self.memory_values == 'separate':
+            restored, hidden = readouts
+            return [x_prev, self.memory.decoder_feat(hidden, feat_size), h_prev,
+                    self.memory.decoder_mem(restored, feat_size)]
+        if self.memory_values == 'hidden':
+            return [x_prev, self.memory.decoder_feat(readouts[0], feat_size), h_prev]
+        decoder = self.memory.decoder_mem if self.memory_values == 'restored' else self.memory.decoder_joint
+        return [x_prev, h_prev, decoder(readouts[0], feat_size)]
+
+    def _forward_values(self, x, out, hidden):
+        """The values the forward bank memorises for a restored frame (``memory_values``)."""
+        if self.memory_values == 'hidden':
+            return [self.memory.encode_hidden_value(x, hidden)]
+        restored = self.encoder(out)
+        if self.memory_values == 'separate':
+            return [self.memory.encode_restored_value(x, restored), self.memory.encode_hidden_value(x, hidden)]
+        if self.memory_values == 'restored':
+            return [self.memory.encode_restored_value(x, restored)]
+        return [self.memory.encode_joint_value(x, restored, hidden)]
+
+    def _memorise(self, bank, i, period, key, values):
+        """Store frame i when ``i % period == 0``; otherwise, with ``temporary_memory``, as the
+        bank's temporary entry. ``values`` is called only when something is stored."""
+        if i % period == 0:
+            bank.add(key, values())
+        elif self.temporary_memory:
+            bank.add(key, values(), temporary=True)
+
+    def _memory_only_pass(self, frames, feats, keys):
+        """Table 5's "w/o Deblur.": each frame's "r" read-out, decoded, goes straight to U."""
+        bank = self._new_bank()
+        period = self.mem_every[0]
+        outputs = []
+        for i, (frame, x, key) in enumerate(zip(frames, feats, keys)):
+            if len(bank):
+                feature = self.memory.decoder_mem(bank.read(key)[0], x.shape[2:])
+            else:
+                feature = x.new_zeros(x.shape[0], self.mid_channels, *x.shape[2:])
+            out = self.decoder(feature) + frame
+            self._memorise(bank, i, period, key,
+                           lambda: [self.memory.encode_restored_value(x, self.encoder(out))])
+            outputs.append(out)
         return outputs

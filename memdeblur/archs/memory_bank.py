@@ -48,10 +48,16 @@ def softmax_over_memory(logits, top_k=None):
 
 
 class MemoryBank:
-    """Growing key/value store read by attention.
+    """Growing key/value store read by attention, with an optional one-entry temporary slot.
+
+    The temporary slot is the "Temp." design of the paper's Table 5 (the released bank class has
+    it, the released forward never uses it): an entry added with ``temporary=True`` replaces the
+    slot instead of being appended and trims nothing, except that the very first addition to an
+    empty bank goes into the bank whatever its mark; every addition of either kind first empties
+    the slot; a read attends over the bank's positions followed by the slot's.
 
     Args:
-        max_length (int | None): After each addition keep only the last
+        max_length (int | None): After each (non-temporary) addition keep only the last
             ``max_length x (positions of the key just added)`` positions. Because entries from
             different scales differ in size, this counts positions of the current entry, not
             entries. None keeps everything.
@@ -63,25 +69,32 @@ class MemoryBank:
         self.top_k = top_k
         self.keys = None
         self.values = None
+        self.temporary = None  # (key, values) of the temporary slot, flattened
 
     def __len__(self):
-        """Number of stored positions."""
-        return 0 if self.keys is None else self.keys.shape[2]
+        """Number of stored positions (the temporary slot's included)."""
+        stored = 0 if self.keys is None else self.keys.shape[2]
+        return stored + (0 if self.temporary is None else self.temporary[0].shape[2])
 
-    def add(self, key, values):
-        """Append one entry.
+    def add(self, key, values, temporary=False):
+        """Append one entry, or put it in the temporary slot.
 
         Args:
             key (Tensor): (B, Ck, h, w).
             values (list[Tensor]): Each (B, Cv, h, w), same h, w as the key.
+            temporary (bool): Replace the temporary slot instead of appending.
         """
         key = key.flatten(2)
         values = [v.flatten(2) for v in values]
+        if self.keys is not None and len(values) != len(self.values):
+            raise ValueError(f'Bank holds {len(self.values)} value tensors, got {len(values)}.')
+        self.temporary = None
+        if temporary and self.keys is not None:
+            self.temporary = (key, values)
+            return
         if self.keys is None:
             self.keys, self.values = key, values
         else:
-            if len(values) != len(self.values):
-                raise ValueError(f'Bank holds {len(self.values)} value tensors, got {len(values)}.')
             self.keys = torch.cat([self.keys, key], dim=2)
             self.values = [torch.cat([old, new], dim=2) for old, new in zip(self.values, values)]
         if self.max_length is not None:
@@ -90,7 +103,7 @@ class MemoryBank:
             self.values = [v[:, :, -keep:] for v in self.values]
 
     def read(self, query):
-        """Attend from ``query`` over every stored position.
+        """Attend from ``query`` over every stored position (the bank's, then the temporary slot's).
 
         Args:
             query (Tensor): (B, Ck, h, w) query key.
@@ -100,6 +113,10 @@ class MemoryBank:
         """
         if self.keys is None:
             raise RuntimeError('Read from an empty memory bank.')
+        keys, values = self.keys, self.values
+        if self.temporary is not None:
+            keys = torch.cat([keys, self.temporary[0]], dim=2)
+            values = [torch.cat([v, t], dim=2) for v, t in zip(values, self.temporary[1])]
         b, _, h, w = query.shape
-        weights = softmax_over_memory(memory_affinity(self.keys, query.flatten(2)), self.top_k)
-        return [(v @ weights).view(b, v.shape[1], h, w) for v in self.values]
+        weights = softmax_over_memory(memory_affinity(keys, query.flatten(2)), self.top_k)
+        return [(v @ weights).view(b, v.shape[1], h, w) for v in values]

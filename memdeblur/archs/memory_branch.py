@@ -60,22 +60,35 @@ class MemoryReadoutDecoder(nn.Module):
 class MemoryBranch(nn.Module):
     """Key, value and read-out networks of MemDeblur's memory.
 
+    The released model memorises two values under each key ("r" and "h", each with its own
+    encoder and decoder). The paper's Table 6 variants build only what they use.
+
     Args:
         feat_channels (int): Channels of the encoder D's features x (48).
         mid_channels (int): Channels of the recurrent hidden state h (64).
         key_channels (int): Channels of the keys (64).
+        hidden_values (bool): Build the "h" value encoder and decoder. Default: True.
+        restored_values (bool): Build the "r" value encoder and decoder. Default: True.
+        joint_values (bool): Build an encoder of one joint value from ``[x, D(R), h]`` and its
+            decoder (Table 6, "[h, r]" concatenated). Default: False.
     """
 
     value_channels = ResNetStem.out_channels
 
-    def __init__(self, feat_channels=48, mid_channels=64, key_channels=64):
+    def __init__(self, feat_channels=48, mid_channels=64, key_channels=64, hidden_values=True, restored_values=True,
+                 joint_values=False):
         super().__init__()
         self.key_encoder = MemoryFeatureEncoder(feat_channels, feat_channels)
         self.key_proj = conv(self.value_channels, key_channels, 3)
-        self.value_encoder_mem = MemoryFeatureEncoder(2 * feat_channels, 32)
-        self.value_encoder_feat = MemoryFeatureEncoder(feat_channels + mid_channels, 32)
-        self.decoder_mem = MemoryReadoutDecoder(self.value_channels, mid_channels)
-        self.decoder_feat = MemoryReadoutDecoder(self.value_channels, mid_channels)
+        if restored_values:
+            self.value_encoder_mem = MemoryFeatureEncoder(2 * feat_channels, 32)
+            self.decoder_mem = MemoryReadoutDecoder(self.value_channels, mid_channels)
+        if hidden_values:
+            self.value_encoder_feat = MemoryFeatureEncoder(feat_channels + mid_channels, 32)
+            self.decoder_feat = MemoryReadoutDecoder(self.value_channels, mid_channels)
+        if joint_values:
+            self.value_encoder_joint = MemoryFeatureEncoder(2 * feat_channels + mid_channels, 32)
+            self.decoder_joint = MemoryReadoutDecoder(self.value_channels, mid_channels)
 
     def encode_key(self, feat):
         """Blurry features x (B, 48, h, w) -> key (B, 64, h/4, w/4)."""
@@ -89,3 +102,6 @@ class MemoryBranch(nn.Module):
         """"h" value from x (B, 48, h, w) and the hidden state (B, 64, h, w)."""
         return self.value_encoder_feat(torch.cat([feat, hidden], dim=1))
 
+    def encode_joint_value(self, feat, restored_feat, hidden):
+        """One value from x, D(restored frame) and the hidden state ([h, r] as one value)."""
+        return self.value_encoder_joint(torch.cat([feat, restored_feat, hidden], dim=1))

@@ -35,7 +35,7 @@ from tqdm import tqdm
 from memdeblur.metrics.released_metric import truncate_to_uint8
 from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.checkpoint import load_pretrained
-from memdeblur.utils.complexity import count_parameters, gmacs_per_frame
+from memdeblur.utils.complexity import measure_complexity
 from memdeblur.utils.option_check import (ANY, BOOL, DICT, INT, NUMBER, STR, OptionError, check_options, one_of,
                                            optional)
 from memdeblur.utils.results_table import summarize, write_csv, write_markdown
@@ -286,14 +286,16 @@ class VideoDeblurModel(VideoRecurrentModel):
         complexity = self.opt['val'].get('complexity', {})
         height, width = complexity.get('height', 720), complexity.get('width', 1280)
         num_frames = complexity.get('num_frames', 100)
-        gmacs = gmacs_per_frame(net, height, width, num_frames)
+        cost = measure_complexity(net, height, width, num_frames)
         device = torch.cuda.get_device_name() if self.device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
         facts = {
             'model': self.opt['network_g']['type'],
             'weights': self.opt['path'].get('pretrain_network_g'),
             'frames scored': rows[-1]['frames'],
-            'parameters': f'{count_parameters(net) / 1e6:.3f} M',
-            f'GMACs per frame at {height}x{width}': f'{gmacs:.2f} (thop module hooks, T={num_frames})',
+            'parameters': f'{cost.parameters / 1e6:.3f} M',
+            f'GMACs per frame at {height}x{width}': f'{cost.thop_gmacs:.2f} (thop module hooks, T={num_frames})',
+            'GMACs per frame, exact': f'{cost.exact_gmacs:.2f} (torch.utils.flop_counter; attention '
+                                      f'{cost.attention_gmacs:.2f})',
             'runtime per frame': f'{seconds_per_frame:.4f} s at the test frame size ({device})',
             'conventions': 'psnr/ssim: BasicSR (rounded to uint8); *_released: truncated to uint8, '
                            'scikit-image SSIM; averages over all frames',
