@@ -27,16 +27,25 @@ gap    BasicSR 1.4.2 behaviour                                     closed by
        errors only logged: a kill mid-save leaves a truncated       ``save_training_state`` (atomic)
        file, and ``--auto_resume`` dies on the newest state         and ``load_resume_state`` (skips
        when it is unreadable                                        unreadable states with a warning)
+8      ``BasicVSRPlusPlus`` builds its deformable alignment only   ``build_basicvsrpp_alignment_without_cuda``
+       when CUDA is available: on a CPU it silently becomes
+       another network (no alignment, other keys), whose
+       checkpoints do not load on a GPU and vice versa, though
+       its forward runs ``torchvision.ops.deform_conv2d``,
+       which works on the CPU
 =====  ==========================================================  =============================
 
 This module must run before the first ``import basicsr``; ``memdeblur/__init__.py`` imports
 it first. Gaps 4 and 5 are methods, closed in the model class that overrides them.
 """
+import functools
 import importlib.util
+import inspect
 import logging
 import math
 import os.path as osp
 import sys
+import warnings
 
 import torch
 
@@ -146,6 +155,38 @@ def create_train_val_dataloader(opt, logger):
     return train_loader, train_sampler, val_loaders, total_epochs, total_iters
 
 
+def build_basicvsrpp_alignment_without_cuda():
+    """Gap 8: BasicVSR++ with its deformable alignment on every device, as on a GPU.
+
+    The alignment modules are added after BasicSR's constructor when it skipped them (same keys,
+    same module order as a CUDA build; their random initialisation comes after the others').
+    """
+    from basicsr.archs import basicvsrpp_arch
+
+    cls = basicvsrpp_arch.BasicVSRPlusPlus
+    original = cls.__init__
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def init_with_alignment(self, *args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message='Deformable alignment module is not added')
+            original(self, *args, **kwargs)
+        if self.is_with_alignment:
+            return
+        options = signature.bind(self, *args, **kwargs)
+        options.apply_defaults()
+        mid_channels = options.arguments['mid_channels']
+        for name in self.backbone:
+            self.deform_align[name] = basicvsrpp_arch.SecondOrderDeformableAlignment(
+                2 * mid_channels, mid_channels, 3, padding=1, deformable_groups=16,
+                max_residue_magnitude=options.arguments['max_residue_magnitude'])
+        self.is_with_alignment = True
+
+    cls.__init__ = init_with_alignment
+
+
+build_basicvsrpp_alignment_without_cuda()
 basicsr.train.load_resume_state = load_resume_state
 basicsr.train.create_train_val_dataloader = create_train_val_dataloader
 basicsr.utils.options.init_dist = init_dist

@@ -100,3 +100,21 @@ def test_enough_epochs_to_reach_total_iter_when_the_last_batch_is_dropped(synthe
     assert (total_epochs + 1) * len(loader) >= total_iters == 24  # BasicSR trains epochs 0..total_epochs
     _, _, _, basicsr_epochs, _ = basicsr_compat._basicsr_create_train_val_dataloader(opt, logger)
     assert (basicsr_epochs + 1) * len(loader) < 24  # the gap: BasicSR alone stops at iteration 21
+
+
+def test_basicvsrpp_has_its_deformable_alignment_without_cuda(monkeypatch):
+    """Gap 8: built on a CPU, BasicVSR++ is the same network (same keys) as on a GPU, and aligns."""
+    import torchvision
+    from basicsr.archs import build_network
+    options = {'type': 'BasicVSRPlusPlus', 'mid_channels': 16, 'num_blocks': 1, 'is_low_res_input': False}
+    net = build_network(options)
+    assert net.is_with_alignment and list(net.deform_align) == ['backward_1', 'forward_1', 'backward_2', 'forward_2']
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)  # what BasicSR builds on a GPU machine
+    assert list(build_network(options).state_dict()) == list(net.state_dict())
+    monkeypatch.undo()
+    calls = []
+    original = torchvision.ops.deform_conv2d
+    monkeypatch.setattr(torchvision.ops, 'deform_conv2d', lambda *a, **k: calls.append(1) or original(*a, **k))
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, 3, 256, 256)).shape == (1, 3, 3, 256, 256)
+    assert calls

@@ -94,7 +94,8 @@ def test_learning_rate_written_as_text_is_refused(tmp_path):
     assert isinstance(build_model(training_options(tmp_path)).net_g, torch.nn.Module)
 
 
-@pytest.mark.parametrize('name', sorted(p.name for p in Path(REPO_ROOT, 'options').glob('*.yml')))
+@pytest.mark.parametrize('name', sorted(str(p.relative_to(Path(REPO_ROOT, 'options')))
+                                         for p in Path(REPO_ROOT, 'options').rglob('*.yml')))
 def test_every_shipped_options_file_passes_the_checks(name):
     with open(f'{REPO_ROOT}/options/{name}') as f:
         opt = yaml.safe_load(f)
@@ -104,6 +105,8 @@ def test_every_shipped_options_file_passes_the_checks(name):
         required = ('num_frame', ) if dataset_type == 'VideoDeblurDataset' else ()
         check_dataset_options({'phase': phase, **dataset_opt}, DATASET_TYPES[dataset_type], required)
     network_opt = dict(opt['network_g'])
-    build_network({**network_opt, 'mid_channels': 8, 'num_blocks_forward': 1, 'num_blocks_backward': 1})
+    if network_opt['type'] == 'MemDeblurNet':  # the full-size network is built elsewhere; keep this quick
+        network_opt.update(mid_channels=8, num_blocks_forward=1, num_blocks_backward=1)
+    build_network(network_opt)
     if 'train' in opt:
         build_loss(opt['train']['pixel_opt'])

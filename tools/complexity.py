@@ -29,6 +29,7 @@ import yaml
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers the archs)
 from basicsr.archs import build_network
 
+from memdeblur.models.padding import SpatialPadding
 from memdeblur.utils.complexity import measure_complexity
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -66,23 +67,41 @@ def parse_args(argv=None):
 
 
 def network_options(path):
+    """The options file's ``network_g``, with the model's frame padding (``size_multiple``, ``min_size``)
+    as ``_padding`` (a network counts at the size it really runs at)."""
     with open(path) as f:
         opt = yaml.safe_load(f)
     if not isinstance(opt, dict) or 'network_g' not in opt:
         raise ValueError(f'{path} has no network_g section.')
-    return opt['network_g']
+    return {**opt['network_g'], '_padding': [opt.get('size_multiple', 1), opt.get('min_size', 0)]}
 
 
 def count(network_opt, size, frames):
-    """Complexity of one network configuration, as a plain dict (picklable for worker processes)."""
-    result = measure_complexity(build_network(dict(network_opt)), size[0], size[1], frames)
+    """Complexity of one network configuration, as a plain dict (picklable for worker processes).
+
+    A network with a ``num_frame`` option (EDVR) restores the centre of a window of that many
+    frames: it is counted on one window, per restored frame.
+    """
+    network_opt = dict(network_opt)
+    height, width = SpatialPadding(*network_opt.pop('_padding')).target(*size)
+    net = build_network(network_opt)
+    outputs = None
+    if 'num_frame' in network_opt:
+        frames, outputs = network_opt['num_frame'], 1
+    # ESTRNN needs more frames than its past + future window
+    frames = max(frames, getattr(net, 'past_frames', 0) + getattr(net, 'future_frames', 0) + 1)
+    result = measure_complexity(net, height, width, frames, outputs)
     return {**vars(result), 'attention_share': result.attention_share}
 
 
 def timed_run(network_opt, size, frames, device):
     """(ms per frame, peak memory in MiB) of an eval forward pass over ``frames`` random frames."""
-    net = build_network(dict(network_opt)).eval().to(device)
-    inputs = torch.rand(1, frames, 3, *size, device=device)
+    network_opt = dict(network_opt)
+    padding = SpatialPadding(*network_opt.pop('_padding'))
+    if 'num_frame' in network_opt:
+        raise ValueError('--run times whole-clip networks; time a sliding-window network (EDVR) with tools/test.py.')
+    net = build_network(network_opt).eval().to(device)
+    inputs = torch.rand(1, frames, 3, *padding.target(*size), device=device)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()

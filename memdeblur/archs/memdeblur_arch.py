@@ -15,6 +15,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from memdeblur.archs.blocks import RDBDown, conv
+from memdeblur.archs.input_checks import check_input_frames, pad_to_multiple
 from memdeblur.archs.memory_bank import MemoryBank
 from memdeblur.archs.memory_branch import MemoryBranch
 from memdeblur.utils.option_check import BOOL, INT, INT_LIST, checked_options, one_of, optional
@@ -25,8 +26,6 @@ SIZE_MULTIPLE = 4  # D halves the size twice
 # "r" (restored) and "h" (hidden) as separate values; the variants keep one of them, or one joint
 # value encoded from both.
 MEMORY_VALUE_MODES = ('separate', 'hidden', 'restored', 'joint')
-# Inputs are refused outside this range: [0, 1] with room for overshooting augmentations or resampling.
-INPUT_RANGE = (-0.5, 1.5)
 
 
 def round_up(value, multiple):
@@ -37,29 +36,6 @@ def round_up(value, multiple):
 def resize(x, size):
     """Bilinear resize without antialiasing, as every resize of the released model."""
     return F.interpolate(x, size=size, mode='bilinear', align_corners=False)
-
-
-def check_input_frames(lqs, name):
-    """Refuse what would give silently wrong outputs: not (B, T, 3, H, W), empty, integer, non-finite
-    or far outside [0, 1] (the usual cause: 0-255 values). ``name`` is the network, for messages."""
-    if lqs.dim() != 5 or lqs.shape[2] != 3:
-        raise ValueError(f'{name} expects (B, T, 3, H, W) frames, got shape {tuple(lqs.shape)}.')
-    if lqs.shape[0] == 0 or lqs.shape[1] == 0:
-        raise ValueError(f'{name} got an empty batch: shape {tuple(lqs.shape)} (B and T must be at least 1).')
-    if not lqs.is_floating_point():
-        raise TypeError(f'{name} expects floating-point frames in [0, 1], got {lqs.dtype}: convert with '
-                        '`frames.float() / 255` (8-bit) or `/ 65535` (16-bit).')
-    if lqs.device.type == 'meta':  # shapes only (complexity counting): there are no values to check
-        return
-    finite = torch.isfinite(lqs).flatten(2).all(dim=2)  # (B, T)
-    if not finite.all():
-        bad = [f'(batch {b}, frame {t})' for b, t in (~finite).nonzero().tolist()]
-        raise ValueError(f'{name} got non-finite (NaN or Inf) input frames: {", ".join(bad[:8])}'
-                         f'{" ..." if len(bad) > 8 else ""}.')
-    low, high = (v.item() for v in torch.aminmax(lqs.detach()))
-    if low < INPUT_RANGE[0] or high > INPUT_RANGE[1]:
-        hint = ' (0-255 values? divide by 255)' if high > 2 else ''
-        raise ValueError(f'{name} expects frames in [0, 1], got values in [{low:.3g}, {high:.3g}]{hint}.')
 
 
 @ARCH_REGISTRY.register()
@@ -212,13 +188,10 @@ class MemDeblurNet(nn.Module):
             range but not clamped to [0, 1].
         """
         check_input_frames(lqs, type(self).__name__)
-        b, t, _, h, w = lqs.shape
+        t, h, w = lqs.shape[1], lqs.shape[3], lqs.shape[4]
         if h < 16 or w < 16:
             raise ValueError(f'MemDeblurNet needs frames of at least 16x16 pixels, got {h}x{w}.')
-        pad_h, pad_w = round_up(h, SIZE_MULTIPLE) - h, round_up(w, SIZE_MULTIPLE) - w
-        frames = [lqs[:, i] - 0.5 for i in range(t)]
-        if pad_h or pad_w:
-            frames = [F.pad(f, (0, pad_w, 0, pad_h), mode='reflect') for f in frames]
+        frames = [pad_to_multiple(lqs[:, i] - 0.5, SIZE_MULTIPLE) for i in range(t)]
         outputs = [torch.stack(scale_out, dim=1) + 0.5 for scale_out in self._restore(frames)]
         outputs[-1] = outputs[-1][..., :h, :w]
         return outputs if return_scales else outputs[-1]

@@ -19,6 +19,7 @@ Extends BasicSR's ``VideoRecurrentModel`` and overrides only what differs for de
 """
 import os
 import os.path as osp
+import resource
 import time
 
 import numpy as np
@@ -33,6 +34,7 @@ from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
 from memdeblur.metrics.released_metric import truncate_to_uint8
+from memdeblur.models.padding import SpatialPadding, reflect_indices
 from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.checkpoint import load_pretrained
 from memdeblur.utils.complexity import measure_complexity
@@ -48,13 +50,17 @@ MODEL_OPTIONS = {
         'is_train': BOOL, 'dist': BOOL, 'rank': INT, 'world_size': INT, 'auto_resume': BOOL, 'root_path': STR,
         'datasets': DICT, 'network_g': DICT, 'path': DICT, 'train': DICT, 'val': optional(DICT),
         'logger': DICT, 'dist_params': DICT, 'find_unused_parameters': BOOL,
+        'size_multiple': INT, 'min_size': INT,
     },
     'train': {
         'ema_decay': NUMBER, 'max_norm': optional(NUMBER), 'optim_g': DICT, 'scheduler': DICT,
         'total_iter': INT, 'warmup_iter': INT, 'pixel_opt': DICT, 'fix_flow': optional(INT),
         'flow_lr_mul': NUMBER,
     },
-    'val': {'val_freq': NUMBER, 'save_img': BOOL, 'metrics': optional(DICT), 'complexity': DICT},
+    'val': {
+        'val_freq': NUMBER, 'save_img': BOOL, 'metrics': optional(DICT), 'complexity': DICT,
+        'border_frames': one_of('reflect', 'inner'), 'window_batch': INT,
+    },
     'path': {
         'pretrain_network_g': optional(STR), 'strict_load_g': BOOL, 'param_key_g': one_of('params', 'params_ema'),
         'resume_state': optional(STR), 'experiments_root': STR, 'models': STR, 'training_states': STR, 'log': STR,
@@ -62,6 +68,13 @@ MODEL_OPTIONS = {
     },
     'logger': {'print_freq': NUMBER, 'save_checkpoint_freq': NUMBER, 'use_tb_logger': BOOL, 'wandb': optional(DICT)},
 }
+
+
+def peak_memory(device):
+    """Peak memory of this process so far, as text: CUDA allocations on a GPU, resident memory on a CPU."""
+    if device.type == 'cuda':
+        return f'{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB (CUDA, allocated)'
+    return f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (process peak resident memory)'
 
 
 def check_model_options(opt):
@@ -116,6 +129,14 @@ class VideoDeblurModel(VideoRecurrentModel):
         check_model_options(opt)
         super().__init__(opt)
         self._input_scores = {}  # (dataset, sequence, frame) -> the blurry input's metric values
+        # size_multiple / min_size: frames are padded for networks that need them (EDVR: 16; BasicVSR++: 256)
+        self.spatial_padding = SpatialPadding(opt.get('size_multiple', 1), opt.get('min_size', 0))
+        self.border_frames = (opt.get('val') or {}).get('border_frames', 'reflect')
+
+    def frame_margins(self):
+        """(first, last): how many frames at the start and the end of a clip the network gives no
+        output for (ESTRNN: its past and future frames); none for whole-clip networks."""
+        return 0, 0
 
     def model_to_device(self, net):
         """Gap 4: DistributedDataParallel with CUDA ``device_ids`` only when the model is on a GPU."""
@@ -152,8 +173,17 @@ class VideoDeblurModel(VideoRecurrentModel):
         atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def training_outputs(self):
-        """What the loss compares with the ground truth; subclasses return several scales."""
-        return self.net_g(self.lq)
+        """What the loss compares with ``training_target``; subclasses return several scales."""
+        return self.spatial_padding.run(self.net_g, self.lq)
+
+    def training_target(self):
+        """The ground truth of the frames ``training_outputs`` restores."""
+        first, last = self.frame_margins()
+        return self.gt[:, first:self.gt.shape[1] - last]
+
+    def restore(self, net, lqs):
+        """Restore (1, T, 3, H, W) frames with ``net``; one output per frame the network can restore."""
+        return self.spatial_padding.run(net, lqs)
 
     def feed_data(self, data):
         """Move a batch to the device; a training batch with NaN/Inf frames is refused, naming its clips."""
@@ -170,7 +200,7 @@ class VideoDeblurModel(VideoRecurrentModel):
         gradient norm before clipping is logged as ``grad_norm`` when ``train.max_norm`` is set.
         """
         self.optimizer_g.zero_grad()
-        loss = self.cri_pix(self.training_outputs(), self.gt)
+        loss = self.cri_pix(self.training_outputs(), self.training_target())
         if not torch.isfinite(loss):
             raise FloatingPointError(f'Iteration {current_iter}: the training loss is {loss.item()}; stopping '
                                      'instead of training on (lower the learning rate, or check the data).')
@@ -187,16 +217,29 @@ class VideoDeblurModel(VideoRecurrentModel):
     def test(self):
         """Restore ``self.lq`` with the EMA network when there is one; time the forward pass.
 
+        Sets ``self.output`` and ``self.output_range``, the frames of ``self.lq`` it covers. A
+        network with frame margins (``frame_margins``) gets the window extended by reflection so
+        that every frame is restored (``val.border_frames: reflect``, the default), or restores
+        only the frames it can (``inner``, as ESTRNN's authors evaluate).
+
         The bare network runs, never its DDP wrapper: processes test different sequences, and a
         DDP forward on one process alone would wait forever for the others' collectives.
         """
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         net.eval()
+        num_frames = self.lq.shape[1]
+        first, last = self.frame_margins()
+        lqs = self.lq
+        if self.border_frames == 'reflect' and (first or last):
+            lqs = lqs[:, reflect_indices(num_frames, first, last)]
+            self.output_range = (0, num_frames)
+        else:
+            self.output_range = (first, num_frames - last)
         if self.device.type == 'cuda':
             torch.cuda.synchronize()
         start = time.perf_counter()
         with torch.no_grad():
-            self.output = net(self.lq)
+            self.output = self.restore(net, lqs)
         if self.device.type == 'cuda':
             torch.cuda.synchronize()
         self.forward_seconds = time.perf_counter() - start
@@ -236,8 +279,9 @@ class VideoDeblurModel(VideoRecurrentModel):
         check_finite_frames(item['lq'], f'the blurry input of sequence {folder}', names)
         self.feed_data({'lq': item['lq'].unsqueeze(0), 'gt': item['gt'].unsqueeze(0)})
         self.test()
-        keep_from, keep_to = item['keep']
-        outputs = self.output[0, keep_from:keep_to].detach().float().cpu()
+        out_from, out_to = self.output_range
+        keep_from, keep_to = max(item['keep'][0], out_from), min(item['keep'][1], out_to)
+        outputs = self.output[0, keep_from - out_from:keep_to - out_from].detach().float().cpu()
         del self.lq, self.output, self.gt
         check_finite_frames(outputs, f'the network output for sequence {folder} (diverged weights?)',
                             names[keep_from:keep_to])
@@ -280,13 +324,26 @@ class VideoDeblurModel(VideoRecurrentModel):
             message += f'\t   {row["sequence"]}: ' + ', '.join(f'{m} {row[m]:.4f}' for m in metrics) + '\n'
         get_root_logger().info(message)
 
+    def complexity(self, net, height, width, num_frames):
+        """Parameters and GMACs per restored frame (``memdeblur.utils.complexity``), at the padded size."""
+        return measure_complexity(net, *self.spatial_padding.target(height, width), num_frames)
+
+    def _border_convention(self):
+        first, last = self.frame_margins()
+        if not (first or last):
+            return 'every frame restored from the sequence itself'
+        if self.border_frames == 'reflect':
+            return (f'every frame scored; the first {first} and last {last} restored from the sequence extended by '
+                    'reflection')
+        return f'inner frames only: the first {first} and last {last} of each window not scored'
+
     def _write_tables(self, dataset_name, rows, seconds_per_frame):
         """Markdown and CSV tables in the results folder, with model size, cost and speed."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         complexity = self.opt['val'].get('complexity', {})
         height, width = complexity.get('height', 720), complexity.get('width', 1280)
         num_frames = complexity.get('num_frames', 100)
-        cost = measure_complexity(net, height, width, num_frames)
+        cost = self.complexity(net, height, width, num_frames)
         device = torch.cuda.get_device_name() if self.device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
         facts = {
             'model': self.opt['network_g']['type'],
@@ -297,6 +354,8 @@ class VideoDeblurModel(VideoRecurrentModel):
             'GMACs per frame, exact': f'{cost.exact_gmacs:.2f} (torch.utils.flop_counter; attention '
                                       f'{cost.attention_gmacs:.2f})',
             'runtime per frame': f'{seconds_per_frame:.4f} s at the test frame size ({device})',
+            'peak memory': peak_memory(self.device),
+            'border frames': self._border_convention(),
             'conventions': 'psnr/ssim: BasicSR (rounded to uint8); *_released: truncated to uint8, '
                            'scikit-image SSIM; averages over all frames',
         }

@@ -58,6 +58,17 @@ OFFICIAL_KEY_RULES = {
             (rf'^memory\.{_MEMORY_DECODERS}\.upsample\.0\.', r'memory.\1.upsample_conv.'),
         ],
         dropped=[r'^conv_hr\.', r'^conv_last\.']),
+    'ESTRNNNet':
+    KeyRules(renames=[
+        (r'^cell\.F_B([012])\.', r'cell.encoder.\1.'),
+        (r'^cell\.F_R\.RDBs\.', 'cell.trunk.rdbs.'),
+        (r'^cell\.F_R\.', 'cell.trunk.'),
+        (r'^cell\.F_h\.', 'cell.hidden_head.'),
+        (r'^fusion\.F_f\.', 'fusion.channel_attention.'),
+        (r'^fusion\.F_p\.', 'fusion.projection.'),
+        (r'^fusion\.fusion\.', 'fusion.merge.'),
+        (r'^recons\.model\.', 'reconstructor.'),
+    ]),
 }
 
 

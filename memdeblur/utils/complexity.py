@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 from thop import profile
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 ATTENTION_OPS = ('bmm', )  # the memory read-out: (keys x query) affinity and (values x weights) products
@@ -37,12 +38,27 @@ class Complexity:
         return self.attention_gmacs / self.exact_gmacs if self.exact_gmacs else 0.0
 
 
+class MetaScalars(TorchDispatchMode):
+    """Lets networks with data-dependent Python branches run on the meta device.
+
+    Meta tensors hold no values, so ``tensor.item()`` (and ``if tensor > x``) fails there. Under
+    this mode every such scalar reads as 0, every such condition as false: EDVR's "offset mean
+    above 50" warning stays silent and BasicVSR++'s "is the clip mirror-extended" test says no, so
+    the ordinary paths are counted.
+    """
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default and args[0].device.type == 'meta':
+            return 0
+        return func(*args, **(kwargs or {}))
+
+
 def count_parameters(net):
     """Number of parameters of a network (a DDP/DataParallel wrapper is unwrapped)."""
     return sum(p.numel() for p in getattr(net, 'module', net).parameters())
 
 
-def measure_complexity(net, height=720, width=1280, num_frames=100):
+def measure_complexity(net, height=720, width=1280, num_frames=100, num_outputs=None):
     """Both counts per frame of a video network on a (1, T, 3, H, W) input, on the meta device.
 
     The per-frame cost of a recurrent network with periodic memorisation depends a little on T
@@ -51,13 +67,16 @@ def measure_complexity(net, height=720, width=1280, num_frames=100):
     Args:
         net (nn.Module): The network; it is copied to the meta device, not changed.
         height, width, num_frames (int): Input size.
+        num_outputs (int | None): Frames one pass restores, to divide by; None = ``num_frames``
+            (whole-clip networks; ESTRNN too, as its authors count). A sliding-window network
+            (EDVR) restores 1 frame from ``num_frames`` = its window.
     """
     meta_net = copy.deepcopy(getattr(net, 'module', net)).to('meta').eval()
     frames = torch.zeros(1, num_frames, 3, height, width, device='meta')
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False) as counter, MetaScalars():
         macs, _ = profile(meta_net, inputs=(frames, ), verbose=False)
     flops = counter.get_flop_counts()['Global']
     attention = sum(v for op, v in flops.items() if str(op).split('.')[-1] in ATTENTION_OPS)
-    per_frame = 1e9 * num_frames
+    per_frame = 1e9 * (num_outputs or num_frames)
     return Complexity(parameters=count_parameters(net), thop_gmacs=macs / per_frame,
                       exact_gmacs=sum(flops.values()) / 2 / per_frame, attention_gmacs=attention / 2 / per_frame)

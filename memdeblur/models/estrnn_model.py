@@ -1,0 +1,20 @@
+"""ESTRNNModel: VideoDeblurModel for ESTRNN, which restores only the inner frames of what it is given."""
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from memdeblur.models.video_deblur_model import VideoDeblurModel
+
+
+@MODEL_REGISTRY.register()
+class ESTRNNModel(VideoDeblurModel):
+    """Trains on the inner frames of each clip (as ESTRNN's authors) and tests every frame.
+
+    ESTRNN gives no output for the first ``past_frames`` and the last ``future_frames`` of its
+    input. Training compares its outputs with the clip's inner ground-truth frames. Testing, by
+    default, extends each sequence by reflection so that every frame is restored and scored
+    (``val.border_frames: reflect``); ``val.border_frames: inner`` scores only the frames ESTRNN
+    restores without padding, its authors' convention. The results table says which.
+    """
+
+    def frame_margins(self):
+        net = self.get_bare_model(self.net_g)
+        return net.past_frames, net.future_frames

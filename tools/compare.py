@@ -1,0 +1,211 @@
+"""Compare trained models on the same test data: one table and one side-by-side image per sequence.
+
+    python tools/compare.py -opt options/test_memdeblur_synthetic.yml \
+        -opt options/baselines/test_estrnn_synthetic.yml -opt options/baselines/test_edvr_synthetic.yml \
+        -opt options/baselines/test_basicvsrpp_synthetic.yml --out results/compare_synthetic
+
+Runs BasicSR's test pipeline for each test options file, one process each (so each model's
+peak memory is its own), on the same data: the test sets of all files must agree, or --dataroot
+sets one for all. Writes to --out:
+  comparison.md / comparison.csv  PSNR and SSIM under both conventions (BasicSR's, rounded to uint8;
+                                  the released evaluation's, truncated, scikit-image SSIM), frames
+                                  scored, parameters, GMACs (authors' convention and exact),
+                                  ms/frame and peak memory, one row per model;
+  <dataset>/<sequence>_<frame>.png  blurry | model A | model B | ... | sharp for the middle frame of
+                                  every sequence, each panel labelled with its PSNR, and below them
+                                  the same zoomed crop of the region that moves most (where blurry
+                                  and sharp differ most);
+  results/<name>/                 each model's own tables and restored frames.
+"""
+import argparse
+import csv
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import yaml
+
+import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
+from basicsr.data import build_dataset
+
+from memdeblur.metrics.released_metric import calculate_psnr_released
+from memdeblur.utils.results_table import write_csv, write_markdown
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+RUNNER = 'import sys, memdeblur; from basicsr.test import test_pipeline; test_pipeline(sys.argv.pop(1))'
+METRICS = ('psnr', 'ssim', 'psnr_released', 'ssim_released')
+SOURCE_KEYS = ('dataroot', 'layout', 'blur_dir', 'lmdb_name', 'split', 'frame_size')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument('-opt', action='append', required=True, metavar='TEST.yml',
+                        help='a test options file; give one per model (at least two)')
+    parser.add_argument('--out', default=osp.join('results', 'compare'),
+                        help='output folder (default: results/compare); refused if it is not empty, unless --force')
+    parser.add_argument('--dataroot', help='test every model on this folder instead of its options file\'s dataroot')
+    parser.add_argument('--crop', type=int, default=4,
+                        help='the zoomed crop is 1/CROP of the frame\'s width and height (default: 4)')
+    parser.add_argument('--force', action='store_true', help='write into a non-empty --out folder')
+    return parser.parse_args(argv)
+
+
+def load_test_options(path, dataroot):
+    with open(path) as f:
+        opt = yaml.safe_load(f)
+    datasets = opt.get('datasets') or {}
+    if len(datasets) != 1:
+        raise ValueError(f'{path}: expected one test dataset under datasets:, found {list(datasets)}.')
+    phase, dataset = next(iter(datasets.items()))
+    if dataroot:
+        dataset['dataroot'] = dataroot
+    return opt, phase, dataset
+
+
+def check_same_data(entries):
+    """Refuse files whose test sets differ: a comparison on different data is meaningless."""
+    reference = {k: entries[0]['dataset'].get(k) for k in SOURCE_KEYS}
+    for entry in entries[1:]:
+        source = {k: entry['dataset'].get(k) for k in SOURCE_KEYS}
+        if source != reference:
+            raise ValueError(f'{entry["path"]} tests on {source}, but {entries[0]["path"]} on {reference}; pass '
+                             '--dataroot to test all on one folder.')
+    names = [e['opt']['name'] for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(f'Two options files share a name ({names}); their results would overwrite each other.')
+
+
+def run_test(entry, out):
+    """BasicSR's test pipeline for one options file, results under ``out/results/<name>``."""
+    overrides = [f'datasets:{entry["phase"]}:dataroot={entry["dataset"]["dataroot"]}', 'val:save_img=true']
+    command = [sys.executable, '-c', RUNNER, osp.abspath(out), '-opt', osp.abspath(entry['path']), '--force_yml',
+               *overrides]
+    print(f'\n== {entry["opt"]["name"]}: {entry["path"]}', flush=True)
+    result = subprocess.run(command, cwd=os.getcwd(), env={**os.environ, 'PYTHONPATH': REPO_ROOT})
+    if result.returncode != 0:
+        raise RuntimeError(f'testing {entry["path"]} failed (exit code {result.returncode}); see its output above.')
+
+
+def read_results(out, entry):
+    """(frame-averaged metrics row, summary facts) of one finished run."""
+    base = osp.join(out, 'results', entry['opt']['name'], entry['dataset']['name'])
+    with open(base + '_metrics.csv') as f:
+        average = list(csv.DictReader(f))[-1]
+    with open(base + '_summary.csv') as f:
+        facts = {row['item']: row['value'] for row in csv.DictReader(f)}
+    return average, facts
+
+
+def table_rows(out, entries):
+    rows = []
+    for entry in entries:
+        average, facts = read_results(out, entry)
+        gmacs = next((v for k, v in facts.items() if k.startswith('GMACs per frame at')), '')
+        row = {'model': entry['opt']['name'], 'network': facts.get('model', ''), 'frames scored': average['frames']}
+        row.update({m: float(average[m]) for m in METRICS if m in average})
+        row.update({'params': facts.get('parameters', ''), 'GMACs (authors\')': gmacs.split(' ')[0],
+                    'GMACs (exact)': facts.get('GMACs per frame, exact', '').split(' ')[0],
+                    'ms/frame': f'{1000 * float(facts["runtime per frame"].split(" ")[0]):.1f}',
+                    'peak memory': facts.get('peak memory', ''), 'border frames': facts.get('border frames', '')})
+        rows.append(row)
+    blurry = read_results(out, entries[0])[0]
+    blurry_row = {key: '' for key in rows[0]}
+    blurry_row.update({'model': 'blurry input', 'frames scored': blurry['frames'],
+                       **{m: float(blurry[f'{m} (blurry input)']) for m in METRICS if m in blurry_row}})
+    rows.append(blurry_row)
+    return rows
+
+
+def labelled(image, text):
+    """The image under a dark banner holding its label (the banner adds rows; no pixel is covered)."""
+    scale = max(0.4, image.shape[1] / 500)
+    (_, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    banner = np.zeros((text_h + 10, image.shape[1], 3), np.uint8)
+    cv2.putText(banner, text, (5, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return np.concatenate([banner, image], axis=0)
+
+
+def most_moving_region(blurry, sharp, fraction):
+    """(top, left, height, width) of the crop where blurry and sharp differ most on average."""
+    h, w = blurry.shape[:2]
+    crop_h, crop_w = max(8, h // fraction), max(8, w // fraction)
+    difference = np.abs(blurry.astype(np.float32) - sharp.astype(np.float32)).mean(axis=2)
+    local = cv2.boxFilter(difference, -1, (crop_w, crop_h), normalize=True, borderType=cv2.BORDER_CONSTANT)
+    y, x = np.unravel_index(np.argmax(local), local.shape)
+    top, left = int(np.clip(y - crop_h // 2, 0, h - crop_h)), int(np.clip(x - crop_w // 2, 0, w - crop_w))
+    return top, left, crop_h, crop_w
+
+
+def comparison_image(blurry, outputs, sharp, crop_fraction):
+    """Labelled panels in a row, and the zoomed crop of each below (BGR uint8 arrays)."""
+    panels = [('blurry', blurry)] + outputs + [('sharp', sharp)]
+    top, left, crop_h, crop_w = most_moving_region(blurry, sharp, crop_fraction)
+    row, zoomed = [], []
+    for name, image in panels:
+        label = name if name == 'sharp' else f'{name} {calculate_psnr_released(image, sharp):.2f} dB'
+        framed = image.copy()
+        cv2.rectangle(framed, (left, top), (left + crop_w - 1, top + crop_h - 1), (0, 255, 255), 1)
+        row.append(labelled(framed, label))
+        crop = image[top:top + crop_h, left:left + crop_w]
+        zoom = cv2.resize(crop, (image.shape[1], image.shape[1] * crop_h // crop_w), interpolation=cv2.INTER_NEAREST)
+        zoomed.append(labelled(zoom, f'{name}, zoomed'))
+    return np.concatenate([np.concatenate(row, axis=1), np.concatenate(zoomed, axis=1)], axis=0)
+
+
+def write_images(out, entries, crop_fraction):
+    """One comparison image per sequence of the common test set; returns the paths written."""
+    dataset = build_dataset({**entries[0]['dataset'], 'phase': entries[0]['phase'], 'num_frame': -1})
+    written = []
+    for seq_idx, seq in enumerate(dataset.source.sequences):
+        frame_idx = len(seq) // 2
+        frame = seq.frame_names[frame_idx]
+        blurry, sharp = (np.rint(x[..., ::-1] * 255).astype(np.uint8) for x in dataset.source.read(seq_idx, frame_idx))
+        outputs = []
+        for entry in entries:
+            path = osp.join(out, 'results', entry['opt']['name'], 'visualization', entry['dataset']['name'],
+                            seq.name, f'{frame}.png')
+            restored = cv2.imread(path)
+            if restored is None:
+                raise FileNotFoundError(f'{entry["opt"]["name"]} wrote no frame {path}.')
+            outputs.append((entry['opt']['name'], restored))
+        target = osp.join(out, entries[0]['dataset']['name'], f'{seq.name}_{frame}.png')
+        os.makedirs(osp.dirname(target), exist_ok=True)
+        cv2.imwrite(target, comparison_image(blurry, outputs, sharp, crop_fraction))
+        written.append(target)
+    return written
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        if len(args.opt) < 2:
+            raise ValueError('give at least two -opt files to compare.')
+        if osp.isdir(args.out) and os.listdir(args.out) and not args.force:
+            raise FileExistsError(f'{args.out} is not empty; choose another --out or pass --force.')
+        entries = []
+        for path in args.opt:
+            opt, phase, dataset = load_test_options(path, args.dataroot)
+            entries.append({'path': path, 'opt': opt, 'phase': phase, 'dataset': dataset})
+        check_same_data(entries)
+        for entry in entries:
+            run_test(entry, args.out)
+        rows = table_rows(args.out, entries)
+        images = write_images(args.out, entries, args.crop)
+    except (OSError, ValueError, RuntimeError, yaml.YAMLError) as err:
+        sys.exit(f'error: {err}')
+    write_csv(osp.join(args.out, 'comparison.csv'), rows)
+    write_markdown(osp.join(args.out, 'comparison.md'), f'Comparison on {entries[0]["dataset"]["name"]}', rows,
+                   {'data': entries[0]['dataset']['dataroot'],
+                    'conventions': 'psnr/ssim: BasicSR (rounded to uint8); *_released: truncated to uint8, '
+                                   'scikit-image SSIM; frame averages'})
+    print(f'\nTable: {osp.join(args.out, "comparison.md")} (and .csv); {len(images)} comparison image(s) under '
+          f'{osp.join(args.out, entries[0]["dataset"]["name"])}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
