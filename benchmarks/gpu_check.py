@@ -8,9 +8,11 @@ Meant for a machine with a CUDA GPU, run once per lent session (minutes). Sectio
    authors' outputs, and float32 CUDA against float32 CPU outputs (eval mode);
 2. training: a few iterations of the synthetic recipe through BasicSR's ``train_pipeline`` on CUDA
    (model on the GPU, EMA, atomic checkpoint saving, validation);
-3. speed: the released configuration (64 channels, 30+10 blocks) at 256x256 and 720x1280, eval,
-   float32 against autocast float16 and bfloat16, ms/frame and peak GPU memory, reported as
-   ratios to float32 from the same run, with the PSNR between the low-precision and float32 outputs.
+3. speed: the released configuration (64 channels, 30+10 blocks) at 256x256 and 720x1280, eval:
+   the plain network in float32 against the fast path (BatchNorm folded, channels-last, sparse
+   read-outs) in float32, float16 and bfloat16, ms/frame and peak GPU memory as ratios to the
+   plain float32 run of the same process, with the PSNR between each output and plain float32's;
+4. memory: streamed windows at 720x1280 for 30, 300 and 1000 frames (peak GPU memory).
 
 Every section runs even when another fails; the report is Markdown.
 """
@@ -83,19 +85,17 @@ def training(lines, num_gpu=1):
             lines += ['```', log[-3000:], '```', '']
 
 
-def timed(net, frames, dtype, runs):
-    """(ms per frame, peak GPU MiB, output) of eval inference under autocast ``dtype`` (None = float32)."""
-    context = torch.autocast('cuda', dtype=dtype) if dtype else torch.autocast('cuda', enabled=False)
-    with torch.inference_mode(), context:
-        net(frames)  # warm-up
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        start = time.perf_counter()
-        for _ in range(runs):
-            out = net(frames)
-        torch.cuda.synchronize()
+def timed(restore, clip, runs):
+    """(ms per frame, peak GPU MiB, output) of ``restore`` on a (T, 3, H, W) clip."""
+    restore(clip)  # warm-up
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(runs):
+        out = restore(clip)
+    torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / runs
-    return 1000 * seconds / frames.shape[1], torch.cuda.max_memory_allocated() / 2**20, out.float()
+    return 1000 * seconds / clip.shape[0], torch.cuda.max_memory_allocated() / 2**20, out
 
 
 def psnr(a, b):
@@ -103,22 +103,46 @@ def psnr(a, b):
     return float('inf') if mse == 0 else 10 * torch.log10(torch.tensor(1 / mse)).item()
 
 
-def speed(fixtures, lines):
+def released_net(fixtures):
     net = build_network({'type': 'MemDeblurNet'})
-    load_pretrained(net, osp.join(fixtures, 'official_memdeblur', 'memdeblur_official_format.pth.tar'))
-    net = net.cuda().eval()
-    lines += ['## Speed (released configuration, eval, autocast; ratios within this run)', '',
-              '| size | frames | precision | ms/frame | speed-up vs float32 | peak GPU MiB | PSNR vs float32 (dB) |',
+    return load_pretrained(net, osp.join(fixtures, 'official_memdeblur', 'memdeblur_official_format.pth.tar'))
+
+
+def speed(fixtures, lines):
+    from memdeblur.archs.fast_inference import fast_restore_fn
+    net = released_net(fixtures)
+    lines += ['## Speed (released configuration, eval; ratios within this run)', '',
+              '| size | frames | mode | ms/frame | speed-up vs plain float32 | peak GPU MiB | PSNR vs plain (dB) |',
               '|---|---|---|---|---|---|---|']
+    modes = [('plain float32', dict(fast=False)), ('fast float32', {}), ('fast float16', dict(precision='float16')),
+             ('fast bfloat16', dict(precision='bfloat16'))]
     for (h, w), t, runs in (((256, 256), 20, 3), ((720, 1280), 10, 2)):
         torch.manual_seed(0)
-        frames = torch.rand(1, t, 3, h, w, device='cuda')
-        base_ms, base_mem, base_out = timed(net, frames, None, runs)
-        lines.append(f'| {h}x{w} | {t} | float32 | {base_ms:.2f} | 1.00 | {base_mem:.0f} | - |')
-        for name, dtype in (('float16', torch.float16), ('bfloat16', torch.bfloat16)):
-            ms, mem, out = timed(net, frames, dtype, runs)
-            lines.append(f'| {h}x{w} | {t} | {name} | {ms:.2f} | {base_ms / ms:.2f} | {mem:.0f} | '
-                         f'{psnr(out, base_out):.1f} |')
+        clip = torch.rand(t, 3, h, w)
+        base_ms = reference = None
+        for label, options in modes:
+            ms, mem, out = timed(fast_restore_fn(net, 'cuda', **options), clip, runs)
+            base_ms, reference = base_ms or ms, reference if reference is not None else out
+            quality = '-' if label.startswith('plain') else f'{psnr(out, reference):.1f}'
+            lines.append(f'| {h}x{w} | {t} | {label} | {ms:.2f} | {base_ms / ms:.2f} | {mem:.0f} | {quality} |')
+    lines.append('')
+
+
+def video_memory(fixtures, lines):
+    """Streamed windows (as tools/deblur_video.py) at 720x1280: peak GPU memory against length."""
+    from memdeblur.archs.fast_inference import fast_restore_fn
+    from memdeblur.video.windowed_restorer import restore_stream
+    restore = fast_restore_fn(released_net(fixtures), 'cuda', precision='float16')
+    lines += ['## Bounded memory at 720x1280 (windows of 30, overlap 6, fast float16)', '',
+              '| frames | peak GPU MiB | ms/frame |', '|---|---|---|']
+    for length in (30, 300, 1000):
+        torch.cuda.reset_peak_memory_stats()
+        frame = torch.rand(3, 720, 1280)
+        start = time.perf_counter()
+        count = sum(1 for _ in restore_stream(restore, (frame for _ in range(length)), 30, 6))
+        torch.cuda.synchronize()
+        ms = 1000 * (time.perf_counter() - start) / length
+        lines.append(f'| {count} | {torch.cuda.max_memory_allocated() / 2**20:.0f} | {ms:.1f} |')
     lines.append('')
 
 
@@ -127,14 +151,18 @@ def main():
     parser.add_argument('--fixtures', default=osp.join(REPO_ROOT, '..', 'shared', 'fixtures'),
                         help='folder holding official_memdeblur/ (default: ../shared/fixtures)')
     parser.add_argument('--out', default='gpu_check.md', help='Markdown report (default: gpu_check.md)')
+    parser.add_argument('--sections', nargs='+', default=['correctness', 'training', 'speed', 'memory'],
+                        choices=['correctness', 'training', 'speed', 'memory'],
+                        help='what to run (default: all)')
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit('error: no CUDA GPU visible; this check is for GPU machines.')
     lines = [f'# GPU check: {torch.cuda.get_device_name()}, torch {torch.__version__}', '']
-    for section in (lambda: correctness(args.fixtures, lines), lambda: training(lines),
-                    lambda: speed(args.fixtures, lines)):
+    sections = {'correctness': lambda: correctness(args.fixtures, lines), 'training': lambda: training(lines),
+                'speed': lambda: speed(args.fixtures, lines), 'memory': lambda: video_memory(args.fixtures, lines)}
+    for name in args.sections:
         try:
-            section()
+            sections[name]()
         except Exception:  # report and go on: one broken section must not hide the others
             lines += ['```', traceback.format_exc(), '```', '']
         with open(args.out, 'w') as f:

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from memdeblur.archs.memory_bank import MemoryBank, memory_affinity, softmax_over_memory
+from memdeblur.archs.memory_bank import MemoryBank, memory_affinity, softmax_over_memory, sparse_top_k_readout
 
 
 def test_affinity_is_negative_squared_distance_up_to_the_query_norm():
@@ -84,3 +84,20 @@ def test_temporary_slot_replaces_itself_is_emptied_by_every_addition_and_is_read
     bank.add(*entry(7), temporary=True)
     assert bank.keys[0, 0].tolist() == [5., 6.]  # a temporary addition trims nothing
     assert torch.cat([bank.keys, bank.temporary[0]], 2)[0, 0].tolist() == [5., 6., 7.]
+
+
+def test_sparse_top_k_readout_equals_the_dense_one():
+    torch.manual_seed(0)
+    dense, sparse = MemoryBank(max_length=3, top_k=5), MemoryBank(max_length=3, top_k=5, sparse=True)
+    for _ in range(4):
+        key, values = torch.randn(2, 8, 3, 4, dtype=torch.float64), [torch.randn(2, 6, 3, 4, dtype=torch.float64),
+                                                                     torch.randn(2, 7, 3, 4, dtype=torch.float64)]
+        dense.add(key, values)
+        sparse.add(key, values)
+    query = torch.randn(2, 8, 2, 5, dtype=torch.float64)
+    logits = memory_affinity(dense.keys, query.flatten(2))
+    for a, b in zip(dense.read(query), sparse_top_k_readout(logits, dense.values, 5)):
+        assert a.shape == b.view(a.shape).shape and torch.allclose(a, b.view(a.shape), atol=1e-12)
+    large = torch.randn(2, 8, 32, 32, dtype=torch.float64)  # 1024 query positions: the sparse path
+    for a, b in zip(dense.read(large), sparse.read(large)):
+        assert torch.allclose(a, b, atol=1e-12)

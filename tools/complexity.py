@@ -18,7 +18,6 @@ import glob
 import json
 import os
 import os.path as osp
-import resource
 import sys
 import time
 from multiprocessing import get_context
@@ -31,6 +30,7 @@ from basicsr.archs import build_network
 
 from memdeblur.models.padding import SpatialPadding
 from memdeblur.utils.complexity import measure_complexity
+from memdeblur.utils.memory import peak_rss_mib
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 README = osp.join(REPO_ROOT, 'options', 'README.md')
@@ -102,7 +102,7 @@ def timed_run(network_opt, size, frames, device):
         raise ValueError('--run times whole-clip networks; time a sliding-window network (EDVR) with tools/test.py.')
     net = build_network(network_opt).eval().to(device)
     inputs = torch.rand(1, frames, 3, *padding.target(*size), device=device)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = peak_rss_mib()
     if device == 'cuda':
         torch.cuda.reset_peak_memory_stats()
     with torch.inference_mode():
@@ -113,8 +113,8 @@ def timed_run(network_opt, size, frames, device):
         seconds = time.perf_counter() - start
     if device == 'cuda':
         peak = torch.cuda.max_memory_allocated() / 2**20
-    else:  # growth of the process's peak resident memory (ru_maxrss is in KiB on Linux)
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+    else:  # growth of the process's peak resident memory
+        peak = peak_rss_mib() - rss_before
     return 1000 * seconds / frames, peak
 
 

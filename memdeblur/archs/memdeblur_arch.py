@@ -93,6 +93,12 @@ class MemDeblurNet(nn.Module):
         temporary_memory (bool): Table 5's "Temp.": every frame that is not memorised still enters
             the forward bank as its temporary entry (replaced by the next frame), so the previous
             frame is always readable. Default: False.
+
+    Attributes:
+        sparse_readout (bool): Eval-mode read-outs gather the ``top_k`` selected values instead of a
+            dense product with a mostly-zero weight matrix (``MemoryBank``'s ``sparse``): the same
+            result up to float rounding, much less work on large frames. Off by default (the
+            released computation); the fast inference path turns it on.
     """
 
     def __init__(self,
@@ -131,6 +137,7 @@ class MemDeblurNet(nn.Module):
         self.deblur_branch = deblur_branch
         self.memory_values = memory_values
         self.temporary_memory = temporary_memory
+        self.sparse_readout = False
 
         c, x_ch = mid_channels, FEAT_CHANNELS
         # D: image (3, H, W) -> x (48, H/4, W/4)
@@ -202,7 +209,7 @@ class MemDeblurNet(nn.Module):
             return None
         if self.training:
             return MemoryBank()
-        return MemoryBank(max_length=self.test_mem_length, top_k=self.top_k)
+        return MemoryBank(max_length=self.test_mem_length, top_k=self.top_k, sparse=self.sparse_readout)
 
     def _restore(self, frames):
         """Centred frames (list of T (B, 3, H, W)) -> per scale, a list of T centred outputs."""

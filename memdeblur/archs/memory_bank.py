@@ -8,6 +8,8 @@ import math
 
 import torch
 
+SPARSE_MIN_POSITIONS = 1024  # query positions from which a gathered top-k read-out beats the dense one
+
 
 def memory_affinity(keys, query):
     """Similarity of every memory position to every query position.
@@ -47,6 +49,29 @@ def softmax_over_memory(logits, top_k=None):
     return torch.zeros_like(logits).scatter_(1, top_indices, top_weights)
 
 
+def sparse_top_k_readout(logits, values, top_k):
+    """Top-k read-out by gathering: each query position sums its ``top_k`` values, softmax-weighted.
+
+    Args:
+        logits (Tensor): (B, N, M).
+        values (list[Tensor]): Each (B, C, N).
+        top_k (int): Positions kept per query position.
+
+    Returns:
+        list[Tensor]: Each (B, C, M); equal to the dense read-out with ``softmax_over_memory(logits, top_k)``.
+    """
+    top_values, top_indices = torch.topk(logits, k=top_k, dim=1)  # (B, k, M)
+    weights = torch.exp(top_values - top_values[:, :1])
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    b, k, m = top_indices.shape
+    readouts = []
+    for v in values:
+        index = top_indices.reshape(b, 1, k * m).expand(b, v.shape[1], k * m)
+        gathered = v.gather(2, index).view(b, v.shape[1], k, m)
+        readouts.append((gathered * weights.unsqueeze(1).to(gathered.dtype)).sum(dim=2))
+    return readouts
+
+
 class MemoryBank:
     """Growing key/value store read by attention, with an optional one-entry temporary slot.
 
@@ -62,11 +87,19 @@ class MemoryBank:
             different scales differ in size, this counts positions of the current entry, not
             entries. None keeps everything.
         top_k (int | None): Read-out with top-k softmax (see ``softmax_over_memory``).
+        sparse (bool): With ``top_k``, gather the ``top_k`` selected values per query position
+            instead of multiplying all values by a mostly-zero weight matrix: the same sum in
+            another order (float rounding apart). Used for query maps of at least
+            ``SPARSE_MIN_POSITIONS`` positions, where it pays: measured on 2 CPU cores, one read at
+            720x1280 (3600 query positions, 18000 memory positions) took 0.20 s instead of 0.38 s,
+            one at 256x256 (256 positions) 4.3 ms instead of 2.0 ms. Default: False (the released
+            computation).
     """
 
-    def __init__(self, max_length=None, top_k=None):
+    def __init__(self, max_length=None, top_k=None, sparse=False):
         self.max_length = max_length
         self.top_k = top_k
+        self.sparse = sparse
         self.keys = None
         self.values = None
         self.temporary = None  # (key, values) of the temporary slot, flattened
@@ -118,5 +151,9 @@ class MemoryBank:
             keys = torch.cat([keys, self.temporary[0]], dim=2)
             values = [torch.cat([v, t], dim=2) for v, t in zip(values, self.temporary[1])]
         b, _, h, w = query.shape
-        weights = softmax_over_memory(memory_affinity(keys, query.flatten(2)), self.top_k)
+        logits = memory_affinity(keys, query.flatten(2))
+        if (self.sparse and self.top_k is not None and self.top_k < logits.shape[1]
+                and logits.shape[2] >= SPARSE_MIN_POSITIONS):
+            return [v.view(b, v.shape[1], h, w) for v in sparse_top_k_readout(logits, values, self.top_k)]
+        weights = softmax_over_memory(logits, self.top_k)
         return [(v @ weights).view(b, v.shape[1], h, w) for v in values]

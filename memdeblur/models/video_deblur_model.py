@@ -19,7 +19,6 @@ Extends BasicSR's ``VideoRecurrentModel`` and overrides only what differs for de
 """
 import os
 import os.path as osp
-import resource
 import time
 
 import numpy as np
@@ -33,11 +32,13 @@ from torch import distributed as dist
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
+from memdeblur.archs.fast_inference import PRECISIONS, prepare_fast
 from memdeblur.metrics.released_metric import truncate_to_uint8
 from memdeblur.models.padding import SpatialPadding, reflect_indices
 from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.checkpoint import load_pretrained
 from memdeblur.utils.complexity import measure_complexity
+from memdeblur.utils.memory import peak_rss_mib
 from memdeblur.utils.option_check import (ANY, BOOL, DICT, INT, NUMBER, STR, OptionError, check_options, one_of,
                                            optional)
 from memdeblur.utils.results_table import summarize, write_csv, write_markdown
@@ -60,6 +61,7 @@ MODEL_OPTIONS = {
     'val': {
         'val_freq': NUMBER, 'save_img': BOOL, 'metrics': optional(DICT), 'complexity': DICT,
         'border_frames': one_of('reflect', 'inner'), 'window_batch': INT,
+        'fast': BOOL, 'precision': one_of(*PRECISIONS),
     },
     'path': {
         'pretrain_network_g': optional(STR), 'strict_load_g': BOOL, 'param_key_g': one_of('params', 'params_ema'),
@@ -74,7 +76,7 @@ def peak_memory(device):
     """Peak memory of this process so far, as text: CUDA allocations on a GPU, resident memory on a CPU."""
     if device.type == 'cuda':
         return f'{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB (CUDA, allocated)'
-    return f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (process peak resident memory)'
+    return f'{peak_rss_mib():.0f} MiB (process peak resident memory)'
 
 
 def check_model_options(opt):
@@ -225,8 +227,7 @@ class VideoDeblurModel(VideoRecurrentModel):
         The bare network runs, never its DDP wrapper: processes test different sequences, and a
         DDP forward on one process alone would wait forever for the others' collectives.
         """
-        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
-        net.eval()
+        net = self.inference_network()
         num_frames = self.lq.shape[1]
         first, last = self.frame_margins()
         lqs = self.lq
@@ -238,13 +239,26 @@ class VideoDeblurModel(VideoRecurrentModel):
         if self.device.type == 'cuda':
             torch.cuda.synchronize()
         start = time.perf_counter()
-        with torch.no_grad():
-            self.output = self.restore(net, lqs)
+        dtype = PRECISIONS[(self.opt.get('val') or {}).get('precision', 'float32')]
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=dtype or torch.float32,
+                                             enabled=dtype is not None):
+            self.output = self.restore(net, lqs).float()
         if self.device.type == 'cuda':
             torch.cuda.synchronize()
         self.forward_seconds = time.perf_counter() - start
         if self.is_train:
             self.net_g.train()
+
+    def inference_network(self):
+        """The network ``test`` runs: the EMA one when there is one, in eval mode; with ``val.fast``
+        (testing only) a prepared copy: BatchNorm folded, channels-last, sparse read-outs
+        (``memdeblur.archs.fast_inference``), made once."""
+        net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
+        if not (self.opt.get('val') or {}).get('fast') or self.is_train:
+            return net.eval()
+        if getattr(self, '_fast_net', None) is None:
+            self._fast_net = prepare_fast(net, self.device)
+        return self._fast_net
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         self.dist_validation(dataloader, current_iter, tb_logger, save_img)

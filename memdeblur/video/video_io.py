@@ -1,0 +1,191 @@
+"""Reading and writing videos and frame folders as streams of RGB frames, one frame in memory at a time.
+
+Inputs: a video file (anything FFmpeg decodes: mp4, mov, avi, mkv, ...; read with PyAV, which
+bundles FFmpeg), a folder of frames, or a folder of sequence folders. Outputs: an mp4 (H.264,
+CRF 17: visually lossless; yuv444p for odd frame sizes, which yuv420p cannot hold) or a folder
+of PNG frames. Frames are (H, W, 3) uint8 RGB numpy arrays.
+"""
+import os
+import os.path as osp
+import shutil
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+
+from memdeblur.data.errors import DataError
+from memdeblur.data.frame_io import IMAGE_EXTENSIONS, read_frame
+from memdeblur.data.frame_names import natural_sorted
+
+VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.m4v', '.webm', '.mpg', '.mpeg', '.wmv')
+DEFAULT_FPS = Fraction(30)  # for frame folders, which carry no frame rate
+
+
+@dataclass
+class VideoInput:
+    """One sequence to deblur: where it comes from, its name, frame rate and (approximate) length."""
+
+    path: str
+    name: str
+    fps: Fraction
+    num_frames: int  # 0 when the container does not say
+    is_video_file: bool
+
+    def frames(self):
+        """Yield (H, W, 3) uint8 RGB frames in order."""
+        return read_video_frames(self.path) if self.is_video_file else read_folder_frames(self.path)
+
+
+def is_video_file(path):
+    return osp.isfile(path) and path.lower().endswith(VIDEO_EXTENSIONS)
+
+
+def list_frame_files(folder):
+    return natural_sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def find_inputs(path, fps=None):
+    """The sequences at ``path``: a video file, a folder of frames, or a folder of sequence folders.
+
+    Args:
+        path (str): The input.
+        fps (Fraction | None): Frame rate for frame folders (default 30); ignored for videos.
+
+    Returns:
+        list[VideoInput]
+
+    Raises:
+        DataError: naming the path when it is missing, unreadable or holds nothing to deblur.
+    """
+    if not osp.exists(path):
+        raise DataError(f'Input {path} does not exist.')
+    if osp.isfile(path):
+        if not is_video_file(path):
+            raise DataError(f'Input {path} is not a video file ({", ".join(VIDEO_EXTENSIONS)}) or a folder.')
+        return [probe_video(path)]
+    frames = list_frame_files(path)
+    if frames:
+        return [VideoInput(path, osp.basename(osp.normpath(path)), fps or DEFAULT_FPS, len(frames), False)]
+    sequences = [d for d in natural_sorted(os.listdir(path)) if osp.isdir(osp.join(path, d)) and not d.startswith('.')]
+    inputs = [find_inputs(osp.join(path, d), fps)[0] for d in sequences if list_frame_files(osp.join(path, d))]
+    if not inputs:
+        raise DataError(f'Input folder {path} holds no frames ({", ".join(IMAGE_EXTENSIONS)}) and no folders of '
+                        'frames.')
+    return inputs
+
+
+def probe_video(path):
+    """A video file's stream facts, with a clear error for files FFmpeg cannot open."""
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise DataError(f'Video {path} has no video stream.')
+            stream = container.streams.video[0]
+            # variable frame rate: the average rate; guessed_rate for streams that lack it
+            fps = stream.average_rate or stream.guessed_rate or DEFAULT_FPS
+            num_frames = stream.frames or 0
+    except av.FFmpegError as err:
+        raise DataError(f'Video {path} cannot be read: {err}') from err
+    return VideoInput(path, osp.splitext(osp.basename(path))[0], Fraction(fps), num_frames, True)
+
+
+def read_video_frames(path):
+    """Yield the frames of a video file, decoding one at a time."""
+    try:
+        with av.open(path) as container:
+            for frame in container.decode(video=0):
+                yield frame.to_ndarray(format='rgb24')
+    except av.FFmpegError as err:
+        raise DataError(f'Video {path} is corrupt or truncated: {err}') from err
+
+
+def read_folder_frames(folder):
+    """Yield the frames of a folder of images in natural order (8/16-bit, gray or colour)."""
+    size = None
+    for name in list_frame_files(folder):
+        path = osp.join(folder, name)
+        frame = np.rint(read_frame(path) * 255).astype(np.uint8)
+        if size is None:
+            size = frame.shape
+        elif frame.shape != size:
+            raise DataError(f'Frame {path} is {frame.shape[0]}x{frame.shape[1]}, but the sequence started at '
+                            f'{size[0]}x{size[1]}.')
+        yield frame
+
+
+class VideoWriter:
+    """Writes RGB frames to an mp4 (H.264, CRF 17) or, for a path without a video extension, a folder of PNGs.
+
+    Everything is written to a temporary sibling and renamed into place by ``close``, so a failure
+    half-way never leaves a partial output or touches an existing one. Use as a context manager.
+
+    Args:
+        path (str): Output mp4 file or folder.
+        fps (Fraction): Frame rate of the mp4.
+        frame_names (list[str] | None): PNG file stems (default: 000000, 000001, ...).
+    """
+
+    def __init__(self, path, fps, frame_names=None):
+        self.path = path
+        self.fps = fps
+        self.frame_names = frame_names
+        self.is_video = path.lower().endswith(VIDEO_EXTENSIONS)
+        parent = osp.dirname(osp.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        self.tmp_path = osp.join(parent, f'.partial-{os.getpid()}-{osp.basename(path)}')
+        self.count = 0
+        self._container = self._stream = None
+        if not self.is_video:
+            os.makedirs(self.tmp_path)
+
+    def write(self, frame):
+        """Append one (H, W, 3) uint8 RGB frame."""
+        if not self.is_video:
+            name = self.frame_names[self.count] if self.frame_names else f'{self.count:06d}'
+            cv2.imwrite(osp.join(self.tmp_path, f'{name}.png'), frame[..., ::-1])
+        else:
+            if self._container is None:
+                self._open_video(*frame.shape[:2])
+            for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
+                self._container.mux(packet)
+        self.count += 1
+
+    def _open_video(self, height, width):
+        self._container = av.open(self.tmp_path, mode='w', format='mp4')
+        self._stream = self._container.add_stream('libx264', rate=self.fps)
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = 'yuv420p' if height % 2 == 0 and width % 2 == 0 else 'yuv444p'
+        self._stream.options = {'crf': '17', 'preset': 'medium'}
+
+    def close(self):
+        """Finish the file and move it into place."""
+        if self._container is not None:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+        if self.count == 0:
+            raise DataError(f'No frame was written to {self.path}.')
+        if osp.isdir(self.path) and not osp.islink(self.path):
+            shutil.rmtree(self.path)
+        os.replace(self.tmp_path, self.path)
+
+    def abort(self):
+        """Drop the temporary output."""
+        if self._container is not None:
+            self._container.close()
+        if osp.isdir(self.tmp_path):
+            shutil.rmtree(self.tmp_path)
+        elif osp.exists(self.tmp_path):
+            os.remove(self.tmp_path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False

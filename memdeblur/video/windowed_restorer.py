@@ -1,0 +1,72 @@
+"""Restoring a stream of frames in bounded memory: overlapping windows in time, overlapping tiles in space.
+
+A recurrent network run on a whole sequence keeps state for every frame (MemDeblur: ~40 MB per
+720p frame), so memory grows with the video's length. ``restore_stream`` feeds the network
+windows of ``window`` frames that share ``overlap`` frames with the next; each shared frame is
+taken from the window where it has more context (the first half of the overlap from the earlier
+window, the rest from the later), so every frame is output exactly once and only ``window``
+frames are ever held. ``restore_tiled`` cuts large frames into overlapping tiles and averages
+the overlaps, bounding memory in space as well.
+"""
+import torch
+
+
+def restore_stream(restore, frames, window=30, overlap=6):
+    """Yield restored frames one by one, in order.
+
+    Args:
+        restore (callable): (T, 3, H, W) float [0, 1] -> (T, 3, H, W), the restored window.
+        frames (iterable[Tensor]): (3, H, W) float frames in [0, 1].
+        window (int): Frames per window.
+        overlap (int): Frames shared by consecutive windows (0 <= overlap < window).
+    """
+    if not 0 <= overlap < window:
+        raise ValueError(f'overlap must be in [0, window), got overlap={overlap}, window={window}.')
+    keep_tail = overlap - overlap // 2  # shared frames taken from the later window
+    buffer, skip, pending = [], 0, []
+    for frame in frames:
+        if pending and len(buffer) == overlap:  # a new frame: the next window will output the pending ones
+            pending = []
+        buffer.append(frame)
+        if len(buffer) == window:
+            restored = restore(torch.stack(buffer))
+            yield from restored[skip:window - keep_tail]
+            pending = list(restored[window - keep_tail:])
+            buffer, skip = buffer[window - overlap:], overlap // 2
+    if pending and len(buffer) == overlap:  # the stream ended right after a window
+        yield from pending
+    elif buffer:
+        yield from restore(torch.stack(buffer))[skip:]
+
+
+def tile_starts(size, tile, overlap):
+    """Start offsets of tiles of ``tile`` pixels covering ``size`` with at least ``overlap`` shared."""
+    if tile >= size:
+        return [0]
+    step = tile - overlap
+    return list(range(0, size - tile, step)) + [size - tile]
+
+
+def restore_tiled(restore, clip, tile, overlap):
+    """Restore (T, 3, H, W) ``clip`` tile by tile; overlapping outputs are averaged.
+
+    Args:
+        restore (callable): (T, 3, h, w) -> (T, 3, h, w).
+        clip (Tensor): (T, 3, H, W).
+        tile (int): Tile side in pixels (0: no tiling).
+        overlap (int): Pixels shared by neighbouring tiles.
+    """
+    height, width = clip.shape[-2:]
+    if not tile or (tile >= height and tile >= width):
+        return restore(clip)
+    if not 0 <= overlap < tile:
+        raise ValueError(f'tile overlap must be in [0, tile), got overlap={overlap}, tile={tile}.')
+    total = torch.zeros_like(clip)
+    count = torch.zeros((1, 1, height, width), dtype=clip.dtype, device=clip.device)
+    th, tw = min(tile, height), min(tile, width)
+    for top in tile_starts(height, th, overlap):
+        for left in tile_starts(width, tw, overlap):
+            part = restore(clip[..., top:top + th, left:left + tw])
+            total[..., top:top + th, left:left + tw] += part
+            count[..., top:top + th, left:left + tw] += 1
+    return total / count

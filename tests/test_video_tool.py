@@ -1,0 +1,201 @@
+"""Deblurring any video: streaming windows and tiles, the fast path, and tools/deblur_video.py end to end."""
+import os
+import subprocess
+import sys
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from memdeblur.archs.estrnn_arch import ESTRNNNet
+from memdeblur.archs.fast_inference import fast_restore_fn, fold_batch_norms
+from memdeblur.archs.memdeblur_arch import MemDeblurNet
+from memdeblur.utils.checkpoint import load_pretrained
+from memdeblur.video.windowed_restorer import restore_stream, restore_tiled
+from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
+
+
+@pytest.mark.parametrize('length, window, overlap', [(1, 4, 2), (4, 4, 2), (5, 4, 2), (6, 4, 2), (23, 7, 3),
+                                                      (20, 5, 0), (9, 3, 2)])
+def test_windows_output_every_frame_once_in_order_from_the_window_with_more_context(length, window, overlap):
+    frames = [torch.full((1, 2, 2), float(i)) for i in range(length)]
+    calls = []
+
+    def restore(clip):  # tags each output with the window it came from
+        calls.append(clip[:, 0, 0, 0].tolist())
+        return clip + 1000 * len(calls)
+
+    outputs = [o[0, 0, 0].item() for o in restore_stream(restore, iter(frames), window, overlap)]
+    assert [o % 1000 for o in outputs] == list(range(length))
+    assert all(len(c) <= window for c in calls)
+    for value in outputs:  # a frame shared by two windows comes from the one where it is further from the edge
+        frame, window_index = int(value % 1000), int(value // 1000) - 1
+        clip = calls[window_index]
+        position = clip.index(frame)
+        others = [c for c in calls if frame in c and c is not clip]
+        for other in others:
+            other_position = other.index(frame)
+            own = min(position, len(clip) - 1 - position) if frame not in (0, length - 1) else 0
+            alternative = min(other_position, len(other) - 1 - other_position)
+            assert own >= alternative - 1  # at most one frame less context (odd overlaps split unevenly)
+
+
+def test_tiles_cover_every_pixel_and_average_their_overlaps():
+    clip = torch.rand(2, 3, 50, 70)
+    assert torch.allclose(restore_tiled(lambda x: x, clip, 24, 8), clip)
+    assert torch.equal(restore_tiled(lambda x: x * 2, clip, 0, 0), clip * 2)
+    shapes = []
+    restore_tiled(lambda x: shapes.append(tuple(x.shape[-2:])) or x, clip, 24, 8)
+    assert set(shapes) == {(24, 24)} and len(shapes) == 3 * 4
+    with pytest.raises(ValueError, match='tile overlap must be'):
+        restore_tiled(lambda x: x, clip, 24, 24)
+
+
+def test_fast_path_matches_the_plain_network(memdeblur_official_checkpoint):
+    net = load_pretrained(MemDeblurNet(), memdeblur_official_checkpoint).eval()
+    clip = torch.rand(4, 3, 64, 96)
+    plain = fast_restore_fn(net, 'cpu', fast=False)(clip)
+    fast = fast_restore_fn(net, 'cpu')(clip)
+    assert (fast - plain).abs().max() < 1e-4
+    assert fold_batch_norms(MemDeblurNet(**TINY_MEMDEBLUR).eval()) == 3 * 11  # three ResNet stems
+    torch.manual_seed(0)
+    estrnn = ESTRNNNet(n_features=8, n_blocks=2).eval()
+    long_clip = torch.rand(6, 3, 32, 32)
+    assert (fast_restore_fn(estrnn, 'cpu')(long_clip) - fast_restore_fn(estrnn, 'cpu', fast=False)(long_clip)).abs(
+    ).max() < 1e-4
+    bf16 = fast_restore_fn(net, 'cpu', precision='bfloat16')(clip)
+    assert torch.isfinite(bf16).all() and (bf16 - plain).abs().mean() < 0.05
+    with pytest.raises(ValueError, match='float16 is for GPUs'):
+        fast_restore_fn(net, 'cpu', precision='float16')
+
+
+def write_video(path, frames, fps=24):
+    with av.open(str(path), 'w') as container:
+        stream = container.add_stream('libx264', rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = 'yuv444p'
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def video_facts(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format='rgb24') for f in container.decode(video=0)]
+        return len(frames), frames[0].shape[:2], stream.average_rate
+
+
+@pytest.fixture
+def tool_options(tmp_path):
+    """Test options of a tiny MemDeblur with freshly initialised weights."""
+    torch.manual_seed(0)
+    weights = tmp_path / 'tiny.pth'
+    torch.save({'params': MemDeblurNet(**TINY_MEMDEBLUR).state_dict()}, weights)
+    opt = {'name': 'tiny', 'model_type': 'MemDeblurModel', 'network_g': {'type': 'MemDeblurNet', **TINY_MEMDEBLUR},
+           'path': {'pretrain_network_g': str(weights)}}
+    path = tmp_path / 'tiny.yml'
+    path.write_text(yaml.safe_dump(opt))
+    return str(path)
+
+
+def run_tool(*args):
+    return subprocess.run([sys.executable, 'tools/deblur_video.py', *map(str, args)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': REPO_ROOT})
+
+
+def test_tool_deblurs_a_video_and_a_frame_folder(tool_options, synthetic_gopro, tmp_path):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (45, 61, 3), np.uint8) for _ in range(9)]  # odd size
+    video = tmp_path / 'clip.mp4'
+    write_video(video, frames, fps=25)
+    out = tmp_path / 'deblurred.mp4'
+    result = run_tool(video, '-o', out, '--opt', tool_options, '--window', 4, '--overlap', 2)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert video_facts(out) == (9, (45, 61), 25)
+    assert 'frame/s' in result.stderr  # the progress bar
+    again = run_tool(video, '-o', out, '--opt', tool_options)
+    assert again.returncode != 0 and 'exists; pass --force' in again.stderr
+    side = tmp_path / 'side.mp4'
+    assert run_tool(video, '-o', side, '--opt', tool_options, '--side-by-side').returncode == 0
+    assert video_facts(side)[1] == (45, 122)
+
+    folder = synthetic_gopro / 'test' / 'SYN001_test_00' / 'blur_gamma'
+    pngs = tmp_path / 'frames_out'
+    result = run_tool(folder, '-o', pngs, '--opt', tool_options, '--window', 5, '--overlap', 2)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in pngs.iterdir()) == sorted(p.name for p in folder.iterdir())
+    assert cv2.imread(str(next(pngs.iterdir()))).shape == (64, 96, 3)
+
+
+def test_tool_errors_name_the_problem_and_touch_nothing(tool_options, tmp_path):
+    missing = run_tool(tmp_path / 'nowhere.mp4', '-o', tmp_path / 'x.mp4', '--opt', tool_options)
+    assert missing.returncode != 0 and 'nowhere.mp4 does not exist' in missing.stderr
+    corrupt = tmp_path / 'corrupt.mp4'
+    corrupt.write_bytes(b'\x00\x00\x00\x18ftypmp42' + os.urandom(2000))
+    existing = tmp_path / 'keep.mp4'
+    existing.write_bytes(b'precious')
+    result = run_tool(corrupt, '-o', existing, '--opt', tool_options, '--force')
+    assert result.returncode != 0 and 'corrupt.mp4' in result.stderr
+    assert existing.read_bytes() == b'precious' and not list(tmp_path.glob('.partial*'))
+    one = tmp_path / 'one.mp4'
+    write_video(one, [np.full((32, 32, 3), 128, np.uint8)])
+    result = run_tool(one, '-o', tmp_path / 'one_out', '--opt', tool_options)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(list((tmp_path / 'one_out').iterdir())) == 1
+
+
+PEAK_RSS = """
+import runpy, sys
+from memdeblur.utils.memory import peak_rss_mib
+sys.argv = ['deblur_video.py'] + sys.argv[1:]
+try:
+    runpy.run_path('tools/deblur_video.py', run_name='__main__')
+except SystemExit as done:
+    if done.code:
+        raise
+print('PEAK', peak_rss_mib())
+"""
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_length_of_the_video(tool_options, tmp_path):
+    """300 frames peak within 20% of 30 frames (streamed windows; the process's peak resident memory)."""
+    rng = np.random.default_rng(1)
+    peaks = {}
+    for length in (30, 300):
+        video = tmp_path / f'{length}.mp4'
+        write_video(video, [rng.integers(0, 256, (64, 96, 3), np.uint8) for _ in range(length)])
+        command = [sys.executable, '-c', PEAK_RSS, str(video), '-o', str(tmp_path / f'{length}_out.mp4'), '--opt',
+                   tool_options, '--window', '10', '--overlap', '2']
+        result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
+                                env={**os.environ, 'PYTHONPATH': REPO_ROOT})
+        assert result.returncode == 0 and 'PEAK' in result.stdout, result.stderr[-2000:]
+        peaks[length] = float(result.stdout.split('PEAK')[-1])
+        assert video_facts(tmp_path / f'{length}_out.mp4')[0] == length
+    assert peaks[300] <= 1.2 * peaks[30], peaks
+
+
+def test_test_harness_fast_option_matches_the_plain_path(memdeblur_official_checkpoint, tmp_path):
+    """tools/test.py with val.fast (and bfloat16) gives the plain path's outputs."""
+    from basicsr.models import build_model
+    opt = {'name': 'fast', 'model_type': 'MemDeblurModel', 'is_train': False, 'dist': False, 'num_gpu': 0,
+           'network_g': {'type': 'MemDeblurNet'}, 'val': {'fast': True},
+           'path': {'pretrain_network_g': memdeblur_official_checkpoint, 'strict_load_g': True,
+                    'results_root': str(tmp_path), 'log': str(tmp_path), 'visualization': str(tmp_path)}}
+    clip = torch.rand(1, 3, 3, 64, 96)
+    outputs = {}
+    for fast, precision in ((False, 'float32'), (True, 'float32'), (True, 'bfloat16')):
+        opt['val'].update(fast=fast, precision=precision)
+        model = build_model(opt)
+        model.feed_data({'lq': clip})
+        model.test()
+        outputs[fast, precision] = model.output
+    assert (outputs[True, 'float32'] - outputs[False, 'float32']).abs().max() < 1e-4
+    assert outputs[True, 'bfloat16'].dtype == torch.float32
+    assert (outputs[True, 'bfloat16'] - outputs[False, 'float32']).abs().mean() < 0.05

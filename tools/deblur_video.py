@@ -1,0 +1,166 @@
+"""Deblur your own videos: a video file, a folder of frames, or a folder of sequence folders.
+
+    python tools/deblur_video.py blurry.mp4 -o deblurred.mp4 --opt options/test_memdeblur_synthetic.yml
+    python tools/deblur_video.py frames/ -o deblurred_frames/ --opt options/test_memdeblur_gopro_ds.yml \
+        --ckpt memdeblur_gopro_ds.pth.tar --side-by-side
+    python tools/deblur_video.py clips/ -o out/ --opt options/baselines/test_estrnn_b15c80_bsd_2ms16ms.yml
+
+No ground truth is needed. --opt takes any test options file: its network_g and its weights
+(path:pretrain_network_g, or --ckpt; BasicSR or the authors' format) are used; MemDeblur and
+ESTRNN (any whole-clip network) are supported. Frames are read and written as a stream and
+restored in overlapping windows (--window, --overlap), so memory does not grow with the length
+of the video; large frames are restored in overlapping tiles (--tile, --tile-overlap). Output:
+an mp4 (same frame rate, H.264 CRF 17, visually lossless) or a folder of PNG frames; nothing
+existing is replaced without --force, and nothing is left behind when a run fails.
+"""
+import argparse
+import collections
+import os.path as osp
+import sys
+from fractions import Fraction
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
+from basicsr.archs import build_network
+
+from memdeblur.archs.fast_inference import PRECISIONS, fast_restore_fn
+from memdeblur.data.errors import DataError
+from memdeblur.models.padding import reflect_indices
+from memdeblur.utils.checkpoint import CheckpointError, load_pretrained
+from memdeblur.video.video_io import VIDEO_EXTENSIONS, VideoWriter, find_inputs, list_frame_files
+from memdeblur.video.windowed_restorer import restore_stream, restore_tiled
+
+AUTO_TILE_AREA = 1280 * 720  # frames larger than this are tiled by default
+AUTO_TILE = 512
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument('input', help='video file (mp4, mov, avi, ...), folder of frames, or folder of sequence folders')
+    parser.add_argument('-o', '--output', required=True,
+                        help='output .mp4 (or other video extension), or a folder for PNG frames; for several input '
+                        'sequences a folder receiving one output per sequence')
+    parser.add_argument('--opt', required=True, help='test options file giving network_g (and the weights)')
+    parser.add_argument('--ckpt', help='weights (default: the options file\'s path:pretrain_network_g)')
+    parser.add_argument('--format', choices=('auto', 'mp4', 'png'), default='auto',
+                        help='output kind: auto (default) = mp4 when --output ends in a video extension, PNG frames '
+                        'otherwise; with several sequences: png unless mp4 is given')
+    parser.add_argument('--side-by-side', action='store_true', help='write input | deblurred side by side')
+    parser.add_argument('--window', type=int, default=30, help='frames restored together (default: 30)')
+    parser.add_argument('--overlap', type=int, default=6, help='frames shared by consecutive windows (default: 6)')
+    parser.add_argument('--tile', default='auto',
+                        help=f'tile side in pixels, 0 = whole frames; auto (default): {AUTO_TILE} for frames larger '
+                        f'than 1280x720, else whole frames')
+    parser.add_argument('--tile-overlap', type=int, default=32, help='pixels shared by neighbouring tiles (default: 32)')
+    parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:1, ... (default: cuda when available)')
+    parser.add_argument('--precision', choices=list(PRECISIONS), default='float32',
+                        help='float32 (default); bfloat16 on CPUs with BF16 support or GPUs; float16 on GPUs')
+    parser.add_argument('--plain', action='store_true',
+                        help='run the network as it is (default: the fast path: BatchNorm folded, channels-last)')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the network (default: off)')
+    parser.add_argument('--fps', type=Fraction, help='frame rate of mp4 output for frame folders (default: 30; '
+                        'videos keep their own)')
+    parser.add_argument('--force', action='store_true', help='replace existing outputs')
+    return parser.parse_args(argv)
+
+
+def load_network(opt_path, ckpt):
+    """(network, frame margins) from a test options file; margins are ESTRNN's past/future frames."""
+    with open(opt_path) as f:
+        opt = yaml.safe_load(f)
+    if not isinstance(opt, dict) or 'network_g' not in opt:
+        raise DataError(f'{opt_path} has no network_g section.')
+    if opt.get('model_type') == 'SlidingWindowModel':
+        raise DataError(f'{opt_path}: sliding-window networks (EDVR) are tested with tools/test.py; this tool runs '
+                        'whole-clip networks (MemDeblur, ESTRNN, BasicVSR++).')
+    weights = ckpt or (opt.get('path') or {}).get('pretrain_network_g')
+    if not weights:
+        raise DataError(f'No weights: give --ckpt or set path:pretrain_network_g in {opt_path}.')
+    net = load_pretrained(build_network(dict(opt['network_g'])), weights)
+    margins = (net.past_frames, net.future_frames) if opt.get('model_type') == 'ESTRNNModel' else (0, 0)
+    return net, margins
+
+
+def plan_outputs(inputs, output, kind):
+    """The output path of every input sequence."""
+    if kind == 'auto':
+        kind = 'mp4' if output.lower().endswith(VIDEO_EXTENSIONS) else 'png'
+    if len(inputs) == 1:
+        if kind == 'mp4' and not output.lower().endswith(VIDEO_EXTENSIONS):
+            return [output + '.mp4']
+        return [output]
+    if output.lower().endswith(VIDEO_EXTENSIONS):
+        raise DataError(f'{len(inputs)} input sequences need an output folder, not {output}.')
+    return [osp.join(output, seq.name + ('.mp4' if kind == 'mp4' else '')) for seq in inputs]
+
+
+def check_outputs(inputs, outputs, force):
+    for seq, out in zip(inputs, outputs):
+        if osp.abspath(out) == osp.abspath(seq.path):
+            raise DataError(f'Output {out} is the input itself.')
+        if osp.lexists(out) and not force:
+            raise FileExistsError(f'{out} exists; pass --force to replace it.')
+
+
+def tile_size(tile, height, width):
+    if tile == 'auto':
+        return AUTO_TILE if height * width > AUTO_TILE_AREA else 0
+    return int(tile)
+
+
+def deblur_sequence(seq, out_path, restore, args, fps):
+    """Stream one sequence through ``restore`` into ``out_path``; returns the number of frames written."""
+    originals = collections.deque()  # input frames waiting for their restored frame (for --side-by-side)
+
+    def frames():
+        for frame in seq.frames():
+            if args.side_by_side:
+                originals.append(frame)
+            yield torch.from_numpy(frame).permute(2, 0, 1).float().div_(255)
+
+    frame_names = None if seq.is_video_file else [osp.splitext(f)[0] for f in list_frame_files(seq.path)]
+    with VideoWriter(out_path, fps, frame_names) as writer, tqdm(total=seq.num_frames or None, unit='frame',
+                                                                  desc=seq.name) as bar:
+        for restored in restore_stream(restore, frames(), args.window, args.overlap):
+            image = restored.mul(255).round_().byte().permute(1, 2, 0).numpy()
+            writer.write(np.concatenate([originals.popleft(), image], axis=1) if args.side_by_side else image)
+            bar.update()
+        return writer.count
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = torch.device(('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device)
+    try:
+        inputs = find_inputs(args.input, args.fps)
+        outputs = plan_outputs(inputs, args.output, args.format)
+        check_outputs(inputs, outputs, args.force)
+        net, (before, after) = load_network(args.opt, args.ckpt)
+        restore_clip = fast_restore_fn(net, device, args.precision, fast=not args.plain, compile_net=args.compile)
+        for seq, out_path in zip(inputs, outputs):
+            first = next(iter(seq.frames()))
+            tile = tile_size(args.tile, *first.shape[:2])
+
+            def restore_part(clip):
+                if before or after:  # ESTRNN: extend the window by reflection so every frame is restored
+                    clip = clip[reflect_indices(clip.shape[0], before, after)]
+                return restore_clip(clip)
+
+            def restore(clip, tile=tile):
+                return restore_tiled(restore_part, clip, tile, args.tile_overlap)
+
+            count = deblur_sequence(seq, out_path, restore, args, seq.fps if seq.is_video_file else (args.fps or
+                                                                                                     seq.fps))
+            print(f'{seq.name}: {count} frames -> {out_path}')
+    except (DataError, CheckpointError, FileExistsError, ValueError, OSError) as err:
+        sys.exit(f'error: {err}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
