@@ -186,3 +186,18 @@ def test_check_data_passes_clean_data_and_reports_option_typos(synthetic_gopro, 
     opt_path.write_text(yaml.safe_dump(opt))
     typo = run_tool('tools/check_data.py', '-opt', str(opt_path), '--no-progress')
     assert typo.returncode == 1 and "unknown option 'num_fram'; did you mean 'num_frame'?" in typo.stdout
+
+
+def test_check_data_finds_a_corrupt_lmdb_value(split, tmp_path):
+    import lmdb
+    write_basicsr_lmdb(str(split), str(tmp_path / 'lmdb'), blur_dirs=('blur', ))
+    seq = sequences(split)[1].name
+    key = f'{seq}/{build_video_source({"dataroot": str(split), "layout": "gopro"}).sequences[1].frame_names[3]}'
+    with lmdb.open(str(tmp_path / 'lmdb' / 'blur.lmdb')) as env, env.begin(write=True) as txn:
+        txn.put(key.encode(), b'\x89PNG\r\n\x1a\n' + os.urandom(64))
+    opt = {'datasets': {'val': {'name': 'val', 'type': 'VideoDeblurTestDataset', 'layout': 'lmdb',
+                                'dataroot': str(tmp_path / 'lmdb')}}}
+    opt_path = tmp_path / 'lmdb.yml'
+    opt_path.write_text(yaml.safe_dump(opt))
+    result = run_tool('tools/check_data.py', '-opt', str(opt_path), '--no-progress')
+    assert result.returncode == 1 and f'Frame {key} in ' in result.stdout and 'unreadable or corrupt' in result.stdout
