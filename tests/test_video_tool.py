@@ -143,6 +143,10 @@ def test_tool_errors_name_the_problem_and_touch_nothing(tool_options, tmp_path):
     result = run_tool(corrupt, '-o', existing, '--opt', tool_options, '--force')
     assert result.returncode != 0 and 'corrupt.mp4' in result.stderr
     assert existing.read_bytes() == b'precious' and not list(tmp_path.glob('.partial*'))
+    empty = tmp_path / 'empty_frames'
+    (empty / 'SEQ').mkdir(parents=True)
+    result = run_tool(empty, '-o', tmp_path / 'empty_out', '--opt', tool_options)
+    assert result.returncode != 0 and 'holds no frames' in result.stderr and not (tmp_path / 'empty_out').exists()
     one = tmp_path / 'one.mp4'
     write_video(one, [np.full((32, 32, 3), 128, np.uint8)])
     result = run_tool(one, '-o', tmp_path / 'one_out', '--opt', tool_options)

@@ -143,7 +143,11 @@ def main(argv=None):
         net, (before, after) = load_network(args.opt, args.ckpt)
         restore_clip = fast_restore_fn(net, device, args.precision, fast=not args.plain, compile_net=args.compile)
         for seq, out_path in zip(inputs, outputs):
-            first = next(iter(seq.frames()))
+            frames = seq.frames()
+            first = next(frames, None)
+            frames.close()
+            if first is None:
+                raise DataError(f'{seq.path} holds no frames.')
             tile = tile_size(args.tile, *first.shape[:2])
 
             def restore_part(clip):
@@ -154,8 +158,7 @@ def main(argv=None):
             def restore(clip, tile=tile):
                 return restore_tiled(restore_part, clip, tile, args.tile_overlap)
 
-            count = deblur_sequence(seq, out_path, restore, args, seq.fps if seq.is_video_file else (args.fps or
-                                                                                                     seq.fps))
+            count = deblur_sequence(seq, out_path, restore, args, seq.fps)
             print(f'{seq.name}: {count} frames -> {out_path}')
     except (DataError, CheckpointError, FileExistsError, ValueError, OSError) as err:
         sys.exit(f'error: {err}')

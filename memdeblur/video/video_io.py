@@ -160,13 +160,14 @@ class VideoWriter:
         self._stream.options = {'crf': '17', 'preset': 'medium'}
 
     def close(self):
-        """Finish the file and move it into place."""
+        """Finish the file and move it into place (nothing is moved when no frame was written)."""
+        if self.count == 0:
+            self.abort()
+            raise DataError(f'No frame was written to {self.path}.')
         if self._container is not None:
             for packet in self._stream.encode():
                 self._container.mux(packet)
             self._container.close()
-        if self.count == 0:
-            raise DataError(f'No frame was written to {self.path}.')
         if osp.isdir(self.path) and not osp.islink(self.path):
             shutil.rmtree(self.path)
         os.replace(self.tmp_path, self.path)
@@ -175,6 +176,7 @@ class VideoWriter:
         """Drop the temporary output."""
         if self._container is not None:
             self._container.close()
+            self._container = None
         if osp.isdir(self.tmp_path):
             shutil.rmtree(self.tmp_path)
         elif osp.exists(self.tmp_path):
