@@ -47,7 +47,7 @@ def correctness(fixtures, lines):
         cuda32 = net.float().cuda()(inputs.float().cuda()).cpu()
         cpu32 = net.float().cpu()(inputs.float())
     lines += ['## Correctness (released network, authors\' test vectors, eval)', '',
-              f'- float64 CUDA vs the authors\' float64 outputs, per scale: '
+              '- float64 CUDA vs the authors\' float64 outputs, per scale: '
               + ', '.join(f'{d:.2e}' for d in diffs64),
               f'- float32 CUDA vs float32 CPU (finest output): max |diff| {(cuda32 - cpu32).abs().max().item():.2e}, '
               f'mean {(cuda32 - cpu32).abs().mean().item():.2e}', '']

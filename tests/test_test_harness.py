@@ -4,7 +4,6 @@ import csv
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from memdeblur.metrics.released_metric import calculate_psnr_released
 from tests.pipeline_helpers import load_options, run_pipeline, write_options
