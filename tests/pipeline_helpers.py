@@ -35,6 +35,16 @@ def load_options(name):
         return yaml.safe_load(f)
 
 
+def in_process_training_options(name, tmp_path):
+    """options/<name> completed as BasicSR's ``parse_options`` would for training in this process: CPU,
+    one process, experiment paths under ``tmp_path``; for ``build_model``."""
+    opt = load_options(name)
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=0, auto_resume=False)
+    opt['path'].update({key: str(tmp_path / key) for key in ('experiments_root', 'models', 'training_states', 'log',
+                                                             'visualization')})
+    return opt
+
+
 def synthetic_training_options(synthetic_root, name, **train_overrides):
     """options/train_memdeblur_synthetic.yml unchanged but for its data, run name and logging."""
     opt = load_options('train_memdeblur_synthetic.yml')

@@ -12,7 +12,7 @@ from basicsr.models import build_model
 
 from memdeblur.models.padding import SpatialPadding, reflect_indices
 from tests.conftest import REPO_ROOT
-from tests.pipeline_helpers import run_pipeline, write_options
+from tests.pipeline_helpers import in_process_training_options, run_pipeline, write_options
 
 BASELINES = ('estrnn', 'edvr', 'basicvsrpp')
 
@@ -23,11 +23,8 @@ def load(name):
 
 
 def model_from(name, tmp_path, **network):
-    opt = load(name)
-    opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=0, auto_resume=False)
+    opt = in_process_training_options(name, tmp_path)
     opt['network_g'].update(network)
-    opt['path'].update({key: str(tmp_path / key) for key in ('experiments_root', 'models', 'training_states',
-                                                             'log', 'visualization')})
     torch.manual_seed(0)
     return build_model(opt)
 

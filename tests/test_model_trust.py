@@ -8,21 +8,17 @@ import time
 
 import pytest
 import torch
-import yaml
 from basicsr.models import build_model
 
 from memdeblur.utils.atomic_save import atomic_torch_save
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
+from tests.pipeline_helpers import in_process_training_options
 
 
 def tiny_model(tmp_path, **train):
-    with open(f'{REPO_ROOT}/options/train_memdeblur_synthetic.yml') as f:
-        opt = yaml.safe_load(f)
-    opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=0, auto_resume=False)
+    opt = in_process_training_options('train_memdeblur_synthetic.yml', tmp_path)
     opt['network_g'].update(TINY_MEMDEBLUR)
     opt['train'].update(train)
-    opt['path'].update({key: str(tmp_path / key) for key in ('experiments_root', 'models', 'training_states',
-                                                             'log', 'visualization')})
     return build_model(opt)
 
 

@@ -2,11 +2,11 @@
 ``build_model`` matches one step of the authors' trainer (loss, gradients before clipping, Adam update)."""
 import pytest
 import torch
-import yaml
 from basicsr.models import build_model
 
 from memdeblur.utils.checkpoint import convert_official_state_dict, load_pretrained
-from tests.conftest import REPO_ROOT, fixture_path
+from tests.conftest import fixture_path
+from tests.pipeline_helpers import in_process_training_options
 
 
 @pytest.fixture(scope='module')
@@ -16,12 +16,8 @@ def step():
 
 def released_recipe_model(tmp_path, net):
     """The model of options/train_memdeblur_gopro_ds.yml as BasicSR builds it, network shrunk to ``net``."""
-    with open(f'{REPO_ROOT}/options/train_memdeblur_gopro_ds.yml') as f:
-        opt = yaml.safe_load(f)
-    opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=0, auto_resume=False)
+    opt = in_process_training_options('train_memdeblur_gopro_ds.yml', tmp_path)
     opt['network_g'].update(net)
-    opt['path'].update({key: str(tmp_path / key) for key in ('experiments_root', 'models', 'training_states',
-                                                             'log', 'visualization')})
     return build_model(opt)
 
 

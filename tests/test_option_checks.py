@@ -14,6 +14,7 @@ from memdeblur.data.dataset_options import check_dataset_options
 from memdeblur.models.video_deblur_model import check_model_options
 from memdeblur.utils.option_check import OptionError
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
+from tests.pipeline_helpers import in_process_training_options
 
 
 def dataset_options(root, **extra):
@@ -62,12 +63,7 @@ def test_network_and_loss_options_are_checked():
 
 
 def training_options(tmp_path):
-    with open(f'{REPO_ROOT}/options/train_memdeblur_synthetic.yml') as f:
-        opt = yaml.safe_load(f)
-    opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=0, auto_resume=False)
-    opt['path'].update({key: str(tmp_path / key) for key in ('experiments_root', 'models', 'training_states',
-                                                             'log', 'visualization')})
-    return opt
+    return in_process_training_options('train_memdeblur_synthetic.yml', tmp_path)
 
 
 @pytest.mark.parametrize('section, typo, suggestion', [('train', 'max_nrom', 'max_norm'),

@@ -11,6 +11,7 @@ from basicsr.models import build_model
 
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
+from tests.pipeline_helpers import in_process_training_options
 
 PAPER = Path(REPO_ROOT, 'options', 'paper')
 ROWS = sorted(p.stem[len('train_'):] for p in PAPER.glob('train_*.yml'))
@@ -135,12 +136,9 @@ def test_table_rows_are_the_released_recipe_but_for_the_network():
 
 @pytest.mark.parametrize('row', ROWS)
 def test_every_table_row_trains_two_iterations_on_the_synthetic_set(row, synthetic_gopro, tmp_path):
-    opt = load(PAPER / f'train_{row}.yml')
+    opt = in_process_training_options(f'paper/train_{row}.yml', tmp_path)
     train_opt = {**opt['datasets']['train'], 'phase': 'train', 'dataroot': str(synthetic_gopro / 'train'),
                  'num_frame': 3, 'gt_size': 32}  # batch 2: train-mode BatchNorm of 1x1 coarse key maps needs 2
-    opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=0, auto_resume=False)
-    opt['path'].update({key: str(tmp_path / key) for key in ('experiments_root', 'models', 'training_states',
-                                                             'log', 'visualization')})
     torch.manual_seed(0)
     model = build_model(opt)
     dataset = build_dataset(train_opt)
