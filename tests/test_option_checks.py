@@ -10,7 +10,6 @@ from basicsr.losses import build_loss
 from basicsr.models import build_model
 
 from memdeblur.data.data_check import DATASET_TYPES
-from memdeblur.data.dataset_options import check_dataset_options
 from memdeblur.models.video_deblur_model import check_model_options
 from memdeblur.utils.option_check import OptionError
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
@@ -98,8 +97,7 @@ def test_every_shipped_options_file_passes_the_checks(name):
     check_model_options(opt)
     for phase, dataset_opt in opt['datasets'].items():
         dataset_type = dataset_opt['type']
-        required = ('num_frame', ) if dataset_type == 'VideoDeblurDataset' else ()
-        check_dataset_options({'phase': phase, **dataset_opt}, DATASET_TYPES[dataset_type], required)
+        DATASET_TYPES[dataset_type].check_options({'phase': phase, **dataset_opt})
     network_opt = dict(opt['network_g'])
     if network_opt['type'] == 'MemDeblurNet':  # the full-size network is built elsewhere; keep this quick
         network_opt.update(mid_channels=8, num_blocks_forward=1, num_blocks_backward=1)

@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from memdeblur.data.dataset_options import check_dataset_options
 from memdeblur.data.errors import DataError
 from memdeblur.data.frame_io import read_frame
-from memdeblur.data.video_deblur_dataset import TRAIN_DATASET_OPTIONS, clip_problems
-from memdeblur.data.video_deblur_test_dataset import TEST_DATASET_OPTIONS
+from memdeblur.data.video_deblur_dataset import VideoDeblurDataset, clip_problems
+from memdeblur.data.video_deblur_test_dataset import VideoDeblurTestDataset
 from memdeblur.data.video_sources import FolderVideoSource, build_video_source
 from memdeblur.utils.option_check import OptionError
 
-DATASET_TYPES = {'VideoDeblurDataset': TRAIN_DATASET_OPTIONS, 'VideoDeblurTestDataset': TEST_DATASET_OPTIONS}
+DATASET_TYPES = {'VideoDeblurDataset': VideoDeblurDataset, 'VideoDeblurTestDataset': VideoDeblurTestDataset}
 
 
 @dataclass
@@ -50,8 +49,7 @@ def check_dataset(phase, opt, progress=True):
                                f'({", ".join(DATASET_TYPES)}); not checked.')
         return report
     try:
-        check_dataset_options({'phase': phase, **opt}, DATASET_TYPES[dataset_type],
-                              required=('num_frame', ) if dataset_type == 'VideoDeblurDataset' else ())
+        DATASET_TYPES[dataset_type].check_options({'phase': phase, **opt})
         source = build_video_source(opt, on_error=lambda err: report.problems.append(str(err)))
     except (DataError, OptionError) as err:
         report.problems.append(str(err))

@@ -60,9 +60,14 @@ class VideoDeblurDataset(data.Dataset):
     Returns items ``{'lq': (T, 3, h, w), 'gt': (T, 3, h, w), 'key': '<SEQ>/<first frame>'}`` in [0, 1].
     """
 
+    @staticmethod
+    def check_options(opt):
+        """Refuse unknown, mistyped or missing options (``memdeblur.data.dataset_options``)."""
+        check_dataset_options(opt, TRAIN_DATASET_OPTIONS, required=('num_frame', ))
+
     def __init__(self, opt):
         super().__init__()
-        check_dataset_options(opt, TRAIN_DATASET_OPTIONS, required=('num_frame', ))
+        self.check_options(opt)
         self.opt = opt
         self.num_frame = opt['num_frame']
         self.gt_size = opt.get('gt_size')

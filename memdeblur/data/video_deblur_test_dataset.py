@@ -53,9 +53,14 @@ class VideoDeblurTestDataset(data.Dataset):
     'keep': (from, to) within the window}``.
     """
 
+    @staticmethod
+    def check_options(opt):
+        """Refuse unknown, mistyped or missing options (``memdeblur.data.dataset_options``)."""
+        check_dataset_options(opt, TEST_DATASET_OPTIONS, required=())
+
     def __init__(self, opt):
         super().__init__()
-        check_dataset_options(opt, TEST_DATASET_OPTIONS, required=())
+        self.check_options(opt)
         self.opt = opt
         self.source = build_video_source(opt)
         window = opt.get('num_frame', -1)
