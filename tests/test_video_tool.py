@@ -13,7 +13,9 @@ import yaml
 from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.archs.fast_inference import fast_restore_fn, fold_batch_norms
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
+from memdeblur.data.errors import DataError
 from memdeblur.utils.checkpoint import load_pretrained
+from memdeblur.video.exact_restorer import check_exact_supported
 from memdeblur.video.windowed_restorer import restore_stream, restore_tiled
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
 
@@ -149,6 +151,9 @@ def test_tool_errors_name_the_problem_and_touch_nothing(tool_options, tmp_path):
     assert result.returncode != 0 and 'holds no frames' in result.stderr and not (tmp_path / 'empty_out').exists()
     one = tmp_path / 'one.mp4'
     write_video(one, [np.full((32, 32, 3), 128, np.uint8)])
+    result = run_tool(one, '-o', tmp_path / 'frames.mp4', '--opt', tool_options, '--format', 'png')
+    assert result.returncode != 0 and 'named like a video file' in result.stderr
+    assert not (tmp_path / 'frames.mp4').exists()
     result = run_tool(one, '-o', tmp_path / 'one_out', '--opt', tool_options)
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(list((tmp_path / 'one_out').iterdir())) == 1
@@ -168,15 +173,17 @@ print('PEAK', peak_rss_mib())
 
 
 @pytest.mark.slow
-def test_memory_does_not_grow_with_the_length_of_the_video(tool_options, tmp_path):
-    """300 frames peak within 20% of 30 frames (streamed windows; the process's peak resident memory)."""
+@pytest.mark.parametrize('mode', (['--window', '10', '--overlap', '2'], ['--exact']), ids=('windows', 'exact'))
+def test_memory_does_not_grow_with_the_length_of_the_video(tool_options, tmp_path, mode):
+    """300 frames peak within 20% of 30 frames (streamed windows, or --exact's scratch files; the process's peak
+    resident memory)."""
     rng = np.random.default_rng(1)
     peaks = {}
     for length in (30, 300):
         video = tmp_path / f'{length}.mp4'
         write_video(video, [rng.integers(0, 256, (64, 96, 3), np.uint8) for _ in range(length)])
         command = [sys.executable, '-c', PEAK_RSS, str(video), '-o', str(tmp_path / f'{length}_out.mp4'), '--opt',
-                   tool_options, '--window', '10', '--overlap', '2']
+                   tool_options, *mode, '--scratch', str(tmp_path)]
         result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
                                 env={**os.environ, 'PYTHONPATH': REPO_ROOT})
         assert result.returncode == 0 and 'PEAK' in result.stdout, result.stderr[-2000:]
@@ -203,3 +210,31 @@ def test_test_harness_fast_option_matches_the_plain_path(memdeblur_official_chec
     assert (outputs[True, 'float32'] - outputs[False, 'float32']).abs().max() < 1e-4
     assert outputs[True, 'bfloat16'].dtype == torch.float32
     assert (outputs[True, 'bfloat16'] - outputs[False, 'float32']).abs().mean() < 0.05
+
+
+def test_exact_mode_equals_whole_sequence_processing(tool_options, synthetic_gopro, tmp_path):
+    """--exact's frames are the whole-sequence outputs of the network, bit for bit; windows differ slightly."""
+    folder = synthetic_gopro / 'test' / 'SYN001_test_00' / 'blur_gamma'
+    files = sorted(folder.iterdir())
+    clip = torch.stack([torch.from_numpy(cv2.imread(str(f))[..., ::-1].copy()).permute(2, 0, 1).float().div_(255)
+                        for f in files])
+    with open(tool_options) as f:
+        weights = yaml.safe_load(f)['path']['pretrain_network_g']
+    net = MemDeblurNet(**TINY_MEMDEBLUR)
+    net.load_state_dict(torch.load(weights)['params'])
+    with torch.inference_mode():
+        whole = net.eval()(clip[None])[0].clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).numpy()
+    outputs = {}
+    for name, args in (('exact', ['--exact', '--plain', '--scratch', tmp_path]),
+                       ('windows', ['--plain', '--window', 4, '--overlap', 1])):
+        out = tmp_path / name
+        result = run_tool(folder, '-o', out, '--opt', tool_options, *args)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs[name] = np.stack([cv2.imread(str(out / f.name))[..., ::-1] for f in files])
+    assert np.array_equal(outputs['exact'], whole)
+    assert not np.array_equal(outputs['windows'], whole)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('memdeblur_exact_')]  # scratch removed
+    tiled = run_tool(folder, '-o', tmp_path / 'tiled', '--opt', tool_options, '--exact', '--tile', 32)
+    assert tiled.returncode != 0 and '--exact restores whole frames' in tiled.stderr
+    with pytest.raises(DataError, match='--exact needs MemDeblurNet'):
+        check_exact_supported(ESTRNNNet(n_features=8, n_blocks=2))

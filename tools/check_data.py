@@ -9,7 +9,6 @@ and sharp frame (truncated or corrupt images, transparency, corrupt LMDB values)
 training, it does not stop at the first problem: it lists them all, then exits with status 1
 if there were any (0 when everything is usable). Run it before a long training run.
 """
-import argparse
 import sys
 
 import yaml
@@ -17,15 +16,20 @@ import yaml
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.data.data_check import check_datasets
 from memdeblur.utils.option_check import OptionError
+from memdeblur.utils.cli import tool_parser
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+def build_parser():
+    """The command line of this tool (``--help`` shows the module docstring and every default)."""
+    parser = tool_parser(__doc__)
     parser.add_argument('-opt', required=True, metavar='OPTIONS.yml',
                         help='options file whose datasets are checked (train or test options)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars (default: shown)')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None):

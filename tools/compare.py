@@ -12,12 +12,12 @@ sets one for all. Writes to --out:
                                   scored, parameters, GMACs (authors' convention and exact),
                                   ms/frame and peak memory, one row per model;
   <dataset>/<sequence>_<frame>.png  blurry | model A | model B | ... | sharp for the middle frame of
-                                  every sequence, each panel labelled with its PSNR, and below them
+                                  every sequence, each panel labelled with its PSNR and edge
+                                  sharpness (variance of the Laplacian), and below them
                                   the same zoomed crop of the region that moves most (where blurry
                                   and sharp differ most);
   results/<name>/                 each model's own tables and restored frames.
 """
-import argparse
 import csv
 import os
 import os.path as osp
@@ -31,8 +31,9 @@ import yaml
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from basicsr.data import build_dataset
 
-from memdeblur.metrics.released_metric import calculate_psnr_released
+from memdeblur.utils.comparison_image import comparison_image
 from memdeblur.utils.results_table import write_csv, write_markdown
+from memdeblur.utils.cli import tool_parser
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 RUNNER = 'import sys, memdeblur; from basicsr.test import test_pipeline; test_pipeline(sys.argv.pop(1))'
@@ -40,9 +41,9 @@ METRICS = ('psnr', 'ssim', 'psnr_released', 'ssim_released')
 SOURCE_KEYS = ('dataroot', 'layout', 'blur_dir', 'lmdb_name', 'split', 'frame_size')
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+def build_parser():
+    """The command line of this tool (``--help`` shows the module docstring and every default)."""
+    parser = tool_parser(__doc__)
     parser.add_argument('-opt', action='append', required=True, metavar='TEST.yml',
                         help='a test options file; give one per model (at least two)')
     parser.add_argument('--out', default=osp.join('results', 'compare'),
@@ -51,7 +52,11 @@ def parse_args(argv=None):
     parser.add_argument('--crop', type=int, default=4,
                         help='the zoomed crop is 1/CROP of the frame\'s width and height (default: 4)')
     parser.add_argument('--force', action='store_true', help='write into a non-empty --out folder')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def load_test_options(path, dataroot):
@@ -118,42 +123,6 @@ def table_rows(out, entries):
                        **{m: float(blurry[f'{m} (blurry input)']) for m in METRICS if m in blurry_row}})
     rows.append(blurry_row)
     return rows
-
-
-def labelled(image, text):
-    """The image under a dark banner holding its label (the banner adds rows; no pixel is covered)."""
-    scale = max(0.4, image.shape[1] / 500)
-    (_, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    banner = np.zeros((text_h + 10, image.shape[1], 3), np.uint8)
-    cv2.putText(banner, text, (5, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return np.concatenate([banner, image], axis=0)
-
-
-def most_moving_region(blurry, sharp, fraction):
-    """(top, left, height, width) of the crop where blurry and sharp differ most on average."""
-    h, w = blurry.shape[:2]
-    crop_h, crop_w = max(8, h // fraction), max(8, w // fraction)
-    difference = np.abs(blurry.astype(np.float32) - sharp.astype(np.float32)).mean(axis=2)
-    local = cv2.boxFilter(difference, -1, (crop_w, crop_h), normalize=True, borderType=cv2.BORDER_CONSTANT)
-    y, x = np.unravel_index(np.argmax(local), local.shape)
-    top, left = int(np.clip(y - crop_h // 2, 0, h - crop_h)), int(np.clip(x - crop_w // 2, 0, w - crop_w))
-    return top, left, crop_h, crop_w
-
-
-def comparison_image(blurry, outputs, sharp, crop_fraction):
-    """Labelled panels in a row, and the zoomed crop of each below (BGR uint8 arrays)."""
-    panels = [('blurry', blurry)] + outputs + [('sharp', sharp)]
-    top, left, crop_h, crop_w = most_moving_region(blurry, sharp, crop_fraction)
-    row, zoomed = [], []
-    for name, image in panels:
-        label = name if name == 'sharp' else f'{name} {calculate_psnr_released(image, sharp):.2f} dB'
-        framed = image.copy()
-        cv2.rectangle(framed, (left, top), (left + crop_w - 1, top + crop_h - 1), (0, 255, 255), 1)
-        row.append(labelled(framed, label))
-        crop = image[top:top + crop_h, left:left + crop_w]
-        zoom = cv2.resize(crop, (image.shape[1], image.shape[1] * crop_h // crop_w), interpolation=cv2.INTER_NEAREST)
-        zoomed.append(labelled(zoom, f'{name}, zoomed'))
-    return np.concatenate([np.concatenate(row, axis=1), np.concatenate(zoomed, axis=1)], axis=0)
 
 
 def write_images(out, entries, crop_fraction):

@@ -31,6 +31,7 @@ from basicsr.archs import build_network
 from memdeblur.models.padding import SpatialPadding
 from memdeblur.utils.complexity import measure_complexity
 from memdeblur.utils.memory import peak_rss_mib
+from memdeblur.utils.cli import tool_parser
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 README = osp.join(REPO_ROOT, 'options', 'README.md')
@@ -46,9 +47,9 @@ def parse_size(text):
     return height, width
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+def build_parser():
+    """The command line of this tool (``--help`` shows the module docstring and every default)."""
+    parser = tool_parser(__doc__)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument('-opt', metavar='OPTIONS.yml', help='options file whose network_g is counted')
     target.add_argument('--all', action='store_true',
@@ -63,7 +64,11 @@ def parse_args(argv=None):
                         '(the default) gets the table between its markers, any other file is written whole')
     parser.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1),
                         help='with --all: networks counted in parallel (default: min(2, CPUs))')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def network_options(path):

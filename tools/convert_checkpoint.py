@@ -7,7 +7,6 @@ The output is ``{'params': state_dict}`` with this project's key names, checked 
 and shape by shape against the network (the released configuration, or the ``network_g`` of
 an options file given with ``--opt``). It never overwrites a file unless ``--force`` is given.
 """
-import argparse
 import sys
 
 import yaml
@@ -16,16 +15,22 @@ import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers
 from basicsr.archs import build_network
 
 from memdeblur.utils.checkpoint import CheckpointError, convert_checkpoint
+from memdeblur.utils.cli import tool_parser
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def build_parser():
+    """The command line of this tool (``--help`` shows the module docstring and every default)."""
+    parser = tool_parser(__doc__)
     parser.add_argument('src', help='official checkpoint (.pth.tar with state_dict)')
     parser.add_argument('dst', help='output BasicSR checkpoint (.pth)')
     parser.add_argument('--opt', help='options YAML whose network_g the weights must fit '
                         '(default: the released MemDeblurNet configuration)')
     parser.add_argument('--force', action='store_true', help='overwrite dst if it exists')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None):

@@ -12,11 +12,18 @@ restored in overlapping windows (--window, --overlap), so memory does not grow w
 of the video; large frames are restored in overlapping tiles (--tile, --tile-overlap). Output:
 an mp4 (same frame rate, H.264 CRF 17, visually lossless) or a folder of PNG frames; nothing
 existing is replaced without --force, and nothing is left behind when a run fails.
+
+--exact (MemDeblur) restores each sequence as one whole instead of in windows: the outputs equal
+whole-sequence processing (bit for bit on the CPU), with memory still bounded because the
+per-frame states live in scratch files (--scratch) and the encoder is recomputed. It costs disk
+space, about 21 MB per 720p frame for the released network (decoded input and states, removed
+afterwards: 21 GB for 1000 frames), and time: 1.06x whole-sequence processing in memory
+(measured on our CPU, released network, 12 frames of 128x128); windows recompute their overlaps.
 """
-import argparse
 import collections
 import os.path as osp
 import sys
+import tempfile
 from fractions import Fraction
 
 import numpy as np
@@ -27,20 +34,23 @@ from tqdm import tqdm
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from basicsr.archs import build_network
 
-from memdeblur.archs.fast_inference import PRECISIONS, fast_restore_fn
+from memdeblur.archs.fast_inference import PRECISIONS, clip_restorer, inference_runner
 from memdeblur.data.errors import DataError
 from memdeblur.models.padding import reflect_indices
 from memdeblur.utils.checkpoint import CheckpointError, load_pretrained
 from memdeblur.video.video_io import VIDEO_EXTENSIONS, VideoWriter, find_inputs, list_frame_files
+from memdeblur.utils.cli import tool_parser
+from memdeblur.video.exact_restorer import (FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame,
+                                             restore_exact)
 from memdeblur.video.windowed_restorer import restore_stream, restore_tiled
 
 AUTO_TILE_AREA = 1280 * 720  # frames larger than this are tiled by default
 AUTO_TILE = 512
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+def build_parser():
+    """The command line of this tool (``--help`` shows the module docstring and every default)."""
+    parser = tool_parser(__doc__)
     parser.add_argument('input', help='video file (mp4, mov, avi, ...), folder of frames, or folder of sequence folders')
     parser.add_argument('-o', '--output', required=True,
                         help='output .mp4 (or other video extension), or a folder for PNG frames; for several input '
@@ -65,8 +75,17 @@ def parse_args(argv=None):
     parser.add_argument('--compile', action='store_true', help='torch.compile the network (default: off)')
     parser.add_argument('--fps', type=Fraction, help='frame rate of mp4 output for frame folders (default: 30; '
                         'videos keep their own)')
+    parser.add_argument('--exact', action='store_true',
+                        help='MemDeblur only: restore each sequence as one whole, outputs equal to whole-sequence '
+                        'processing, memory bounded by scratch files (no windows, no tiles)')
+    parser.add_argument('--scratch', default=tempfile.gettempdir(),
+                        help='folder for --exact\'s scratch files (about 21 MB per 720p frame, removed afterwards)')
     parser.add_argument('--force', action='store_true', help='replace existing outputs')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def load_network(opt_path, ckpt):
@@ -90,6 +109,9 @@ def plan_outputs(inputs, output, kind):
     """The output path of every input sequence."""
     if kind == 'auto':
         kind = 'mp4' if output.lower().endswith(VIDEO_EXTENSIONS) else 'png'
+    elif kind == 'png' and output.lower().endswith(VIDEO_EXTENSIONS):
+        raise DataError(f'--format png writes a folder of frames, but {output} is named like a video file; '
+                        'name a folder, or drop --format png for a video.')
     if len(inputs) == 1:
         if kind == 'mp4' and not output.lower().endswith(VIDEO_EXTENSIONS):
             return [output + '.mp4']
@@ -113,8 +135,17 @@ def tile_size(tile, height, width):
     return int(tile)
 
 
-def deblur_sequence(seq, out_path, restore, args, fps):
-    """Stream one sequence through ``restore`` into ``out_path``; returns the number of frames written."""
+def to_image(restored):
+    """(3, H, W) float [0, 1] -> (H, W, 3) uint8."""
+    return restored.mul(255).round_().byte().permute(1, 2, 0).numpy()
+
+
+def output_frame_names(seq):
+    return None if seq.is_video_file else [osp.splitext(f)[0] for f in list_frame_files(seq.path)]
+
+
+def deblur_sequence(seq, out_path, restore, args):
+    """Stream one sequence through ``restore`` in windows into ``out_path``; returns the number of frames written."""
     originals = collections.deque()  # input frames waiting for their restored frame (for --side-by-side)
 
     def frames():
@@ -123,42 +154,74 @@ def deblur_sequence(seq, out_path, restore, args, fps):
                 originals.append(frame)
             yield torch.from_numpy(frame).permute(2, 0, 1).float().div_(255)
 
-    frame_names = None if seq.is_video_file else [osp.splitext(f)[0] for f in list_frame_files(seq.path)]
-    with VideoWriter(out_path, fps, frame_names) as writer, tqdm(total=seq.num_frames or None, unit='frame',
-                                                                  desc=seq.name) as bar:
+    with VideoWriter(out_path, seq.fps, output_frame_names(seq)) as writer, tqdm(
+            total=seq.num_frames or None, unit='frame', desc=seq.name) as bar:
         for restored in restore_stream(restore, frames(), args.window, args.overlap):
-            image = restored.mul(255).round_().byte().permute(1, 2, 0).numpy()
+            image = to_image(restored)
             writer.write(np.concatenate([originals.popleft(), image], axis=1) if args.side_by_side else image)
             bar.update()
         return writer.count
+
+
+def deblur_sequence_exact(seq, out_path, net, context, device, args):
+    """Restore one sequence as a whole (``restore_exact``) into ``out_path``; returns the number of frames written."""
+    with tempfile.TemporaryDirectory(prefix='memdeblur_exact_', dir=args.scratch) as scratch:
+        decoded = FileFrames(osp.join(scratch, 'input.bin'), 0, torch.device('cpu'))
+        try:
+            for frame in tqdm(seq.frames(), total=seq.num_frames or None, unit='frame', desc=f'{seq.name} reading'):
+                decoded.append(torch.from_numpy(frame))
+            frames = RecomputedFrames(lambda frame: frame.permute(2, 0, 1).float().div_(255), decoded)
+            with VideoWriter(out_path, seq.fps, output_frame_names(seq)) as writer, tqdm(
+                    total=len(decoded) * passes_per_frame(net), unit='step', desc=f'{seq.name} exact') as bar:
+
+                def write(index, restored):
+                    image = to_image(restored)
+                    writer.write(np.concatenate([decoded[index].numpy(), image], axis=1) if args.side_by_side
+                                 else image)
+
+                with context():
+                    restore_exact(net, frames, write, scratch, device, on_write=bar.update)
+                return writer.count
+        finally:
+            decoded.close()
+
+
+def windowed_restore_fn(restore_clip, before, after, tile, tile_overlap):
+    """``restore_clip`` for one window, by tiles, with ESTRNN's past and future frames added by reflection."""
+
+    def restore_part(clip):
+        if before or after:  # ESTRNN: extend the window by reflection so every frame is restored
+            clip = clip[reflect_indices(clip.shape[0], before, after)]
+        return restore_clip(clip)
+
+    return lambda clip: restore_tiled(restore_part, clip, tile, tile_overlap)
 
 
 def main(argv=None):
     args = parse_args(argv)
     device = torch.device(('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device)
     try:
+        if args.exact and args.tile not in ('auto', '0'):
+            raise ValueError('--exact restores whole frames; drop --tile (or use windows without --exact).')
         inputs = find_inputs(args.input, args.fps)
         outputs = plan_outputs(inputs, args.output, args.format)
         check_outputs(inputs, outputs, args.force)
         net, (before, after) = load_network(args.opt, args.ckpt)
-        restore_clip = fast_restore_fn(net, device, args.precision, fast=not args.plain, compile_net=args.compile)
+        runner, context = inference_runner(net, device, args.precision, fast=not args.plain, compile_net=args.compile)
+        if args.exact:
+            check_exact_supported(runner)
         for seq, out_path in zip(inputs, outputs):
             frames = seq.frames()
             first = next(frames, None)
             frames.close()
             if first is None:
                 raise DataError(f'{seq.path} holds no frames.')
-            tile = tile_size(args.tile, *first.shape[:2])
-
-            def restore_part(clip):
-                if before or after:  # ESTRNN: extend the window by reflection so every frame is restored
-                    clip = clip[reflect_indices(clip.shape[0], before, after)]
-                return restore_clip(clip)
-
-            def restore(clip, tile=tile):
-                return restore_tiled(restore_part, clip, tile, args.tile_overlap)
-
-            count = deblur_sequence(seq, out_path, restore, args, seq.fps)
+            if args.exact:
+                count = deblur_sequence_exact(seq, out_path, runner, context, device, args)
+            else:
+                restore = windowed_restore_fn(clip_restorer(runner, context, device), before, after,
+                                              tile_size(args.tile, *first.shape[:2]), args.tile_overlap)
+                count = deblur_sequence(seq, out_path, restore, args)
             print(f'{seq.name}: {count} frames -> {out_path}')
     except (DataError, CheckpointError, FileExistsError, ValueError, OSError) as err:
         sys.exit(f'error: {err}')

@@ -1,23 +1,40 @@
-"""The whole workflow on a fresh machine, in minutes on a CPU: data, training, testing, results.
+"""The whole workflow on a fresh machine in about ten minutes on a CPU: data, training, testing, pictures.
 
-    python tools/demo.py
+examples:
+  python tools/demo.py                 # make the data, train the demo model, test it
+  python tools/demo.py --pretrained    # test the shipped model instead of training (under a minute)
+  python tools/demo.py --iters 2000    # train longer than the options file says
 
-1. writes the synthetic GOPRO-like set to datasets/synthetic_gopro (kept if already there);
-2. trains options/train_memdeblur_synthetic.yml with tools/train.py (an earlier run of the same
-   name is archived by BasicSR, not overwritten);
-3. tests the trained model with tools/test.py on the held-out synthetic sequences;
-4. prints the restored vs blurry PSNR and where the tables, frames and comparisons are.
+Steps:
+1. writes the synthetic GOPRO-like set (tools/make_synthetic_gopro.py, default settings) to
+   datasets/synthetic_gopro, or reuses it if the same generator settings made it;
+2. trains options/train_memdeblur_synthetic.yml with tools/train.py (an earlier experiment of the
+   same name is archived by BasicSR, not overwritten); skipped with --pretrained, which tests
+   pretrained/memdeblur_synthetic.pth (options/test_memdeblur_synthetic_pretrained.yml);
+3. tests the model with tools/test.py on the held-out synthetic sequences;
+4. prints PSNR and edge sharpness (variance of the Laplacian, higher is sharper) of the blurry
+   input, the restored frames and the sharp ground truth, and where the tables and the labelled
+   blurry | restored | sharp pictures (with a zoomed crop) are.
 """
-import argparse
 import csv
+import glob
 import os.path as osp
 import subprocess
 import sys
+
+import cv2
+import numpy as np
+import yaml
+
+from memdeblur.data.synthetic import settings_mismatch
+from memdeblur.utils.cli import tool_parser
+from memdeblur.utils.comparison_image import edge_sharpness
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DATA = osp.join('datasets', 'synthetic_gopro')
 TRAIN_OPT = osp.join('options', 'train_memdeblur_synthetic.yml')
 TEST_OPT = osp.join('options', 'test_memdeblur_synthetic.yml')
+PRETRAINED_TEST_OPT = osp.join('options', 'test_memdeblur_synthetic_pretrained.yml')
 
 
 def run(*args):
@@ -28,30 +45,75 @@ def run(*args):
         sys.exit(f'demo: {" ".join(args[:1])} failed with exit code {result.returncode}')
 
 
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--iters', type=int, help='training iterations (default: the options file, 300)')
-    return parser.parse_args()
+def build_parser():
+    """The command line of this tool (``--help`` shows the module docstring and every default)."""
+    with open(osp.join(REPO_ROOT, TRAIN_OPT)) as f:
+        default_iters = yaml.safe_load(f)['train']['total_iter']
+    parser = tool_parser(__doc__)
+    parser.add_argument('--iters', type=int,
+                        help=f'training iterations (default: {default_iters}, from {TRAIN_OPT})')
+    parser.add_argument('--pretrained', action='store_true',
+                        help='skip training: test the shipped model pretrained/memdeblur_synthetic.pth')
+    return parser
 
 
-def main():
-    args = parse_args()
-    if not osp.isdir(osp.join(REPO_ROOT, DATA)):
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
+
+
+def prepare_data():
+    """Make the synthetic set, or check that an existing one came from the current generator settings."""
+    root = osp.join(REPO_ROOT, DATA)
+    if not osp.isdir(root):
         run(osp.join('tools', 'make_synthetic_gopro.py'), DATA)
-    train_args = [osp.join('tools', 'train.py'), '-opt', TRAIN_OPT]
-    if args.iters:
-        train_args += ['--force_yml', f'train:total_iter={args.iters}']
-    run(*train_args)
-    run(osp.join('tools', 'test.py'), '-opt', TEST_OPT)
-    results = osp.join(REPO_ROOT, 'results', 'memdeblur_synthetic')
-    with open(osp.join(results, 'SyntheticGOPRO_test_metrics.csv')) as f:
+        return
+    problem = settings_mismatch(root)
+    if problem:
+        sys.exit(f'demo: {root} was not made with the current default settings ({problem}); the numbers '
+                 f'would not be comparable. Move or delete it and run the demo again.')
+
+
+def mean_sharpness(paths):
+    return float(np.mean([edge_sharpness(cv2.imread(path)) for path in paths]))
+
+
+def report(results, test_opt):
+    """Print PSNR and edge sharpness of blurry, restored and sharp frames, and where the results are."""
+    with open(osp.join(REPO_ROOT, test_opt)) as f:
+        dataset_name = yaml.safe_load(f)['datasets']['test']['name']
+    with open(osp.join(results, f'{dataset_name}_metrics.csv')) as f:
         average = list(csv.DictReader(f))[-1]
-    print(f'\nHeld-out synthetic sequences, {average["frames"]} frames:')
+    restored = sorted(glob.glob(osp.join(results, 'visualization', dataset_name, '*', '*.png')))
+    restored = [p for p in restored if '_comparison_' not in osp.basename(p)]
+    sequences = osp.join(REPO_ROOT, DATA, 'test')
+    blurry = [osp.join(sequences, osp.basename(osp.dirname(p)), 'blur_gamma', osp.basename(p)) for p in restored]
+    sharp = [p.replace(f'{osp.sep}blur_gamma{osp.sep}', f'{osp.sep}sharp{osp.sep}') for p in blurry]
+    print(f'\nHeld-out synthetic sequences, {average["frames"]} frames (frame averages):')
     for metric in ('psnr', 'psnr_released'):
-        restored, blurry = float(average[metric]), float(average[f'{metric} (blurry input)'])
-        print(f'  {metric:14s} restored {restored:.2f} dB, blurry input {blurry:.2f} dB ({restored - blurry:+.2f} dB)')
-    print(f'Tables: {osp.join(results, "SyntheticGOPRO_test_metrics.md")} (and .csv)')
-    print(f'Frames and blurry | restored | sharp comparisons: {osp.join(results, "visualization", "SyntheticGOPRO_test")}')
+        out, blur = float(average[metric]), float(average[f'{metric} (blurry input)'])
+        print(f'  {metric:14s} restored {out:.2f} dB, blurry input {blur:.2f} dB ({out - blur:+.2f} dB)')
+    print(f'  edge sharpness (variance of the Laplacian): blurry {mean_sharpness(blurry):.0f}, '
+          f'restored {mean_sharpness(restored):.0f}, sharp {mean_sharpness(sharp):.0f}')
+    print(f'Tables: {osp.join(results, dataset_name + "_metrics.md")} (and .csv)')
+    print(f'Labelled blurry | restored | sharp pictures with zoomed crops: '
+          f'{osp.join(results, "visualization", dataset_name, "*_comparison_*.png")}')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    prepare_data()
+    if args.pretrained:
+        test_opt = PRETRAINED_TEST_OPT
+    else:
+        test_opt = TEST_OPT
+        train_args = [osp.join('tools', 'train.py'), '-opt', TRAIN_OPT]
+        if args.iters:
+            train_args += ['--force_yml', f'train:total_iter={args.iters}']
+        run(*train_args)
+    run(osp.join('tools', 'test.py'), '-opt', test_opt)
+    with open(osp.join(REPO_ROOT, test_opt)) as f:
+        name = yaml.safe_load(f)['name']
+    report(osp.join(REPO_ROOT, 'results', name), test_opt)
 
 
 if __name__ == '__main__':

@@ -17,6 +17,7 @@ import sys
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.data.errors import DataError
 from memdeblur.data.prepare import write_basicsr_lmdb, write_estrnn_lmdb, write_gopro_folder
+from memdeblur.utils.cli import tool_parser
 
 
 def parse_size(text):
@@ -27,19 +28,26 @@ def parse_size(text):
     return width, height
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+def build_parser():
+    """The command line of this tool (``--help`` shows the module docstring and every default)."""
+    parser = tool_parser(__doc__)
     parser.add_argument('src', help='GOPRO_Large folder (with train/ and test/)')
     parser.add_argument('dst', help='output folder')
-    parser.add_argument('--format', choices=('lmdb', 'estrnn_lmdb', 'folder'), required=True)
-    parser.add_argument('--splits', nargs='+', default=['train', 'test'])
+    parser.add_argument('--format', choices=('lmdb', 'estrnn_lmdb', 'folder'), required=True,
+                        help='lmdb: BasicSR LMDBs per split and folder; estrnn_lmdb: the LMDB ESTRNN and MemDeblur '
+                        'ship; folder: a GOPRO_Large-layout copy (with --downsample)')
+    parser.add_argument('--splits', nargs='+', default=['train', 'test'], help='splits to convert')
     parser.add_argument('--blur-dirs', nargs='+', choices=('blur', 'blur_gamma'),
                         help='blurry folders to convert (default: both for lmdb, blur_gamma otherwise)')
-    parser.add_argument('--downsample', type=parse_size, metavar='WxH', help='resize every frame, e.g. 960x540')
+    parser.add_argument('--downsample', type=parse_size, metavar='WxH',
+                        help='resize every frame, e.g. 960x540 (default: keep the size)')
     parser.add_argument('--name', help='ESTRNN data set name (default gopro_ds with --downsample, else gopro_ori)')
     parser.add_argument('--force', action='store_true', help='replace existing outputs')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def main(argv=None):

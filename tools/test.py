@@ -1,14 +1,24 @@
-"""Test with BasicSR's pipeline: python tools/test.py -opt options/test_memdeblur_gopro_ds.yml
+"""Test trained models with BasicSR's test pipeline: metrics tables, restored frames, comparisons.
 
-Override options on the command line, e.g.
-    --force_yml datasets:test:dataroot=/data/GOPRO_Large/test path:pretrain_network_g=memdeblur_gopro_ds.pth.tar
-(the checkpoint may be in BasicSR or the authors' format). Tables go to results/<name>/, frames and
-comparisons to results/<name>/visualization/.
+examples:
+  python tools/test.py -opt options/test_memdeblur_synthetic.yml          # the shipped synthetic-data model
+  python tools/test.py -opt options/test_memdeblur_gopro_ds.yml           # the authors' GOPRO checkpoint
+  python tools/test.py -opt options/test_memdeblur_gopro_ds.yml \\
+      --force_yml datasets:test:dataroot=/data/GOPRO_Large/test path:pretrain_network_g=memdeblur_gopro_ds.pth.tar
+  python tools/test.py -opt options/test_memdeblur_synthetic.yml --force_yml val:fast=true val:precision=bfloat16
+
+The checkpoint may be in BasicSR's format or the authors' original one. Writes, under
+results/<name>/: <dataset>_metrics.md and .csv (per sequence and frame-averaged PSNR/SSIM of the
+output and of the blurry input under BasicSR's and the released evaluation's conventions,
+parameters, GMACs, runtime and peak memory), the restored frames as PNG and one labelled
+blurry | restored | sharp picture per sequence under visualization/<dataset>/.
 """
 import os.path as osp
 
 import memdeblur  # noqa: F401,I001  (first: closes BasicSR's gaps, registers everything)
 from basicsr.test import test_pipeline
 
+from memdeblur.utils.cli import run_basicsr_pipeline
+
 if __name__ == '__main__':
-    test_pipeline(osp.abspath(osp.join(__file__, osp.pardir, osp.pardir)))
+    run_basicsr_pipeline(test_pipeline, osp.dirname(osp.dirname(osp.abspath(__file__))), __doc__, training=False)

@@ -1,12 +1,23 @@
-"""Train with BasicSR's pipeline: python tools/train.py -opt options/train_memdeblur_gopro.yml [--auto_resume]
+"""Train a model with BasicSR's training loop (memdeblur's networks, data sets, losses registered).
 
-Multi-process: torchrun --nproc_per_node=N tools/train.py -opt ... --launcher pytorch
-(GPUs with nccl, or CPU processes with gloo).
+examples:
+  python tools/train.py -opt options/train_memdeblur_synthetic.yml         # minutes on a CPU (the demo's)
+  python tools/train.py -opt options/train_memdeblur_gopro_ds.yml          # the released recipe
+  python tools/train.py -opt options/train_memdeblur_gopro_ds.yml --auto_resume
+  python tools/train.py -opt options/paper/train_table1_slim.yml --force_yml train:total_iter=1000
+  torchrun --nproc_per_node=4 tools/train.py -opt options/train_memdeblur_gopro_ds.yml --launcher pytorch
+
+Checkpoints, training states and the log go to experiments/<name>/ (an earlier experiment of
+the same name is archived, not overwritten, unless resuming); validation tables and images to
+experiments/<name>/visualization/. GPUs are used when present (num_gpu: auto), else the CPU;
+multi-process runs use nccl on GPUs and gloo on CPUs. options/README.md lists the options files.
 """
 import os.path as osp
 
 import memdeblur  # noqa: F401,I001  (first: closes BasicSR's gaps, registers everything)
 from basicsr.train import train_pipeline
 
+from memdeblur.utils.cli import run_basicsr_pipeline
+
 if __name__ == '__main__':
-    train_pipeline(osp.abspath(osp.join(__file__, osp.pardir, osp.pardir)))
+    run_basicsr_pipeline(train_pipeline, osp.dirname(osp.dirname(osp.abspath(__file__))), __doc__, training=True)

@@ -7,7 +7,6 @@ runs the network in float64 on the fixture's input in eval and in train mode (no
 prints the largest difference to the authors' outputs at every scale against the tolerance,
 and times float32 inference per frame. Exits non-zero when any scale is out of tolerance.
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -20,6 +19,7 @@ import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers
 from basicsr.archs import build_network
 
 from memdeblur.utils.checkpoint import convert_checkpoint, load_pretrained
+from memdeblur.utils.cli import tool_parser
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FIXTURES_ROOT = os.environ.get('MEMDEBLUR_FIXTURES_ROOT', osp.join(REPO_ROOT, '..', 'shared', 'fixtures'))
@@ -27,12 +27,17 @@ DEFAULT_FIXTURE_DIR = osp.normpath(osp.join(FIXTURES_ROOT, 'official_memdeblur')
 TOLERANCES = {'eval': 1e-9, 'train': 1e-6}  # train mode's BatchNorm amplifies rounding to ~1e-7
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def build_parser():
+    """The command line of this tool (``--help`` shows the module docstring and every default)."""
+    parser = tool_parser(__doc__)
     parser.add_argument('--fixture-dir', default=DEFAULT_FIXTURE_DIR,
                         help='folder with memdeblur_official_format.pth.tar and io.pt')
     parser.add_argument('--timing-runs', type=int, default=3, help='timed float32 forward passes')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def max_differences(net, inputs, references):

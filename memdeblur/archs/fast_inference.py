@@ -14,6 +14,7 @@
 ``fast_restore_fn`` returns a callable restoring (T, 3, H, W) clips; the video tool and
 ``tools/test.py`` (``val.fast``) use it. Float32 outputs match the plain path to ~1e-5.
 """
+import contextlib
 import copy
 
 import torch
@@ -59,8 +60,8 @@ def prepare_fast(net, device, channels_last=True, compile_net=False):
     return torch.compile(fast) if compile_net else fast
 
 
-def fast_restore_fn(net, device, precision='float32', fast=True, compile_net=False):
-    """A function restoring one clip: (T, 3, H, W) float [0, 1] on the CPU -> the same, clamped, on the CPU.
+def inference_runner(net, device, precision='float32', fast=True, compile_net=False):
+    """The network ready for inference on ``device`` and a context manager factory for its calls.
 
     Args:
         net (nn.Module): A whole-clip network ((B, T, 3, H, W) -> (B, T, 3, H, W)).
@@ -68,6 +69,9 @@ def fast_restore_fn(net, device, precision='float32', fast=True, compile_net=Fal
         precision (str): ``float32``, ``bfloat16`` or ``float16`` (autocast).
         fast (bool): Fold BatchNorms and use channels-last (otherwise the network as it is).
         compile_net (bool): ``torch.compile`` the prepared network.
+
+    Returns:
+        tuple: (network, ``context()`` giving inference mode and the precision's autocast).
     """
     if precision not in PRECISIONS:
         raise ValueError(f'precision must be one of {list(PRECISIONS)}, got {precision!r}.')
@@ -78,9 +82,27 @@ def fast_restore_fn(net, device, precision='float32', fast=True, compile_net=Fal
     runner = prepare_fast(net, device, compile_net=compile_net) if fast else getattr(net, 'module', net).eval().to(
         device)
 
-    def restore(clip):
+    @contextlib.contextmanager
+    def context():
         with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32,
                                                     enabled=dtype is not None):
+            yield
+
+    return runner, context
+
+
+def clip_restorer(runner, context, device):
+    """A function restoring one clip with ``inference_runner``'s results: (T, 3, H, W) float [0, 1] on the CPU ->
+    the same, clamped, on the CPU."""
+    device = torch.device(device)
+
+    def restore(clip):
+        with context():
             return runner(clip.unsqueeze(0).to(device))[0].float().clamp(0, 1).cpu()
 
     return restore
+
+
+def fast_restore_fn(net, device, precision='float32', fast=True, compile_net=False):
+    """``clip_restorer`` of ``inference_runner(net, device, precision, fast, compile_net)``."""
+    return clip_restorer(*inference_runner(net, device, precision, fast, compile_net), device)

@@ -28,6 +28,18 @@ SIZE_MULTIPLE = 4  # D halves the size twice
 MEMORY_VALUE_MODES = ('separate', 'hidden', 'restored', 'joint')
 
 
+class InMemoryFrames:
+    """Per-frame storage of ``MemDeblurNet.forward``: plain lists, everything in memory (see ``restore_frames``)."""
+
+    @staticmethod
+    def frames(name, length):
+        return [None] * length
+
+    @staticmethod
+    def mapped(name, fn, items):
+        return [fn(item) for item in items]
+
+
 def round_up(value, multiple):
     """Smallest multiple of ``multiple`` that is >= ``value``."""
     return -(-value // multiple) * multiple
@@ -199,9 +211,35 @@ class MemDeblurNet(nn.Module):
         if h < 16 or w < 16:
             raise ValueError(f'MemDeblurNet needs frames of at least 16x16 pixels, got {h}x{w}.')
         frames = [pad_to_multiple(lqs[:, i] - 0.5, SIZE_MULTIPLE) for i in range(t)]
-        outputs = [torch.stack(scale_out, dim=1) + 0.5 for scale_out in self._restore(frames)]
+        outputs = [torch.stack(scale_out, dim=1) + 0.5 for scale_out in self._restore(frames, InMemoryFrames())]
         outputs[-1] = outputs[-1][..., :h, :w]
         return outputs if return_scales else outputs[-1]
+
+    def restore_frames(self, frames, storage):
+        """Whole-sequence restoration with every per-frame tensor kept where ``storage`` says.
+
+        ``forward`` holds the encoder features, keys, backward states and every scale's outputs
+        of all T frames in memory at once. This runs the same computation in the same order, but
+        asks ``storage`` for each of those per-frame sequences, so they can live in a file or be
+        recomputed on access (``memdeblur.video.exact_restorer``): the result equals ``forward``'s
+        while memory stays bounded. Eval mode only (the banks are bounded then).
+
+        Args:
+            frames (Sequence[Tensor]): The T blurry frames, each (B, 3, H, W) in [0, 1] (any
+                sequence with ``len`` and indexing, e.g. read from disk on access).
+            storage: Provides ``frames(name, length)``, a writable sequence for the per-frame
+                results called ``name`` ('backward_hidden', 'outputs_<scale>', and 'outputs' for
+                the finest scale, written in order 0..T-1 as centred, padded frames: add 0.5 and
+                crop to H x W), and ``mapped(name, fn, items)``, ``fn`` applied to each item.
+        """
+        if self.training:
+            raise RuntimeError('restore_frames runs in eval mode only (training banks are unbounded).')
+
+        def prepare(frame):
+            check_input_frames(frame.unsqueeze(1), type(self).__name__)
+            return pad_to_multiple(frame - 0.5, SIZE_MULTIPLE)
+
+        self._restore(storage.mapped('frames', prepare, frames), storage)
 
     def _new_bank(self):
         """Empty bank with the train- or eval-time rules of the released model (None without memory)."""
@@ -211,20 +249,23 @@ class MemDeblurNet(nn.Module):
             return MemoryBank()
         return MemoryBank(max_length=self.test_mem_length, top_k=self.top_k, sparse=self.sparse_readout)
 
-    def _restore(self, frames):
-        """Centred frames (list of T (B, 3, H, W)) -> per scale, a list of T centred outputs."""
-        feats = [self.encoder(f) for f in frames]
-        keys = [self.memory.encode_key(x) for x in feats] if self.use_memory else [None] * len(frames)
+    def _restore(self, frames, storage):
+        """Centred frames (sequence of T (B, 3, H, W)) -> per scale, a sequence of T centred outputs.
+
+        ``storage`` makes the per-frame sequences (``InMemoryFrames``: lists; see ``restore_frames``).
+        """
+        feats = storage.mapped('feats', self.encoder, frames)
+        keys = storage.mapped('keys', self.memory.encode_key, feats) if self.use_memory else [None] * len(frames)
         if not self.deblur_branch:
-            return [self._memory_only_pass(frames, feats, keys)]
+            return [self._memory_only_pass(frames, feats, keys, storage)]
         backward_bank = self._new_bank() if self.bidirectional else None
-        backward_hidden = (self._backward_pass(feats, keys, backward_bank)
+        backward_hidden = (self._backward_pass(feats, keys, backward_bank, storage)
                            if self.bidirectional else [None] * len(frames))
         forward_bank = self._new_bank()
         outputs, coarser = [], None
         for scale_idx in range(len(self.scales)):
             coarser = self._forward_pass(scale_idx, frames, feats, keys, backward_hidden, backward_bank,
-                                         forward_bank, coarser)
+                                         forward_bank, coarser, storage)
             outputs.append(coarser)
         return outputs
 
@@ -239,15 +280,15 @@ class MemDeblurNet(nn.Module):
             frames = set(range(period // 2, num_frames, period))
         return frames | {num_frames - 1}
 
-    def _backward_pass(self, feats, keys, bank):
+    def _backward_pass(self, feats, keys, bank, storage):
         """Recurrent pass from the last frame to the first at full resolution.
 
         Returns:
-            list[Tensor]: Backward hidden states hb_i (B, c, H/4, W/4).
+            Sequence[Tensor]: Backward hidden states hb_i (B, c, H/4, W/4).
         """
         t = len(feats)
         memorised = self._backward_memorised_frames(t)
-        hidden = [None] * t
+        hidden = storage.frames('backward_hidden', t)
         for i in range(t - 1, -1, -1):
             x = feats[i]
             if i == t - 1:
@@ -263,7 +304,7 @@ class MemDeblurNet(nn.Module):
         return hidden
 
     def _forward_pass(self, scale_idx, frames, feats, keys, backward_hidden, backward_bank, forward_bank,
-                      coarser):
+                      coarser, storage):
         """Recurrent pass from the first frame to the last at one scale.
 
         Args:
@@ -273,10 +314,11 @@ class MemDeblurNet(nn.Module):
             backward_hidden (list[Tensor]): Backward states at full feature size (None when not
                 bidirectional).
             backward_bank, forward_bank (MemoryBank | None): The forward bank is shared by all scales.
-            coarser (list[Tensor] | None): Outputs of the previous (coarser) scale.
+            coarser (Sequence[Tensor] | None): Outputs of the previous (coarser) scale.
+            storage: Makes the sequence of this scale's outputs (see ``restore_frames``).
 
         Returns:
-            list[Tensor]: Centred outputs (B, 3, h, w) of this scale.
+            Sequence[Tensor]: Centred outputs (B, 3, h, w) of this scale.
         """
         factor = self.scales[scale_idx]
         full_h, full_w = frames[0].shape[2:]
@@ -285,7 +327,8 @@ class MemDeblurNet(nn.Module):
         else:
             size = (round_up(full_h // factor, SIZE_MULTIPLE), round_up(full_w // factor, SIZE_MULTIPLE))
         feat_size = (size[0] // SIZE_MULTIPLE, size[1] // SIZE_MULTIPLE)
-        outputs = []
+        finest = scale_idx == len(self.scales) - 1
+        outputs = storage.frames('outputs' if finest else f'outputs_{scale_idx}', len(frames))
         x_prev = h_prev = None
         for i, frame in enumerate(frames):
             if factor == 1:
@@ -310,7 +353,7 @@ class MemDeblurNet(nn.Module):
             if forward_bank is not None:
                 self._memorise(forward_bank, i, self.mem_every[scale_idx], key,
                                lambda: self._forward_values(x, out, hidden))
-            outputs.append(out)
+            outputs[i] = out
             x_prev, h_prev = x, hidden
         return outputs
 
@@ -348,11 +391,11 @@ class MemDeblurNet(nn.Module):
         elif self.temporary_memory:
             bank.add(key, values(), temporary=True)
 
-    def _memory_only_pass(self, frames, feats, keys):
+    def _memory_only_pass(self, frames, feats, keys, storage):
         """Table 5's "w/o Deblur.": each frame's "r" read-out, decoded, goes straight to U."""
         bank = self._new_bank()
         period = self.mem_every[0]
-        outputs = []
+        outputs = storage.frames('outputs', len(frames))
         for i, (frame, x, key) in enumerate(zip(frames, feats, keys)):
             if len(bank):
                 feature = self.memory.decoder_mem(bank.read(key)[0], x.shape[2:])
@@ -361,5 +404,5 @@ class MemDeblurNet(nn.Module):
             out = self.decoder(feature) + frame
             self._memorise(bank, i, period, key,
                            lambda: [self.memory.encode_restored_value(x, self.encoder(out))])
-            outputs.append(out)
+            outputs[i] = out
         return outputs

@@ -14,11 +14,13 @@ real photograph:
 * the middle sub-frame is the sharp frame.
 
 Everything is seeded. ``write_synthetic_gopro`` writes the GOPRO_Large layout
-(``<root>/{train,test}/<SEQ>/{blur,blur_gamma,sharp}/%06d.png``).
+(``<root>/{train,test}/<SEQ>/{blur,blur_gamma,sharp}/%06d.png``) and the settings that made it
+(``<root>/settings.json``), so a set made by other settings is recognised (``settings_mismatch``).
 """
+import json
 import os
 import os.path as osp
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np
@@ -40,15 +42,17 @@ def load_photo(name):
 
 @dataclass
 class MotionSettings:
-    """Largest motion per sharp sub-frame (see ``smooth_path`` for how rates are drawn).
+    """Motion per sharp sub-frame; the defaults give GOPRO-strength blur (README, "Quick start").
 
     Pixel values are for a 256-pixel-high frame and scale with the frame height.
     """
 
-    camera_speed: float = 1.6  # pixels per sub-frame
-    camera_rotation: float = 0.12  # degrees per sub-frame
+    camera_speed: float = 2.0  # pixels per sub-frame
+    camera_radius: float = 0.5  # radius of the camera's wandering, in frame heights
+    camera_rotation: float = 0.15  # degrees per sub-frame
     camera_zoom: float = 0.002  # relative zoom change per sub-frame
-    object_speed: float = 3.0  # pixels per sub-frame, relative to the background
+    object_speed: float = 4.0  # pixels per sub-frame, relative to the background
+    object_radius: float = 0.15  # radius of the object's wandering, in frame heights
 
 
 def smooth_path(rng, steps, max_rate, wobble=0.3):
@@ -63,6 +67,28 @@ def smooth_path(rng, steps, max_rate, wobble=0.3):
     amplitude = wobble * max_rate * period / (2 * np.pi)
     phase = rng.uniform(0, 2 * np.pi)
     return rate * t + amplitude * (np.sin(2 * np.pi * t / period + phase) - np.sin(phase))
+
+
+def wandering_path(rng, steps, speed, radius):
+    """A 2-D trajectory (x, y) starting at (0, 0) that never stalls and never runs away.
+
+    The point circles a tilted ellipse of semi-axes ``radius`` and 0.6-1.0 ``radius`` at 0.6-1.0
+    ``speed`` per step along the major axis, its angular rate varied by a slow wobble (at most
+    half the mean rate, so it never stops or turns back): blur is strong in every frame, its
+    direction changes over the sequence, and however long the sequence the path stays within
+    ``2 * radius`` of its start (a straight path would leave the picture).
+    """
+    t = np.arange(steps, dtype=np.float64)
+    rate = rng.choice([-1, 1]) * rng.uniform(0.6, 1.0) * speed / radius
+    period = rng.uniform(40, 120)
+    wobble = 0.5 * abs(rate) * period / (2 * np.pi)
+    phase = rng.uniform(0, 2 * np.pi)
+    angle = rng.uniform(0, 2 * np.pi) + rate * t + wobble * np.sin(2 * np.pi * t / period + phase)
+    major, minor = radius * np.cos(angle), rng.uniform(0.6, 1.0) * radius * np.sin(angle)
+    tilt = rng.uniform(0, np.pi)
+    x = major * np.cos(tilt) - minor * np.sin(tilt)
+    y = major * np.sin(tilt) + minor * np.cos(tilt)
+    return x - x[0], y - y[0]
 
 
 class SequenceRenderer:
@@ -80,18 +106,19 @@ class SequenceRenderer:
         pixel_scale = height / 256.0
         background_name, object_name = rng.choice(PHOTOS, size=2, replace=False)
         background = load_photo(background_name)
-        # a canvas large enough that the camera never leaves it (rotation, zoom, travel)
-        travel = motion.camera_speed * pixel_scale * steps * 1.5
-        needed = 1.5 * np.hypot(height, width) + 2 * travel
+        camera_radius = motion.camera_radius * height
+        # a canvas large enough that the camera never leaves it (rotation, zoom, wandering)
+        needed = 1.5 * np.hypot(height, width) + 4 * camera_radius
         scale = needed / min(background.shape[:2])
-        self.background = cv2.resize(background, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-        self.camera_x = smooth_path(rng, steps, motion.camera_speed * pixel_scale)
-        self.camera_y = smooth_path(rng, steps, motion.camera_speed * pixel_scale)
+        self.background = cv2.resize(background, None, fx=scale, fy=scale,
+                                     interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        self.camera_x, self.camera_y = wandering_path(rng, steps, motion.camera_speed * pixel_scale, camera_radius)
         self.camera_angle = smooth_path(rng, steps, motion.camera_rotation)
         self.camera_zoom = np.exp(smooth_path(rng, steps, motion.camera_zoom))
         self.object, self.object_mask = self._cut_object(rng, load_photo(object_name))
-        self.object_x = width * rng.uniform(0.3, 0.7) + smooth_path(rng, steps, motion.object_speed * pixel_scale)
-        self.object_y = height * rng.uniform(0.3, 0.7) + smooth_path(rng, steps, motion.object_speed * pixel_scale)
+        object_x, object_y = wandering_path(rng, steps, motion.object_speed * pixel_scale, motion.object_radius * height)
+        self.object_x = width * rng.uniform(0.35, 0.65) + object_x
+        self.object_y = height * rng.uniform(0.35, 0.65) + object_y
         self.object_angle = smooth_path(rng, steps, 0.5)
 
     def _cut_object(self, rng, photo):
@@ -147,7 +174,35 @@ def render_sequence(rng, num_frames, height, width, subframes, motion=None):
     return frames
 
 
-def write_synthetic_gopro(root, splits=None, num_frames=12, height=128, width=192, subframes=7, seed=0,
+@dataclass
+class SyntheticSettings:
+    """Everything that decides a synthetic set; the defaults make the demo's set (tools/demo.py)."""
+
+    splits: dict = field(default_factory=lambda: {'train': 12, 'test': 3})
+    num_frames: int = 24
+    height: int = 128
+    width: int = 192
+    subframes: int = 11
+    seed: int = 0
+    motion: MotionSettings = field(default_factory=MotionSettings)
+
+
+SETTINGS_FILE = 'settings.json'
+
+
+def settings_mismatch(root, expected=None):
+    """What differs between the settings that made the set at ``root`` and ``expected`` ('' if nothing)."""
+    expected = asdict(expected or SyntheticSettings())
+    path = osp.join(root, SETTINGS_FILE)
+    if not osp.isfile(path):
+        return f'it has no {SETTINGS_FILE}: an older generator made it'
+    with open(path) as f:
+        found = json.load(f)
+    differing = sorted(key for key in expected.keys() | found.keys() if expected.get(key) != found.get(key))
+    return ', '.join(f'{key} {found.get(key)} instead of {expected.get(key)}' for key in differing)
+
+
+def write_synthetic_gopro(root, splits=None, num_frames=12, height=128, width=192, subframes=11, seed=0,
                           motion=None, progress=True):
     """Write a GOPRO_Large-layout synthetic set and return its sequence folders.
 
@@ -156,7 +211,7 @@ def write_synthetic_gopro(root, splits=None, num_frames=12, height=128, width=19
         splits (dict[str, int]): Sequences per split. Default: ``{'train': 4, 'test': 2}``.
         num_frames (int): Frames per sequence.
         height, width (int): Frame size.
-        subframes (int): Sharp sub-frames averaged into one blurry frame (GOPRO: 7 to 13).
+        subframes (int): Sharp sub-frames averaged into one blurry frame (GOPRO_Large: 7 to 13).
         seed (int): Seed of everything.
         motion (MotionSettings | None): Motion magnitudes.
         progress (bool): Show a progress bar.
@@ -165,6 +220,7 @@ def write_synthetic_gopro(root, splits=None, num_frames=12, height=128, width=19
         list[str]: The sequence folders written.
     """
     splits = splits or {'train': 4, 'test': 2}
+    motion = motion or MotionSettings()
     if osp.exists(root) and os.listdir(root):
         raise FileExistsError(f'{root} exists and is not empty; choose a new folder.')
     rng = np.random.default_rng(seed)
@@ -178,4 +234,7 @@ def write_synthetic_gopro(root, splits=None, num_frames=12, height=128, width=19
                 os.makedirs(osp.join(seq_dir, kind), exist_ok=True)
                 cv2.imwrite(osp.join(seq_dir, kind, f'{first + frame_idx:06d}.png'), image[..., ::-1])
         written.append(seq_dir)
+    settings = SyntheticSettings(dict(splits), num_frames, height, width, subframes, seed, motion)
+    with open(osp.join(root, SETTINGS_FILE), 'w') as f:
+        json.dump(asdict(settings), f, indent=2)
     return written

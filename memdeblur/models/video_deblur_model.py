@@ -9,7 +9,8 @@ Extends BasicSR's ``VideoRecurrentModel`` and overrides only what differs for de
 * evaluation over ``VideoDeblurTestDataset`` (whole sequences or windows) with every metric of
   ``val.metrics`` for the output and for the blurry input, both PSNR/SSIM conventions (BasicSR's
   and the released evaluation's), per-sequence and frame-averaged results, frames saved as PNG,
-  a blurry | restored | sharp comparison per sequence and, when testing, Markdown/CSV tables
+  a labelled blurry | restored | sharp comparison (PSNR, edge sharpness, zoomed crop of the
+  region that moves most) per sequence and, when testing, Markdown/CSV tables
   with parameters, GMACs and runtime;
 * CPU and multi-process CPU runs (gaps 4 and 5 of ``memdeblur.basicsr_compat``);
 * no silently wrong result: misspelt or mistyped options are refused (``MODEL_OPTIONS``), a
@@ -21,7 +22,6 @@ import os
 import os.path as osp
 import time
 
-import numpy as np
 import torch
 from basicsr.metrics import calculate_metric
 from basicsr.models.video_recurrent_model import VideoRecurrentModel
@@ -37,6 +37,7 @@ from memdeblur.metrics.released_metric import truncate_to_uint8
 from memdeblur.models.padding import SpatialPadding, reflect_indices
 from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.checkpoint import load_pretrained
+from memdeblur.utils.comparison_image import comparison_image
 from memdeblur.utils.complexity import measure_complexity
 from memdeblur.utils.memory import peak_rss_mib
 from memdeblur.utils.option_check import (ANY, BOOL, DICT, INT, NUMBER, STR, OptionError, check_options, one_of,
@@ -318,7 +319,7 @@ class VideoDeblurModel(VideoRecurrentModel):
             if save_img:
                 imwrite(restored['img'], osp.join(out_dir, f'{name}.png'))
             if item['frame_start'] + offset == middle:
-                comparison = np.concatenate([blurry['img'], restored['img'], gt_img], axis=1)
+                comparison = comparison_image(blurry['img'], [('restored', restored['img'])], gt_img)
                 imwrite(comparison, osp.join(osp.dirname(out_dir), f'{folder}_comparison_{name}.png'))
         return records
 

@@ -1,0 +1,201 @@
+"""Exact whole-sequence restoration in bounded memory (``tools/deblur_video.py --exact``).
+
+Windowed restoration (``windowed_restorer``) bounds memory by giving each window its own
+backward pass and memory banks, so its outputs differ slightly from processing the whole video
+at once (95 dB PSNR with the default windows). MemDeblur's whole-sequence result needs the
+backward pass over every frame before the first forward step, and each scale's pass over every
+frame before the next scale starts; ``MemDeblurNet.forward`` therefore keeps features, keys,
+backward states and outputs of all T frames in memory (about 40 MB per 720p frame).
+
+``restore_exact`` runs the same computation (``MemDeblurNet.restore_frames``) with its per-frame
+sequences placed so that memory stays bounded:
+
+* frames, encoder features and keys are recomputed when needed (``RecomputedFrames``; the
+  encoder is deterministic, and its full-resolution passes are ~5% of the network's work),
+  the last two kept;
+* backward states and the coarser scales' outputs go to files in a scratch folder
+  (``FileFrames``), read back with ``pread``, so they occupy neither the heap nor, as a memory
+  map would, the process's resident set;
+* the finest scale's outputs are handed to ``sink`` frame by frame, in order.
+
+Memory is then that of a few frames plus the banks (bounded by ``test_mem_length``); the price
+is disk space (per frame, the backward state and the two coarser outputs in float32:
+4·(c/16 + 3/16 + 3/4) bytes per pixel, 18 MB at 720p for the released c = 64, plus the decoded
+input the tool keeps, 2.8 MB) and the recomputed encoder passes.
+The outputs equal ``forward``'s on the same device and precision (tested bit for bit on CPU).
+"""
+import os
+import os.path as osp
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from memdeblur.data.errors import DataError
+
+FINEST = 'outputs'
+
+
+class FileFrames:
+    """A fixed-length sequence of same-shaped tensors stored in one file, one record per frame.
+
+    Args:
+        path (str): File to create (removed by ``close``).
+        length (int): Number of frames.
+        device (torch.device): Where items are returned.
+        on_write (callable | None): Called after each write (progress).
+    """
+
+    def __init__(self, path, length, device, on_write=None):
+        self.path, self.length, self.device, self.on_write = path, length, device, on_write
+        self.shape = self.dtype = None
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.last = (None, None)  # (index, tensor): the backward pass reads what it just wrote
+
+    def __len__(self):
+        return self.length
+
+    def append(self, tensor):
+        """Add a frame at the end (for sequences whose length is known only once read)."""
+        self.length += 1
+        self[self.length - 1] = tensor
+
+    def __setitem__(self, index, tensor):
+        array = tensor.detach().cpu().contiguous().numpy()
+        if self.shape is None:
+            self.shape, self.dtype = array.shape, array.dtype
+        elif array.shape != self.shape or array.dtype != self.dtype:
+            raise ValueError(f'{self.path}: frame {index} is {array.shape} {array.dtype}, '
+                             f'the others {self.shape} {self.dtype}.')
+        data = array.tobytes()
+        written = os.pwrite(self.fd, data, index * len(data))
+        if written != len(data):
+            raise OSError(f'{self.path}: wrote {written} of {len(data)} bytes (disk full?).')
+        self.last = (index, tensor)
+        if self.on_write:
+            self.on_write()
+
+    def __getitem__(self, index):
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        if self.last[0] == index:
+            return self.last[1]
+        size = int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+        data = os.pread(self.fd, size, index * size)
+        if len(data) != size:
+            raise IndexError(f'{self.path}: frame {index} was never written.')
+        return torch.from_numpy(np.frombuffer(data, self.dtype).reshape(self.shape).copy()).to(self.device)
+
+    def __iter__(self):
+        return (self[i] for i in range(self.length))
+
+    def close(self):
+        os.close(self.fd)
+        os.remove(self.path)
+
+
+class RecomputedFrames:
+    """``fn(items[i])`` computed on access; the last ``keep`` results are kept, older ones recomputed."""
+
+    def __init__(self, fn, items, keep=2):
+        self.fn, self.items, self.keep = fn, items, keep
+        self.cache = OrderedDict()
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if index not in self.cache:
+            self.cache[index] = self.fn(self.items[index])
+            while len(self.cache) > self.keep:
+                self.cache.popitem(last=False)
+        return self.cache[index]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+class SinkFrames:
+    """The finest scale's outputs: each one handed to ``sink(index, tensor)`` as it is written, in order."""
+
+    def __init__(self, sink, length, on_write=None):
+        self.sink, self.length, self.on_write, self.next = sink, length, on_write, 0
+
+    def __len__(self):
+        return self.length
+
+    def __setitem__(self, index, tensor):
+        if index != self.next:
+            raise RuntimeError(f'final outputs must arrive in order: got frame {index}, expected {self.next}.')
+        self.sink(index, tensor)
+        self.next += 1
+        if self.on_write:
+            self.on_write()
+
+
+class ScratchStorage:
+    """The storage ``MemDeblurNet.restore_frames`` asks for: files in ``folder``, recomputation, a sink."""
+
+    def __init__(self, folder, device, sink, on_write=None):
+        self.folder, self.device, self.sink, self.on_write = folder, device, sink, on_write
+        self.files = []
+
+    def frames(self, name, length):
+        if name == FINEST:
+            return SinkFrames(self.sink, length, self.on_write)
+        self.files.append(FileFrames(osp.join(self.folder, f'{name}.bin'), length, self.device, self.on_write))
+        return self.files[-1]
+
+    @staticmethod
+    def mapped(name, fn, items):
+        return RecomputedFrames(fn, items)
+
+    def close(self):
+        for store in self.files:
+            store.close()
+        self.files = []
+
+
+def check_exact_supported(net):
+    """Raise DataError unless ``net`` (or the module a torch.compile wrapper runs) has ``restore_frames``."""
+    module = getattr(net, '_orig_mod', net)
+    if not hasattr(module, 'restore_frames'):
+        raise DataError(f'--exact needs MemDeblurNet (whole-sequence passes); {type(module).__name__} is restored '
+                        'in windows.')
+    return module
+
+
+def passes_per_frame(net):
+    """How many per-frame results ``restore_exact`` writes per frame (for a progress bar)."""
+    net = getattr(net, '_orig_mod', net)
+    deblur = getattr(net, 'deblur_branch', True)
+    return (len(net.scales) + int(net.bidirectional)) if deblur else 1
+
+
+def restore_exact(net, frames, sink, scratch, device, on_write=None):
+    """Restore a whole sequence exactly as ``net(frames)`` would, in bounded memory.
+
+    Args:
+        net (MemDeblurNet): In eval mode, on ``device`` (possibly prepared by ``prepare_fast``).
+        frames (Sequence[Tensor]): T frames (3, H, W) in [0, 1], any device, read on access.
+        sink (callable): ``sink(index, frame)`` receives restored (3, H, W) frames in order,
+            on the CPU, clamped to [0, 1].
+        scratch (str): Existing folder for the scratch files (removed afterwards).
+        device (torch.device): Where the network runs.
+        on_write (callable | None): Called after each per-frame result (progress: ``passes_per_frame``
+            per frame).
+    """
+    net = check_exact_supported(net)
+    height, width = frames[0].shape[-2:]
+    batched = RecomputedFrames(lambda frame: frame.to(device).unsqueeze(0), frames)
+
+    def finish(index, output):
+        sink(index, (output[0, :, :height, :width] + 0.5).float().clamp(0, 1).cpu())
+
+    storage = ScratchStorage(scratch, device, finish, on_write)
+    try:
+        net.restore_frames(batched, storage)
+    finally:
+        storage.close()
