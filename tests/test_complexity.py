@@ -35,7 +35,7 @@ def test_tool_counts_one_file_and_writes_the_table_of_all(tmp_path):
     table = out.read_text()
     for row in ROWS:
         assert f'| `options/paper/{{train,test}}_{row}.yml` |' in table
-    assert '| `options/{train,test}_memdeblur_synthetic.yml` | 1.708 |' in table
+    assert '| `options/{train,test}_memdeblur_synthetic.yml` | 2.277 |' in table
     assert '| `options/{train,test}_memdeblur_gopro_ds.yml` | 6.989 |' in table and '| 325.48 | 31.77 |' in table
     no_network = tmp_path / 'data_only.yml'
     no_network.write_text('name: x\ndatasets: {}\n')

@@ -1,5 +1,6 @@
 """The shipped synthetic-data model reproduces its published numbers through tools/test.py's pipeline."""
 import csv
+import hashlib
 import json
 import os.path as osp
 
@@ -18,7 +19,10 @@ def published():
 
 
 def test_shipped_model_is_small_and_its_numbers_are_in_the_readmes():
-    assert osp.getsize(osp.join(PRETRAINED, 'memdeblur_synthetic.pth')) < 10 * 2**20
+    weights = osp.join(PRETRAINED, 'memdeblur_synthetic.pth')
+    assert osp.getsize(weights) < 10 * 2**20
+    with open(weights, 'rb') as f:
+        assert hashlib.sha256(f.read()).hexdigest() == published()['sha256']  # the file that was measured
     numbers = published()['test']
     for readme in (osp.join(PRETRAINED, 'README.md'), osp.join(REPO_ROOT, 'README.md')):
         with open(readme) as f:
