@@ -55,10 +55,6 @@ def build_parser():
     return parser
 
 
-def parse_args(argv=None):
-    return build_parser().parse_args(argv)
-
-
 def load_test_options(path, dataroot):
     with open(path) as f:
         opt = yaml.safe_load(f)
@@ -149,7 +145,7 @@ def write_images(out, entries, crop_fraction):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if len(args.opt) < 2:
             raise ValueError('give at least two -opt files to compare.')

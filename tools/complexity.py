@@ -67,10 +67,6 @@ def build_parser():
     return parser
 
 
-def parse_args(argv=None):
-    return build_parser().parse_args(argv)
-
-
 def network_options(path):
     """The options file's ``network_g``, with the model's frame padding (``size_multiple``, ``min_size``)
     as ``_padding`` (a network counts at the size it really runs at)."""
@@ -191,7 +187,7 @@ def write_table(text, out):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.all:
             write_table(table(args), args.out)

@@ -29,12 +29,8 @@ def build_parser():
     return parser
 
 
-def parse_args(argv=None):
-    return build_parser().parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     network_opt = {'type': 'MemDeblurNet'}
     if args.opt:
         with open(args.opt) as f:

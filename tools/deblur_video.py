@@ -84,10 +84,6 @@ def build_parser():
     return parser
 
 
-def parse_args(argv=None):
-    return build_parser().parse_args(argv)
-
-
 def load_network(opt_path, ckpt):
     """(network, frame margins) from a test options file; margins are ESTRNN's past/future frames."""
     with open(opt_path) as f:
@@ -198,7 +194,7 @@ def windowed_restore_fn(restore_clip, before, after, tile, tile_overlap):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     device = torch.device(('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device)
     try:
         if args.exact and args.tile not in ('auto', '0'):

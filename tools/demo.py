@@ -57,10 +57,6 @@ def build_parser():
     return parser
 
 
-def parse_args(argv=None):
-    return build_parser().parse_args(argv)
-
-
 def prepare_data():
     """Make the synthetic set, or check that an existing one came from the current generator settings."""
     root = osp.join(REPO_ROOT, DATA)
@@ -77,10 +73,14 @@ def mean_sharpness(paths):
     return float(np.mean([edge_sharpness(cv2.imread(path)) for path in paths]))
 
 
-def report(results, test_opt):
-    """Print PSNR and edge sharpness of blurry, restored and sharp frames, and where the results are."""
-    with open(osp.join(REPO_ROOT, test_opt)) as f:
-        dataset_name = yaml.safe_load(f)['datasets']['test']['name']
+def report(test_opt):
+    """Print PSNR and edge sharpness of blurry, restored and sharp frames, and where the results are.
+
+    Args:
+        test_opt (dict): The test options file just run (its name and test dataset locate the results).
+    """
+    results = osp.join(REPO_ROOT, 'results', test_opt['name'])
+    dataset_name = test_opt['datasets']['test']['name']
     with open(osp.join(results, f'{dataset_name}_metrics.csv')) as f:
         average = list(csv.DictReader(f))[-1]
     restored = sorted(glob.glob(osp.join(results, 'visualization', dataset_name, '*', '*.png')))
@@ -100,7 +100,7 @@ def report(results, test_opt):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     prepare_data()
     if args.pretrained:
         test_opt = PRETRAINED_TEST_OPT
@@ -112,8 +112,7 @@ def main(argv=None):
         run(*train_args)
     run(osp.join('tools', 'test.py'), '-opt', test_opt)
     with open(osp.join(REPO_ROOT, test_opt)) as f:
-        name = yaml.safe_load(f)['name']
-    report(osp.join(REPO_ROOT, 'results', name), test_opt)
+        report(yaml.safe_load(f))
 
 
 if __name__ == '__main__':

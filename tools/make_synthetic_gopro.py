@@ -34,12 +34,8 @@ def build_parser():
     return parser
 
 
-def parse_args(argv=None):
-    return build_parser().parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         written = write_synthetic_gopro(args.root, {'train': args.train_seqs, 'test': args.test_seqs}, args.frames,
                                         args.height, args.width, args.subframes, args.seed)

@@ -46,12 +46,8 @@ def build_parser():
     return parser
 
 
-def parse_args(argv=None):
-    return build_parser().parse_args(argv)
-
-
 def main(argv=None):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     blur_dirs = args.blur_dirs or (['blur', 'blur_gamma'] if args.format == 'lmdb' else ['blur_gamma'])
     name = args.name or ('gopro_ds' if args.downsample else 'gopro_ori')
     try:

@@ -36,10 +36,6 @@ def build_parser():
     return parser
 
 
-def parse_args(argv=None):
-    return build_parser().parse_args(argv)
-
-
 def max_differences(net, inputs, references):
     with torch.no_grad():
         outputs = net(inputs, return_scales=True)
@@ -56,7 +52,7 @@ def seconds_per_frame(net, inputs, runs):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     checkpoint = osp.join(args.fixture_dir, 'memdeblur_official_format.pth.tar')
     vectors = torch.load(osp.join(args.fixture_dir, 'io.pt'), map_location='cpu', weights_only=False)
     network_opt = {'type': 'MemDeblurNet', **vectors['config']}
