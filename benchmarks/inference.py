@@ -10,11 +10,11 @@ Measures, in one process on a quiet machine:
 2. ms/frame of the released network per frame size: plain (the network as it is), fast float32
    (BatchNorm folded, channels-last, inference mode) and fast reduced precision, with achieved
    GMAC/s (authors' convention) and the speed-up over plain;
-3. peak memory against sequence length: whole-sequence processing vs streamed windows
-   (tools/deblur_video.py's restore_stream), each length in a fresh process.
+3. peak memory against sequence length: whole-sequence processing vs streamed windows restored
+   as tools/deblur_video.py does (``restore_stream``, ``window_restorer``), each length in a
+   fresh process.
 Writes Markdown to --out (default benchmarks/results/inference_<device>.md).
 """
-import argparse
 import os
 import os.path as osp
 import platform
@@ -30,40 +30,39 @@ sys.path.insert(0, REPO_ROOT)
 import memdeblur  # noqa: F401,E402,I001
 from memdeblur.archs.fast_inference import fast_restore_fn  # noqa: E402
 from memdeblur.archs.memdeblur_arch import MemDeblurNet  # noqa: E402
+from memdeblur.utils.cli import frame_size, tool_parser  # noqa: E402
 from memdeblur.utils.complexity import measure_complexity  # noqa: E402
+from memdeblur.utils.results_table import write_lines  # noqa: E402
 
 MEMORY_CHILD = """
 import sys, torch
 sys.path.insert(0, {root!r})
 import memdeblur
-from memdeblur.archs.fast_inference import fast_restore_fn
+from memdeblur.archs.fast_inference import fast_restore_fn, inference_runner
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.utils.memory import peak_rss_mib
-from memdeblur.video.windowed_restorer import restore_stream
+from memdeblur.video.windowed_restorer import restore_stream, window_restorer
 length, size, mode = {length}, {size}, {mode!r}
-restore = fast_restore_fn(MemDeblurNet(), 'cpu')
-frames = (torch.rand(3, *size) for _ in range(length))
+frames = (torch.randint(0, 256, (3, *size), dtype=torch.uint8) for _ in range(length))
 if mode == 'whole':
-    restore(torch.stack(list(frames)))
-else:
+    fast_restore_fn(MemDeblurNet(), 'cpu')(torch.stack(list(frames)).float() / 255)
+else:  # as tools/deblur_video.py
+    restore = window_restorer(*inference_runner(MemDeblurNet(), 'cpu'), torch.device('cpu'), margins=(0, 0), tile=0,
+                              tile_overlap=0, compiled=False)
     for _ in restore_stream(restore, frames, window=10, overlap=2):
         pass
 print('PEAK', peak_rss_mib())
 """
 
 
-def parse_size(text):
-    height, width = (int(v) for v in text.lower().split('x'))
-    return height, width
-
-
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = tool_parser(__doc__)
     parser.add_argument('--device', default='cpu', help='cpu or cuda (default: cpu)')
-    parser.add_argument('--sizes', nargs='+', type=parse_size, default=[(256, 256)], metavar='HxW',
+    parser.add_argument('--sizes', nargs='+', type=frame_size, default=[(256, 256)], metavar='HxW',
                         help='frame sizes (default: 256x256)')
     parser.add_argument('--frames', type=int, default=8, help='frames per timed sequence (default: 8)')
+    parser.add_argument('--rounds', type=int, default=3,
+                        help='timed rounds; each mode\'s fastest round counts (default: 3)')
     parser.add_argument('--precisions', nargs='+', default=['bfloat16'],
                         help='reduced precisions to time besides float32 (default: bfloat16)')
     parser.add_argument('--lengths', nargs='*', type=int, default=[10, 30],
@@ -77,14 +76,23 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def seconds(fn, device, runs=2):
-    fn()  # warm-up
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(runs):
+def fastest_seconds(fns, device, rounds):
+    """Fastest time of each of ``fns`` over ``rounds`` rounds that call them in turn (after one warm-up call each).
+
+    Interleaving makes a drift in the machine's speed (other tenants, clock changes) hit every
+    mode alike, and the fastest call is the one least disturbed, so the ratios are comparable.
+    """
+    for fn in fns:
         fn()
-    synchronize(device)
-    return (time.perf_counter() - start) / runs
+    best = [float('inf')] * len(fns)
+    for _ in range(rounds):
+        for index, fn in enumerate(fns):
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            best[index] = min(best[index], time.perf_counter() - start)
+    return best
 
 
 def conv_throughput(device, dtype):
@@ -93,7 +101,7 @@ def conv_throughput(device, dtype):
     x = torch.rand(4, 64, 256, 256, device=device).to(memory_format=torch.channels_last)
     macs = 4 * 64 * 64 * 9 * 256 * 256
     with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        return macs / seconds(lambda: conv(x), device, runs=5) / 1e9
+        return macs / fastest_seconds([lambda: conv(x)], device, rounds=5)[0] / 1e9
 
 
 def main():
@@ -110,7 +118,8 @@ def main():
     ceiling = {'float32': conv_throughput(device, None)}
     for name in args.precisions:
         ceiling[name] = conv_throughput(device, reduced[name])
-    lines += ['3x3 64->64 convolution, channels-last: ' + ', '.join(f'{k} {v:.0f} GMAC/s' for k, v in ceiling.items()),
+    lines += [f'Each time is the fastest of {args.rounds} rounds that run the modes in turn.', '',
+              '3x3 64->64 convolution, channels-last: ' + ', '.join(f'{k} {v:.0f} GMAC/s' for k, v in ceiling.items()),
               '', '| size | mode | ms/frame | speed-up vs plain | GMAC/s achieved | of the conv ceiling | PSNR vs plain (dB) |',
               '|---|---|---|---|---|---|---|']
     for size in args.sizes:
@@ -120,14 +129,13 @@ def main():
                  ('fast float32', fast_restore_fn(net, device), 'float32')]
         modes += [(f'fast {p}', fast_restore_fn(net, device, precision=p), p) for p in args.precisions]
         reference = modes[0][1](clip)
-        plain_ms = None
-        for label, restore, precision in modes:
-            ms = 1000 * seconds(lambda restore=restore: restore(clip), device) / args.frames
-            plain_ms = plain_ms or ms
+        times = fastest_seconds([lambda restore=restore: restore(clip) for _, restore, _ in modes], device, args.rounds)
+        for (label, restore, precision), seconds in zip(modes, times):
+            ms = 1000 * seconds / args.frames
             mse = ((restore(clip) - reference)**2).mean().item()
             psnr = '-' if label.startswith('plain') else ('inf' if mse == 0 else f'{-10 * torch.log10(torch.tensor(mse)):.1f}')
-            achieved = gmacs / (ms / 1000)
-            lines.append(f'| {size[0]}x{size[1]} | {label} | {ms:.1f} | {plain_ms / ms:.2f} | {achieved:.0f} | '
+            achieved = gmacs / seconds * args.frames
+            lines.append(f'| {size[0]}x{size[1]} | {label} | {ms:.1f} | {times[0] / seconds:.2f} | {achieved:.0f} | '
                          f'{100 * achieved / ceiling[precision]:.0f}% | {psnr} |')
             print(lines[-1], flush=True)
     if args.lengths:
@@ -142,10 +150,7 @@ def main():
             lines.append(f'| {length} | {cells[0]:.0f} | {cells[1]:.0f} |')
             print(lines[-1], flush=True)
     out = args.out or osp.join(REPO_ROOT, 'benchmarks', 'results', f'inference_{device.type}.md')
-    os.makedirs(osp.dirname(out), exist_ok=True)
-    with open(out, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    print(f'Wrote {out}')
+    write_lines(out, lines)
 
 
 if __name__ == '__main__':

@@ -95,9 +95,10 @@ def test_sparse_top_k_readout_equals_the_dense_one():
         dense.add(key, values)
         sparse.add(key, values)
     query = torch.randn(2, 8, 2, 5, dtype=torch.float64)
-    logits = memory_affinity(dense.keys, query.flatten(2))
-    for a, b in zip(dense.read(query), sparse_top_k_readout(logits, dense.values, 5)):
-        assert a.shape == b.view(a.shape).shape and torch.allclose(a, b.view(a.shape), atol=1e-12)
+    for max_elements in (2**22, 30, 1):  # one chunk of query positions, several, one position per chunk
+        for a, b in zip(dense.read(query), sparse_top_k_readout(dense.keys, query.flatten(2), dense.values, 5,
+                                                                max_elements)):
+            assert a.shape == b.view(a.shape).shape and torch.allclose(a, b.view(a.shape), atol=1e-12)
     large = torch.randn(2, 8, 32, 32, dtype=torch.float64)  # 1024 query positions: the sparse path
     for a, b in zip(dense.read(large), sparse.read(large)):
         assert torch.allclose(a, b, atol=1e-12)

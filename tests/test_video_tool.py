@@ -1,5 +1,6 @@
 """Deblurring any video: streaming windows and tiles, the fast path, and tools/deblur_video.py end to end."""
 import os
+import re
 import subprocess
 import sys
 
@@ -11,11 +12,12 @@ import torch
 import yaml
 
 from memdeblur.archs.estrnn_arch import ESTRNNNet
-from memdeblur.archs.fast_inference import fast_restore_fn, fold_batch_norms
+from memdeblur.archs.fast_inference import clip_restorer, fast_restore_fn, fold_batch_norms, inference_runner
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.data.errors import DataError
 from memdeblur.utils.checkpoint import load_pretrained
-from memdeblur.video.exact_restorer import check_exact_supported
+from memdeblur.video.exact_restorer import check_exact_supported, whole_window_restorer
+from memdeblur.video.frame_tensors import to_float_frames, to_uint8_frames
 from memdeblur.video.windowed_restorer import restore_stream, restore_tiled
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
 
@@ -54,6 +56,17 @@ def test_tiles_cover_every_pixel_and_average_their_overlaps():
     assert set(shapes) == {(24, 24)} and len(shapes) == 3 * 4
     with pytest.raises(ValueError, match='tile overlap must be'):
         restore_tiled(lambda x: x, clip, 24, 24)
+
+
+def test_whole_window_restorer_equals_the_whole_clip_result(memdeblur_official_checkpoint):
+    """The tool's MemDeblur windows (features recomputed, outputs kept as uint8) equal ``net(window)``, bit for bit."""
+    net = load_pretrained(MemDeblurNet(), memdeblur_official_checkpoint)
+    torch.manual_seed(0)
+    window = torch.randint(0, 256, (5, 3, 64, 96), dtype=torch.uint8)
+    for precision, fast in (('float32', False), ('float32', True), ('bfloat16', True)):
+        runner, context = inference_runner(net, 'cpu', precision, fast=fast)
+        whole = to_uint8_frames(clip_restorer(runner, context, 'cpu')(to_float_frames(window)))
+        assert torch.equal(whole_window_restorer(runner, context, 'cpu')(window), whole), (precision, fast)
 
 
 def test_fast_path_matches_the_plain_network(memdeblur_official_checkpoint):
@@ -121,6 +134,7 @@ def test_tool_deblurs_a_video_and_a_frame_folder(tool_options, synthetic_gopro, 
     assert result.returncode == 0, result.stderr[-2000:]
     assert video_facts(out) == (9, (45, 61), 25)
     assert 'frame/s' in result.stderr  # the progress bar
+    assert re.search(r': 9 frames -> .*frames/s; peak memory so far \d+ MiB', result.stdout), result.stdout
     again = run_tool(video, '-o', out, '--opt', tool_options)
     assert again.returncode != 0 and 'exists; pass --force' in again.stderr
     side = tmp_path / 'side.mp4'
@@ -159,17 +173,9 @@ def test_tool_errors_name_the_problem_and_touch_nothing(tool_options, tmp_path):
     assert len(list((tmp_path / 'one_out').iterdir())) == 1
 
 
-PEAK_RSS = """
-import runpy, sys
-from memdeblur.utils.memory import peak_rss_mib
-sys.argv = ['deblur_video.py'] + sys.argv[1:]
-try:
-    runpy.run_path('tools/deblur_video.py', run_name='__main__')
-except SystemExit as done:
-    if done.code:
-        raise
-print('PEAK', peak_rss_mib())
-"""
+def reported_peak_mib(stdout):
+    """The peak memory the tool reports in its last summary line."""
+    return float(re.findall(r'peak memory so far (\d+) MiB', stdout)[-1])
 
 
 @pytest.mark.slow
@@ -182,12 +188,10 @@ def test_memory_does_not_grow_with_the_length_of_the_video(tool_options, tmp_pat
     for length in (30, 300):
         video = tmp_path / f'{length}.mp4'
         write_video(video, [rng.integers(0, 256, (64, 96, 3), np.uint8) for _ in range(length)])
-        command = [sys.executable, '-c', PEAK_RSS, str(video), '-o', str(tmp_path / f'{length}_out.mp4'), '--opt',
-                   tool_options, *mode, '--scratch', str(tmp_path)]
-        result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
-                                env={**os.environ, 'PYTHONPATH': REPO_ROOT})
-        assert result.returncode == 0 and 'PEAK' in result.stdout, result.stderr[-2000:]
-        peaks[length] = float(result.stdout.split('PEAK')[-1])
+        result = run_tool(video, '-o', tmp_path / f'{length}_out.mp4', '--opt', tool_options, *mode,
+                          '--scratch', tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        peaks[length] = reported_peak_mib(result.stdout)
         assert video_facts(tmp_path / f'{length}_out.mp4')[0] == length
     assert peaks[300] <= 1.2 * peaks[30], peaks
 

@@ -12,7 +12,6 @@ its share shown separately; element-wise work not counted). Counting runs on PyT
 (shapes only, no arithmetic), so 100 frames at 720x1280 take well under a minute per network.
 --run also times a real forward pass and reports its peak memory on the device given.
 """
-import argparse
 import csv
 import glob
 import json
@@ -31,20 +30,12 @@ from basicsr.archs import build_network
 from memdeblur.models.padding import SpatialPadding
 from memdeblur.utils.complexity import measure_complexity
 from memdeblur.utils.memory import peak_rss_mib
-from memdeblur.utils.cli import tool_parser
+from memdeblur.utils.cli import frame_size, tool_parser
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 README = osp.join(REPO_ROOT, 'options', 'README.md')
 FIGURES = osp.join(REPO_ROOT, 'options', 'paper', 'figures.csv')
 BEGIN, END = '<!-- complexity table: begin (tools/complexity.py --all) -->', '<!-- complexity table: end -->'
-
-
-def parse_size(text):
-    try:
-        height, width = (int(v) for v in text.lower().split('x'))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f'expected HEIGHTxWIDTH such as 720x1280, got {text!r}') from err
-    return height, width
 
 
 def build_parser():
@@ -54,7 +45,7 @@ def build_parser():
     target.add_argument('-opt', metavar='OPTIONS.yml', help='options file whose network_g is counted')
     target.add_argument('--all', action='store_true',
                         help='count every options file under options/ and write the table (see --out)')
-    parser.add_argument('--size', type=parse_size, default=(720, 1280), metavar='HxW',
+    parser.add_argument('--size', type=frame_size, default=(720, 1280), metavar='HxW',
                         help='frame size (default: 720x1280, as the paper)')
     parser.add_argument('--frames', type=int, default=100, help='sequence length (default: 100, as the authors)')
     parser.add_argument('--run', choices=('cpu', 'cuda'), help='also time a real forward pass on this device '

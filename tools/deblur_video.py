@@ -9,7 +9,8 @@ No ground truth is needed. --opt takes any test options file: its network_g and 
 (path:pretrain_network_g, or --ckpt; BasicSR or the authors' format) are used; MemDeblur and
 ESTRNN (any whole-clip network) are supported. Frames are read and written as a stream and
 restored in overlapping windows (--window, --overlap), so memory does not grow with the length
-of the video; large frames are restored in overlapping tiles (--tile, --tile-overlap). Output:
+of the video (1280x720 on our CPU, released network, float32: 2.8 GB peak for 30 frames, 3.1 GB
+for 300); large frames are restored in overlapping tiles (--tile, --tile-overlap). Output:
 an mp4 (same frame rate, H.264 CRF 17, visually lossless) or a folder of PNG frames; nothing
 existing is replaced without --force, and nothing is left behind when a run fails.
 
@@ -19,11 +20,13 @@ per-frame states live in scratch files (--scratch) and the encoder is recomputed
 space, about 21 MB per 720p frame for the released network (decoded input and states, removed
 afterwards: 21 GB for 1000 frames), and time: 1.06x whole-sequence processing in memory
 (measured on our CPU, released network, 12 frames of 128x128); windows recompute their overlaps.
+At 1280x720 it peaked at 2.0 GB for 30 frames and 2.1 GB for 100 (benchmarks/video_memory.py).
 """
 import collections
 import os.path as osp
 import sys
 import tempfile
+import time
 from fractions import Fraction
 
 import numpy as np
@@ -34,15 +37,16 @@ from tqdm import tqdm
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from basicsr.archs import build_network
 
-from memdeblur.archs.fast_inference import PRECISIONS, clip_restorer, inference_runner
+from memdeblur.archs.fast_inference import PRECISIONS, inference_runner
 from memdeblur.data.errors import DataError
-from memdeblur.models.padding import reflect_indices
 from memdeblur.utils.checkpoint import CheckpointError, load_pretrained
-from memdeblur.video.video_io import VIDEO_EXTENSIONS, VideoWriter, find_inputs, list_frame_files
 from memdeblur.utils.cli import tool_parser
+from memdeblur.utils.memory import peak_memory
 from memdeblur.video.exact_restorer import (FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame,
                                              restore_exact)
-from memdeblur.video.windowed_restorer import restore_stream, restore_tiled
+from memdeblur.video.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.video.video_io import VIDEO_EXTENSIONS, VideoWriter, find_inputs, list_frame_files
+from memdeblur.video.windowed_restorer import restore_stream, window_restorer
 
 AUTO_TILE_AREA = 1280 * 720  # frames larger than this are tiled by default
 AUTO_TILE = 512
@@ -132,8 +136,8 @@ def tile_size(tile, height, width):
 
 
 def to_image(restored):
-    """(3, H, W) float [0, 1] -> (H, W, 3) uint8."""
-    return restored.mul(255).round_().byte().permute(1, 2, 0).numpy()
+    """(3, H, W) uint8 -> (H, W, 3) numpy, as the writers take it."""
+    return restored.permute(1, 2, 0).numpy()
 
 
 def output_frame_names(seq):
@@ -148,7 +152,7 @@ def deblur_sequence(seq, out_path, restore, args):
         for frame in seq.frames():
             if args.side_by_side:
                 originals.append(frame)
-            yield torch.from_numpy(frame).permute(2, 0, 1).float().div_(255)
+            yield torch.from_numpy(frame).permute(2, 0, 1)
 
     with VideoWriter(out_path, seq.fps, output_frame_names(seq)) as writer, tqdm(
             total=seq.num_frames or None, unit='frame', desc=seq.name) as bar:
@@ -166,12 +170,12 @@ def deblur_sequence_exact(seq, out_path, net, context, device, args):
         try:
             for frame in tqdm(seq.frames(), total=seq.num_frames or None, unit='frame', desc=f'{seq.name} reading'):
                 decoded.append(torch.from_numpy(frame))
-            frames = RecomputedFrames(lambda frame: frame.permute(2, 0, 1).float().div_(255), decoded)
+            frames = RecomputedFrames(lambda frame: to_float_frames(frame.permute(2, 0, 1)), decoded)
             with VideoWriter(out_path, seq.fps, output_frame_names(seq)) as writer, tqdm(
                     total=len(decoded) * passes_per_frame(net), unit='step', desc=f'{seq.name} exact') as bar:
 
                 def write(index, restored):
-                    image = to_image(restored)
+                    image = to_image(to_uint8_frames(restored))
                     writer.write(np.concatenate([decoded[index].numpy(), image], axis=1) if args.side_by_side
                                  else image)
 
@@ -180,17 +184,6 @@ def deblur_sequence_exact(seq, out_path, net, context, device, args):
                 return writer.count
         finally:
             decoded.close()
-
-
-def windowed_restore_fn(restore_clip, before, after, tile, tile_overlap):
-    """``restore_clip`` for one window, by tiles, with ESTRNN's past and future frames added by reflection."""
-
-    def restore_part(clip):
-        if before or after:  # ESTRNN: extend the window by reflection so every frame is restored
-            clip = clip[reflect_indices(clip.shape[0], before, after)]
-        return restore_clip(clip)
-
-    return lambda clip: restore_tiled(restore_part, clip, tile, tile_overlap)
 
 
 def main(argv=None):
@@ -202,7 +195,7 @@ def main(argv=None):
         inputs = find_inputs(args.input, args.fps)
         outputs = plan_outputs(inputs, args.output, args.format)
         check_outputs(inputs, outputs, args.force)
-        net, (before, after) = load_network(args.opt, args.ckpt)
+        net, margins = load_network(args.opt, args.ckpt)
         runner, context = inference_runner(net, device, args.precision, fast=not args.plain, compile_net=args.compile)
         if args.exact:
             check_exact_supported(runner)
@@ -212,13 +205,16 @@ def main(argv=None):
             frames.close()
             if first is None:
                 raise DataError(f'{seq.path} holds no frames.')
+            start = time.perf_counter()
             if args.exact:
                 count = deblur_sequence_exact(seq, out_path, runner, context, device, args)
             else:
-                restore = windowed_restore_fn(clip_restorer(runner, context, device), before, after,
-                                              tile_size(args.tile, *first.shape[:2]), args.tile_overlap)
+                restore = window_restorer(runner, context, device, margins, tile_size(args.tile, *first.shape[:2]),
+                                          args.tile_overlap, args.compile)
                 count = deblur_sequence(seq, out_path, restore, args)
-            print(f'{seq.name}: {count} frames -> {out_path}')
+            elapsed = time.perf_counter() - start
+            print(f'{seq.name}: {count} frames -> {out_path} ({elapsed:.1f} s, {count / elapsed:.2f} frames/s; '
+                  f'peak memory so far {peak_memory(device)})')
     except (DataError, CheckpointError, FileExistsError, ValueError, OSError) as err:
         sys.exit(f'error: {err}')
     return 0

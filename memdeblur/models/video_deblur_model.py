@@ -39,7 +39,7 @@ from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.checkpoint import load_pretrained
 from memdeblur.utils.comparison_image import comparison_image
 from memdeblur.utils.complexity import measure_complexity
-from memdeblur.utils.memory import peak_rss_mib
+from memdeblur.utils.memory import peak_memory
 from memdeblur.utils.option_check import (ANY, BOOL, DICT, INT, NUMBER, STR, OptionError, check_options, one_of,
                                            optional)
 from memdeblur.utils.results_table import summarize, write_csv, write_markdown
@@ -71,13 +71,6 @@ MODEL_OPTIONS = {
     },
     'logger': {'print_freq': NUMBER, 'save_checkpoint_freq': NUMBER, 'use_tb_logger': BOOL, 'wandb': optional(DICT)},
 }
-
-
-def peak_memory(device):
-    """Peak memory of this process so far, as text: CUDA allocations on a GPU, resident memory on a CPU."""
-    if device.type == 'cuda':
-        return f'{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB (CUDA, allocated)'
-    return f'{peak_rss_mib():.0f} MiB (process peak resident memory)'
 
 
 def check_model_options(opt):

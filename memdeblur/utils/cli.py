@@ -58,3 +58,12 @@ def run_basicsr_pipeline(pipeline, root, doc, training, argv=None):
         sys.exit(f'error: options file {args.opt} does not exist.')
     sys.argv = [sys.argv[0], *argv]
     pipeline(root)
+
+
+def frame_size(text):
+    """``HEIGHTxWIDTH`` (e.g. 720x1280) -> (height, width), for argparse's ``type=``."""
+    try:
+        height, width = (int(v) for v in text.lower().split('x'))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f'expected HEIGHTxWIDTH such as 720x1280, got {text!r}') from err
+    return height, width

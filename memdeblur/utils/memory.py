@@ -7,6 +7,8 @@ each measurement in a fresh process use it (``ru_maxrss`` where /proc is missing
 """
 import resource
 
+import torch
+
 
 def peak_rss_mib():
     """Peak resident memory of this process in MiB."""
@@ -18,3 +20,10 @@ def peak_rss_mib():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_memory(device):
+    """Peak memory of this process so far, as text: CUDA allocations on a GPU, resident memory on a CPU."""
+    if device.type == 'cuda':
+        return f'{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB (CUDA, allocated)'
+    return f'{peak_rss_mib():.0f} MiB (process peak resident memory)'

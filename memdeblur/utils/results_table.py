@@ -64,3 +64,11 @@ def write_markdown(path, title, rows, facts):
     lines += [f'- {label}: {value}' for label, value in facts.items()]
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
+
+
+def write_lines(path, lines):
+    """Write ``lines`` (a Markdown report) to ``path``, creating its folder, and print where."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    print(f'Wrote {path}')

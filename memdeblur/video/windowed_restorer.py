@@ -1,7 +1,7 @@
 """Restoring a stream of frames in bounded memory: overlapping windows in time, overlapping tiles in space.
 
-A recurrent network run on a whole sequence keeps state for every frame (MemDeblur: ~40 MB per
-720p frame), so memory grows with the video's length. ``restore_stream`` feeds the network
+A recurrent network run on a whole sequence keeps state for every frame (MemDeblur's forward:
+~100 MB per 720p frame), so memory grows with the video's length. ``restore_stream`` feeds the network
 windows of ``window`` frames that share ``overlap`` frames with the next; each shared frame is
 taken from the window where it has more context (the first half of the overlap from the earlier
 window, the rest from the later), so every frame is output exactly once and only ``window``
@@ -9,6 +9,11 @@ frames are ever held. ``restore_tiled`` cuts large frames into overlapping tiles
 the overlaps, bounding memory in space as well.
 """
 import torch
+
+from memdeblur.archs.fast_inference import clip_restorer
+from memdeblur.models.padding import reflect_indices
+from memdeblur.video.exact_restorer import whole_window_restorer
+from memdeblur.video.frame_tensors import to_float_frames, to_uint8_frames
 
 
 def restore_stream(restore, frames, window=30, overlap=6):
@@ -70,3 +75,31 @@ def restore_tiled(restore, clip, tile, overlap):
             total[..., top:top + th, left:left + tw] += part
             count[..., top:top + th, left:left + tw] += 1
     return total / count
+
+
+def window_restorer(runner, context, device, margins, tile, tile_overlap, compiled):
+    """A function restoring a uint8 window (T, 3, H, W) to uint8 (``restore`` of ``restore_stream``).
+
+    MemDeblur on whole frames goes through ``whole_window_restorer`` (the same result in a quarter
+    of the memory); tiles, ESTRNN (its past and future frames added by reflection, so every frame
+    is restored) and compiled networks through ``clip_restorer`` on float32 clips.
+
+    Args:
+        runner, context: From ``inference_runner``.
+        device (torch.device): Where the network runs.
+        margins (tuple[int, int]): Past and future frames the network needs (ESTRNN), else (0, 0).
+        tile (int): Tile side in pixels, 0 for whole frames.
+        tile_overlap (int): Pixels shared by neighbouring tiles.
+        compiled (bool): The runner is ``torch.compile``d.
+    """
+    if not tile and not compiled and hasattr(runner, 'restore_frames'):
+        return whole_window_restorer(runner, context, device)
+    restore_clip = clip_restorer(runner, context, device)
+    before, after = margins
+
+    def restore_part(clip):
+        if before or after:
+            clip = clip[reflect_indices(clip.shape[0], before, after)]
+        return restore_clip(clip)
+
+    return lambda window: to_uint8_frames(restore_tiled(restore_part, to_float_frames(window), tile, tile_overlap))
