@@ -18,7 +18,7 @@ from memdeblur.data.errors import DataError
 from memdeblur.utils.checkpoint import load_pretrained
 from memdeblur.video.exact_restorer import check_exact_supported, whole_window_restorer
 from memdeblur.video.frame_tensors import to_float_frames, to_uint8_frames
-from memdeblur.video.windowed_restorer import restore_stream, restore_tiled
+from memdeblur.video.windowed_restorer import restore_stream, restore_tiled, window_restorer
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
 
 
@@ -67,6 +67,27 @@ def test_whole_window_restorer_equals_the_whole_clip_result(memdeblur_official_c
         runner, context = inference_runner(net, 'cpu', precision, fast=fast)
         whole = to_uint8_frames(clip_restorer(runner, context, 'cpu')(to_float_frames(window)))
         assert torch.equal(whole_window_restorer(runner, context, 'cpu')(window), whole), (precision, fast)
+
+
+def test_window_restorer_takes_and_gives_uint8_on_every_path():
+    """The tool's windows: MemDeblur whole frames (restore_frames), tiles and compiled networks (clip_restorer on
+    float32), ESTRNN with its margins; uint8 in, uint8 out, the same size; both MemDeblur paths agree."""
+    torch.manual_seed(0)
+    window = torch.randint(0, 256, (6, 3, 40, 56), dtype=torch.uint8)
+    cpu = torch.device('cpu')
+    runner, context = inference_runner(MemDeblurNet(**TINY_MEMDEBLUR), cpu)
+    whole = window_restorer(runner, context, cpu, (0, 0), tile=0, tile_overlap=0, compiled=False)(window)
+    through_clips = window_restorer(runner, context, cpu, (0, 0), tile=0, tile_overlap=0, compiled=True)(window)
+    tiled = window_restorer(runner, context, cpu, (0, 0), tile=32, tile_overlap=8, compiled=False)(window)
+    estrnn = ESTRNNNet(n_features=8, n_blocks=2)
+    estrnn_runner, estrnn_context = inference_runner(estrnn, cpu)
+    margins = (estrnn.past_frames, estrnn.future_frames)
+    by_estrnn = window_restorer(estrnn_runner, estrnn_context, cpu, margins, tile=0, tile_overlap=0,
+                                compiled=False)(window)
+    for restored in (whole, through_clips, tiled, by_estrnn):
+        assert restored.dtype == torch.uint8 and restored.shape == window.shape
+    assert torch.equal(whole, through_clips)
+    assert not torch.equal(tiled, whole)  # tiles see less context
 
 
 def test_fast_path_matches_the_plain_network(memdeblur_official_checkpoint):
