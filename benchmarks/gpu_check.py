@@ -133,7 +133,7 @@ def video_memory(fixtures, lines):
     from memdeblur.archs.fast_inference import inference_runner
     from memdeblur.video.windowed_restorer import restore_stream, window_restorer
     restore = window_restorer(*inference_runner(released_net(fixtures), 'cuda', 'float16'), torch.device('cuda'),
-                              margins=(0, 0), tile=0, tile_overlap=0, compiled=False)
+                              margins=(0, 0), tile=0, tile_overlap=0)
     lines += ['## Bounded memory at 720x1280 (the video tool\'s windows of 30, overlap 6, fast float16)', '',
               '| frames | peak GPU MiB | ms/frame |', '|---|---|---|']
     for length in (30, 300, 1000):

@@ -48,7 +48,7 @@ if mode == 'whole':
     fast_restore_fn(MemDeblurNet(), 'cpu')(torch.stack(list(frames)).float() / 255)
 else:  # as tools/deblur_video.py
     restore = window_restorer(*inference_runner(MemDeblurNet(), 'cpu'), torch.device('cpu'), margins=(0, 0), tile=0,
-                              tile_overlap=0, compiled=False)
+                              tile_overlap=0)
     for _ in restore_stream(restore, frames, window=10, overlap=2):
         pass
 print('PEAK', peak_rss_mib())
@@ -151,6 +151,7 @@ def main():
             print(lines[-1], flush=True)
     out = args.out or osp.join(REPO_ROOT, 'benchmarks', 'results', f'inference_{device.type}.md')
     write_lines(out, lines)
+    print(f'Wrote {out}')
 
 
 if __name__ == '__main__':

@@ -127,6 +127,7 @@ def main():
                 os.remove(osp.join(work, f'out_{mode}_{length}.mp4'))
     out = args.out or osp.join(REPO_ROOT, 'benchmarks', 'results', f'video_memory_{args.device.split(":")[0]}.md')
     write_lines(out, lines)
+    print(f'Wrote {out}')
 
 
 if __name__ == '__main__':

@@ -70,20 +70,21 @@ def test_whole_window_restorer_equals_the_whole_clip_result(memdeblur_official_c
 
 
 def test_window_restorer_takes_and_gives_uint8_on_every_path():
-    """The tool's windows: MemDeblur whole frames (restore_frames), tiles and compiled networks (clip_restorer on
-    float32), ESTRNN with its margins; uint8 in, uint8 out, the same size; both MemDeblur paths agree."""
+    """The tool's windows: MemDeblur whole frames (restore_frames), tiles and networks without restore_frames
+    (clip_restorer on float32), ESTRNN with its margins; uint8 in, uint8 out, the same size; both MemDeblur paths
+    agree."""
     torch.manual_seed(0)
     window = torch.randint(0, 256, (6, 3, 40, 56), dtype=torch.uint8)
     cpu = torch.device('cpu')
     runner, context = inference_runner(MemDeblurNet(**TINY_MEMDEBLUR), cpu)
-    whole = window_restorer(runner, context, cpu, (0, 0), tile=0, tile_overlap=0, compiled=False)(window)
-    through_clips = window_restorer(runner, context, cpu, (0, 0), tile=0, tile_overlap=0, compiled=True)(window)
-    tiled = window_restorer(runner, context, cpu, (0, 0), tile=32, tile_overlap=8, compiled=False)(window)
+    whole = window_restorer(runner, context, cpu, (0, 0), tile=0, tile_overlap=0)(window)
+    forward_only = lambda clip: runner(clip)  # noqa: E731  (no restore_frames, as for a compiled network)
+    through_clips = window_restorer(forward_only, context, cpu, (0, 0), tile=0, tile_overlap=0)(window)
+    tiled = window_restorer(runner, context, cpu, (0, 0), tile=32, tile_overlap=8)(window)
     estrnn = ESTRNNNet(n_features=8, n_blocks=2)
     estrnn_runner, estrnn_context = inference_runner(estrnn, cpu)
     margins = (estrnn.past_frames, estrnn.future_frames)
-    by_estrnn = window_restorer(estrnn_runner, estrnn_context, cpu, margins, tile=0, tile_overlap=0,
-                                compiled=False)(window)
+    by_estrnn = window_restorer(estrnn_runner, estrnn_context, cpu, margins, tile=0, tile_overlap=0)(window)
     for restored in (whole, through_clips, tiled, by_estrnn):
         assert restored.dtype == torch.uint8 and restored.shape == window.shape
     assert torch.equal(whole, through_clips)

@@ -210,7 +210,7 @@ def main(argv=None):
                 count = deblur_sequence_exact(seq, out_path, runner, context, device, args)
             else:
                 restore = window_restorer(runner, context, device, margins, tile_size(args.tile, *first.shape[:2]),
-                                          args.tile_overlap, args.compile)
+                                          args.tile_overlap)
                 count = deblur_sequence(seq, out_path, restore, args)
             elapsed = time.perf_counter() - start
             print(f'{seq.name}: {count} frames -> {out_path} ({elapsed:.1f} s, {count / elapsed:.2f} frames/s; '

@@ -59,16 +59,13 @@ def markdown_table(rows, precision=4):
 
 def write_markdown(path, title, rows, facts):
     """A Markdown report: title, the table, then ``facts`` (label -> value) as a list."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     lines = [f'# {title}', '', markdown_table(rows), '']
     lines += [f'- {label}: {value}' for label, value in facts.items()]
-    with open(path, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
+    write_lines(path, lines)
 
 
 def write_lines(path, lines):
-    """Write ``lines`` (a Markdown report) to ``path``, creating its folder, and print where."""
+    """Write ``lines`` (a Markdown report) to ``path``, creating its folder."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
-    print(f'Wrote {path}')

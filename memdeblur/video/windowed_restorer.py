@@ -77,12 +77,13 @@ def restore_tiled(restore, clip, tile, overlap):
     return total / count
 
 
-def window_restorer(runner, context, device, margins, tile, tile_overlap, compiled):
+def window_restorer(runner, context, device, margins, tile, tile_overlap):
     """A function restoring a uint8 window (T, 3, H, W) to uint8 (``restore`` of ``restore_stream``).
 
     MemDeblur on whole frames goes through ``whole_window_restorer`` (the same result in a quarter
     of the memory); tiles, ESTRNN (its past and future frames added by reflection, so every frame
-    is restored) and compiled networks through ``clip_restorer`` on float32 clips.
+    is restored) and ``torch.compile``d networks (whose ``restore_frames`` would bypass the compiled
+    forward) through ``clip_restorer`` on float32 clips.
 
     Args:
         runner, context: From ``inference_runner``.
@@ -90,8 +91,8 @@ def window_restorer(runner, context, device, margins, tile, tile_overlap, compil
         margins (tuple[int, int]): Past and future frames the network needs (ESTRNN), else (0, 0).
         tile (int): Tile side in pixels, 0 for whole frames.
         tile_overlap (int): Pixels shared by neighbouring tiles.
-        compiled (bool): The runner is ``torch.compile``d.
     """
+    compiled = hasattr(runner, '_orig_mod')
     if not tile and not compiled and hasattr(runner, 'restore_frames'):
         return whole_window_restorer(runner, context, device)
     restore_clip = clip_restorer(runner, context, device)
