@@ -1,4 +1,5 @@
 """Deblurring any video: streaming windows and tiles, the fast path, and tools/deblur_video.py end to end."""
+import copy
 import os
 import re
 import subprocess
@@ -12,7 +13,8 @@ import torch
 import yaml
 
 from memdeblur.archs.estrnn_arch import ESTRNNNet
-from memdeblur.archs.fast_inference import clip_restorer, fast_restore_fn, fold_batch_norms, inference_runner
+from memdeblur.archs.fast_inference import (clip_restorer, fast_restore_fn, fold_batch_norms, inference_runner,
+                                            store_autocast_weights, streamline_residual_blocks)
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.data.errors import DataError
 from memdeblur.utils.checkpoint import load_pretrained
@@ -72,7 +74,7 @@ def test_whole_window_restorer_equals_the_whole_clip_result(memdeblur_official_c
 def test_window_restorer_takes_and_gives_uint8_on_every_path():
     """The tool's windows: MemDeblur whole frames (restore_frames), tiles and networks without restore_frames
     (clip_restorer on float32), ESTRNN with its margins; uint8 in, uint8 out, the same size; both MemDeblur paths
-    agree."""
+    agree, and a tile covering the whole frame restores whole frames."""
     torch.manual_seed(0)
     window = torch.randint(0, 256, (6, 3, 40, 56), dtype=torch.uint8)
     cpu = torch.device('cpu')
@@ -89,6 +91,8 @@ def test_window_restorer_takes_and_gives_uint8_on_every_path():
         assert restored.dtype == torch.uint8 and restored.shape == window.shape
     assert torch.equal(whole, through_clips)
     assert not torch.equal(tiled, whole)  # tiles see less context
+    runner.forward = lambda clip: pytest.fail('a tile covering the frame took the float32 clip path')
+    assert torch.equal(window_restorer(runner, context, cpu, (0, 0), tile=64, tile_overlap=8)(window), whole)
 
 
 def test_fast_path_matches_the_plain_network(memdeblur_official_checkpoint):
@@ -108,6 +112,26 @@ def test_fast_path_matches_the_plain_network(memdeblur_official_checkpoint):
     with pytest.raises(ValueError, match='float16 is for GPUs'):
         fast_restore_fn(net, 'cpu', precision='float16')
 
+
+
+def test_fast_path_rewrites_change_no_value():
+    """In-place residual blocks (float32 and under autocast) and weights stored in the autocast precision give
+    the very values of the network as it is, for MemDeblur and for ESTRNN (whose attention has linear layers)."""
+    torch.manual_seed(0)
+    memdeblur = MemDeblurNet(**TINY_MEMDEBLUR).eval()
+    estrnn = ESTRNNNet(n_features=8, n_blocks=2).eval()
+    clip = torch.rand(1, 6, 3, 32, 32)
+    streamlined = copy.deepcopy(memdeblur)
+    assert streamline_residual_blocks(streamlined) == 2 + 1 + 5 * 2  # forward, backward, 3 encoders + 2 decoders
+    with torch.inference_mode():
+        assert torch.equal(streamlined(clip), memdeblur(clip))
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            for net in (memdeblur, estrnn):
+                stored = copy.deepcopy(net)
+                store_autocast_weights(stored, torch.bfloat16)
+                assert torch.bfloat16 in {p.dtype for p in stored.parameters()}
+                assert torch.equal(stored(clip), net(clip))
+            assert torch.equal(streamlined(clip), memdeblur(clip))
 
 def write_video(path, frames, fps=24):
     with av.open(str(path), 'w') as container:

@@ -9,7 +9,7 @@ No ground truth is needed. --opt takes any test options file: its network_g and 
 (path:pretrain_network_g, or --ckpt; BasicSR or the authors' format) are used; MemDeblur and
 ESTRNN (any whole-clip network) are supported. Frames are read and written as a stream and
 restored in overlapping windows (--window, --overlap), so memory does not grow with the length
-of the video (1280x720 on our CPU, released network, float32: 2.8 GB peak for 30 frames, 3.1 GB
+of the video (1280x720 on our CPU, released network, float32: 2.6 GB peak for 30 frames, 3.0 GB
 for 300); large frames are restored in overlapping tiles (--tile, --tile-overlap). Output:
 an mp4 (same frame rate, H.264 CRF 17, visually lossless) or a folder of PNG frames; nothing
 existing is replaced without --force, and nothing is left behind when a run fails.
@@ -39,6 +39,7 @@ from basicsr.archs import build_network
 
 from memdeblur.archs.fast_inference import PRECISIONS, inference_runner
 from memdeblur.data.errors import DataError
+from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.checkpoint import CheckpointError, load_pretrained
 from memdeblur.utils.cli import tool_parser
 from memdeblur.utils.memory import peak_memory
@@ -75,7 +76,8 @@ def build_parser():
     parser.add_argument('--precision', choices=list(PRECISIONS), default='float32',
                         help='float32 (default); bfloat16 on CPUs with BF16 support or GPUs; float16 on GPUs')
     parser.add_argument('--plain', action='store_true',
-                        help='run the network as it is (default: the fast path: BatchNorm folded, channels-last)')
+                        help='run the network as it is (default: the fast path: BatchNorm folded, channels-last, '
+                        'in-place residuals; on a CPU, freed memory kept for reuse: memdeblur/utils/allocator.py)')
     parser.add_argument('--compile', action='store_true', help='torch.compile the network (default: off)')
     parser.add_argument('--fps', type=Fraction, help='frame rate of mp4 output for frame folders (default: 30; '
                         'videos keep their own)')
@@ -197,6 +199,8 @@ def main(argv=None):
         check_outputs(inputs, outputs, args.force)
         net, margins = load_network(args.opt, args.ckpt)
         runner, context = inference_runner(net, device, args.precision, fast=not args.plain, compile_net=args.compile)
+        if device.type == 'cpu' and not args.plain:
+            retain_freed_memory()
         if args.exact:
             check_exact_supported(runner)
         for seq, out_path in zip(inputs, outputs):

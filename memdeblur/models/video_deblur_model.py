@@ -35,6 +35,7 @@ from tqdm import tqdm
 from memdeblur.archs.fast_inference import PRECISIONS, prepare_fast
 from memdeblur.metrics.released_metric import truncate_to_uint8
 from memdeblur.models.padding import SpatialPadding, reflect_indices
+from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.checkpoint import load_pretrained
 from memdeblur.utils.comparison_image import comparison_image
@@ -233,7 +234,7 @@ class VideoDeblurModel(VideoRecurrentModel):
         if self.device.type == 'cuda':
             torch.cuda.synchronize()
         start = time.perf_counter()
-        dtype = PRECISIONS[(self.opt.get('val') or {}).get('precision', 'float32')]
+        dtype = self.inference_dtype()
         with torch.no_grad(), torch.autocast(self.device.type, dtype=dtype or torch.float32,
                                              enabled=dtype is not None):
             self.output = self.restore(net, lqs).float()
@@ -245,14 +246,21 @@ class VideoDeblurModel(VideoRecurrentModel):
 
     def inference_network(self):
         """The network ``test`` runs: the EMA one when there is one, in eval mode; with ``val.fast``
-        (testing only) a prepared copy: BatchNorm folded, channels-last, sparse read-outs
-        (``memdeblur.archs.fast_inference``), made once."""
+        (testing only) a prepared copy: BatchNorm folded, in-place residuals, channels-last, sparse read-outs,
+        weights in ``val.precision`` (``memdeblur.archs.fast_inference``), made once; on a CPU the process then
+        keeps freed memory for reuse (``memdeblur.utils.allocator``)."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         if not (self.opt.get('val') or {}).get('fast') or self.is_train:
             return net.eval()
         if getattr(self, '_fast_net', None) is None:
-            self._fast_net = prepare_fast(net, self.device)
+            self._fast_net = prepare_fast(net, self.device, dtype=self.inference_dtype())
+            if self.device.type == 'cpu':
+                retain_freed_memory()
         return self._fast_net
+
+    def inference_dtype(self):
+        """The autocast dtype of ``val.precision`` (None for float32)."""
+        return PRECISIONS[(self.opt.get('val') or {}).get('precision', 'float32')]
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         self.dist_validation(dataloader, current_iter, tb_logger, save_img)

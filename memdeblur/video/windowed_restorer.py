@@ -52,6 +52,11 @@ def tile_starts(size, tile, overlap):
     return list(range(0, size - tile, step)) + [size - tile]
 
 
+def splits_into_tiles(tile, height, width):
+    """Whether tiles of ``tile`` pixels (0: none) split a ``height`` x ``width`` frame."""
+    return bool(tile) and (tile < height or tile < width)
+
+
 def restore_tiled(restore, clip, tile, overlap):
     """Restore (T, 3, H, W) ``clip`` tile by tile; overlapping outputs are averaged.
 
@@ -62,7 +67,7 @@ def restore_tiled(restore, clip, tile, overlap):
         overlap (int): Pixels shared by neighbouring tiles.
     """
     height, width = clip.shape[-2:]
-    if not tile or (tile >= height and tile >= width):
+    if not splits_into_tiles(tile, height, width):
         return restore(clip)
     if not 0 <= overlap < tile:
         raise ValueError(f'tile overlap must be in [0, tile), got overlap={overlap}, tile={tile}.')
@@ -80,8 +85,8 @@ def restore_tiled(restore, clip, tile, overlap):
 def window_restorer(runner, context, device, margins, tile, tile_overlap):
     """A function restoring a uint8 window (T, 3, H, W) to uint8 (``restore`` of ``restore_stream``).
 
-    MemDeblur on whole frames goes through ``whole_window_restorer`` (the same result in a quarter
-    of the memory); tiles, ESTRNN (its past and future frames added by reflection, so every frame
+    MemDeblur on whole frames (no tiles, or one tile covering the frame) goes through
+    ``whole_window_restorer`` (the same result in a quarter of the memory); tiles, ESTRNN (its past and future frames added by reflection, so every frame
     is restored) and ``torch.compile``d networks (whose ``restore_frames`` would bypass the compiled
     forward) through ``clip_restorer`` on float32 clips.
 
@@ -93,8 +98,8 @@ def window_restorer(runner, context, device, margins, tile, tile_overlap):
         tile_overlap (int): Pixels shared by neighbouring tiles.
     """
     compiled = hasattr(runner, '_orig_mod')
-    if not tile and not compiled and hasattr(runner, 'restore_frames'):
-        return whole_window_restorer(runner, context, device)
+    restore_whole = None if compiled or not hasattr(runner, 'restore_frames') else whole_window_restorer(
+        runner, context, device)
     restore_clip = clip_restorer(runner, context, device)
     before, after = margins
 
@@ -103,4 +108,9 @@ def window_restorer(runner, context, device, margins, tile, tile_overlap):
             clip = clip[reflect_indices(clip.shape[0], before, after)]
         return restore_clip(clip)
 
-    return lambda window: to_uint8_frames(restore_tiled(restore_part, to_float_frames(window), tile, tile_overlap))
+    def restore(window):
+        if restore_whole is not None and not splits_into_tiles(tile, *window.shape[-2:]):
+            return restore_whole(window)
+        return to_uint8_frames(restore_tiled(restore_part, to_float_frames(window), tile, tile_overlap))
+
+    return restore
