@@ -33,10 +33,14 @@ gap    BasicSR 1.4.2 behaviour                                     closed by
        checkpoints do not load on a GPU and vice versa, though
        its forward runs ``torchvision.ops.deform_conv2d``,
        which works on the CPU
+9      ``train_pipeline`` counts one more iteration in every       ``VideoDeblurModel.validation``
+       epoch it enters after ``total_iter``, so the final          (labels it ``total_iter``)
+       validation of the last weights is labelled past it (an
+       800-iteration run: "@ 802 iter", images under 802/)
 =====  ==========================================================  =============================
 
 This module must run before the first ``import basicsr``; ``memdeblur/__init__.py`` imports
-it first. Gaps 4 and 5 are methods, closed in the model class that overrides them.
+it first. Gaps 4, 5 and 9 are methods, closed in the model class that overrides them.
 """
 import functools
 import importlib.util

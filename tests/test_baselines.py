@@ -1,6 +1,7 @@
 """Baselines in the same harness: ESTRNN, EDVR and BasicVSR++ train and test through the project's models."""
 import csv
 import os
+import re
 import shutil
 
 import cv2
@@ -101,6 +102,7 @@ def test_each_baseline_trains_from_its_synthetic_options(baseline, synthetic_gop
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert log.count('l_pix:') == 4 and '# psnr:' in log
+    assert set(re.findall(r'@ (\d+) iter', log)) == {'4'}  # the final validation too (gap 9)
     assert (tmp_path / 'experiments' / opt['name'] / 'models' / 'net_g_4.pth').is_file()
 
 

@@ -118,3 +118,22 @@ def test_basicvsrpp_has_its_deformable_alignment_without_cuda(monkeypatch):
     with torch.no_grad():
         assert net(torch.rand(1, 3, 3, 256, 256)).shape == (1, 3, 3, 256, 256)
     assert calls
+
+
+def test_final_validation_is_labelled_with_the_last_iteration(tmp_path, monkeypatch):
+    """Gap 9: the loop hands the final validation iteration total_iter + 2 after two empty epochs."""
+    from basicsr.models import build_model
+
+    from memdeblur.models.video_deblur_model import VideoDeblurModel
+    from tests.conftest import TINY_MEMDEBLUR
+    from tests.pipeline_helpers import in_process_training_options
+    opt = in_process_training_options('train_memdeblur_synthetic.yml', tmp_path)
+    opt['network_g'].update(TINY_MEMDEBLUR)
+    model = build_model(opt)
+    labels = []
+    monkeypatch.setattr(VideoDeblurModel, 'nondist_validation', lambda self, loader, it, tb, save: labels.append(it))
+    total = opt['train']['total_iter']
+    for current_iter in (total // 2, total, total + 2):
+        model.validation(None, current_iter, None)
+    assert labels == [total // 2, total, total]
+

@@ -262,6 +262,13 @@ class VideoDeblurModel(VideoRecurrentModel):
         """The autocast dtype of ``val.precision`` (None for float32)."""
         return PRECISIONS[(self.opt.get('val') or {}).get('precision', 'float32')]
 
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+        """Gap 9: BasicSR's loop ends past ``total_iter``; the final validation is of the weights of iteration
+        ``total_iter`` and is labelled so (log, best-metric record, image folder)."""
+        if self.is_train:
+            current_iter = min(current_iter, self.opt['train']['total_iter'])
+        super().validation(dataloader, current_iter, tb_logger, save_img)
+
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         self.dist_validation(dataloader, current_iter, tb_logger, save_img)
 
