@@ -100,12 +100,27 @@ def test_non_finite_training_frames_name_the_clip(tmp_path):
         model.feed_data(data)
 
 
+def window_item():
+    """A 3-frame test-set item of sequence GOPRO_0042, as ``VideoDeblurTestDataset`` gives it."""
+    return {'lq': torch.rand(3, 3, 32, 32), 'gt': torch.rand(3, 3, 32, 32), 'folder': 'GOPRO_0042',
+            'frame_names': ['000001', '000002', '000003'], 'frame_start': 0, 'sequence_length': 3, 'keep': (0, 3)}
+
+
 def test_non_finite_outputs_stop_evaluation_naming_sequence_and_frames(tmp_path):
     model = tiny_model(tmp_path)
     with torch.no_grad():
         model.net_g.decoder[-1].bias.fill_(float('inf'))
-    item = {'lq': torch.rand(3, 3, 32, 32), 'gt': torch.rand(3, 3, 32, 32), 'folder': 'GOPRO_0042',
-            'frame_names': ['000001', '000002', '000003'], 'frame_start': 0, 'sequence_length': 3, 'keep': (0, 3)}
+    item = window_item()
     with pytest.raises(ValueError, match=r'network output for sequence GOPRO_0042 \(diverged weights\?\): frames '
                        r'000001, 000002, 000003'):
+        model._evaluate_window(item, {}, 'test', 1, save_img=False)
+
+
+@pytest.mark.parametrize('side, what', [('lq', 'blurry input'), ('gt', 'sharp frames')])
+def test_non_finite_test_frames_name_the_sequence_and_frame(tmp_path, side, what):
+    model = tiny_model(tmp_path)
+    item = window_item()
+    item[side][1, 0, 5, 5] = float('nan')
+    with pytest.raises(ValueError, match=rf'Non-finite \(NaN or Inf\) values in the {what} of sequence GOPRO_0042: '
+                       r'frames 000002\.'):
         model._evaluate_window(item, {}, 'test', 1, save_img=False)

@@ -300,6 +300,7 @@ class VideoDeblurModel(VideoRecurrentModel):
         """Restore one window and score its kept frames; returns one record per kept frame."""
         folder, names = item['folder'], item['frame_names']
         check_finite_frames(item['lq'], f'the blurry input of sequence {folder}', names)
+        check_finite_frames(item['gt'], f'the sharp frames of sequence {folder}', names)
         self.feed_data({'lq': item['lq'].unsqueeze(0), 'gt': item['gt'].unsqueeze(0)})
         self.test()
         out_from, out_to = self.output_range
