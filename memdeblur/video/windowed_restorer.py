@@ -86,9 +86,10 @@ def window_restorer(runner, context, device, margins, tile, tile_overlap):
     """A function restoring a uint8 window (T, 3, H, W) to uint8 (``restore`` of ``restore_stream``).
 
     MemDeblur on whole frames (no tiles, or one tile covering the frame) goes through
-    ``whole_window_restorer`` (the same result in a quarter of the memory); tiles, ESTRNN (its past and future frames added by reflection, so every frame
-    is restored) and ``torch.compile``d networks (whose ``restore_frames`` would bypass the compiled
-    forward) through ``clip_restorer`` on float32 clips.
+    ``whole_window_restorer`` (the same result in a quarter of the memory); tiles, ESTRNN (its past
+    and future frames added by reflection, so every frame is restored) and ``torch.compile``d
+    networks (whose ``restore_frames`` would bypass the compiled forward) through ``clip_restorer``
+    on float32 clips.
 
     Args:
         runner, context: From ``inference_runner``.
