@@ -33,11 +33,11 @@ sys.path.insert(0, REPO_ROOT)
 import memdeblur  # noqa: F401,E402,I001  (first: makes basicsr importable, registers the archs)
 from basicsr.archs import build_network  # noqa: E402
 
-from memdeblur.utils.checkpoint import load_pretrained  # noqa: E402
+from memdeblur.utils.checkpoint import load_pretrained, read_checkpoint  # noqa: E402
 
 
 def correctness(fixtures, lines):
-    vectors = torch.load(osp.join(fixtures, 'official_memdeblur', 'io.pt'), map_location='cpu', weights_only=False)
+    vectors = read_checkpoint(osp.join(fixtures, 'official_memdeblur', 'io.pt'), 'Test vectors')
     net = build_network({'type': 'MemDeblurNet', **vectors['config']})
     load_pretrained(net, osp.join(fixtures, 'official_memdeblur', 'memdeblur_official_format.pth.tar')).eval()
     inputs = vectors['input']

@@ -37,11 +37,22 @@ gap    BasicSR 1.4.2 behaviour                                     closed by
        epoch it enters after ``total_iter``, so the final          (labels it ``total_iter``)
        validation of the last weights is labelled past it (an
        800-iteration run: "@ 802 iter", images under 802/)
+10     ``parse_options`` reads options files with YAML's full      ``trusted_pipeline`` (the options
+       loader (a ``!!python/object/apply`` tag runs code) and       read by
+       applies ``--force_yml`` with ``eval``/``exec``; names        ``memdeblur.utils.run_options``)
+       such as ``name: ../../x`` become folders anywhere
+11     ``mkdir_and_rename`` renames any existing folder named       ``trusted_pipeline`` (archives only
+       like the experiment, a user's own folder too                 folders a memdeblur run made)
+12     training states are read with ``weights_only=False``         ``load_resume_state`` (weights only)
+       (a crafted state runs code)
 =====  ==========================================================  =============================
 
 This module must run before the first ``import basicsr``; ``memdeblur/__init__.py`` imports
-it first. Gaps 4, 5 and 9 are methods, closed in the model class that overrides them.
+it first. Gaps 4, 5 and 9 are methods, closed in the model class that overrides them; gaps 10
+and 11 are closed for the duration of a pipeline run by ``trusted_pipeline``, which the tools use.
 """
+import contextlib
+import copy
 import functools
 import importlib.util
 import inspect
@@ -50,6 +61,8 @@ import math
 import os.path as osp
 import sys
 import warnings
+
+import yaml
 
 import torch
 
@@ -75,10 +88,15 @@ def alias_torchvision_functional_tensor():
 
 alias_torchvision_functional_tensor()
 
-import basicsr.train  # noqa: E402  (after the alias: importing basicsr needs it)
+import basicsr.test  # noqa: E402  (after the alias: importing basicsr needs it)
+import basicsr.train  # noqa: E402
+import basicsr.utils.misc  # noqa: E402
 import basicsr.utils.options  # noqa: E402
 from basicsr.utils import check_resume, scandir  # noqa: E402
 from basicsr.utils.dist_util import init_dist as _basicsr_init_dist  # noqa: E402
+
+from memdeblur.utils.outputs import OutputError, read_manifest, write_manifest  # noqa: E402
+from memdeblur.utils.checkpoint import read_checkpoint  # noqa: E402
 
 
 def load_resume_state(opt):
@@ -87,14 +105,14 @@ def load_resume_state(opt):
     Loading onto the CPU is right on every machine: ``optimizer.load_state_dict`` moves each state
     tensor to its parameter's device. ``--auto_resume`` looks in ``opt['path']['training_states']``
     (BasicSR looks in ``experiments/<name>`` below the working directory, missing states when
-    training was started from elsewhere). The state holds optimizer and scheduler objects that we
-    wrote ourselves, hence ``weights_only=False``.
+    training was started from elsewhere). Gap 12: states are read with ``weights_only=True``
+    (``memdeblur.utils.checkpoint.read_checkpoint``): a state is tensors, numbers and containers.
     """
     if not opt['auto_resume']:
         state_path = opt['path'].get('resume_state')
         if state_path is None:
             return None
-        resume_state = torch.load(state_path, map_location='cpu', weights_only=False)
+        resume_state = read_checkpoint(state_path, 'Training state')
     else:
         state_path, resume_state = _newest_readable_state(opt)
         if state_path is None:
@@ -124,7 +142,7 @@ def _newest_readable_state(opt):
     for iteration in iters:
         state_path = osp.join(states_dir, f'{iteration}.state')
         try:
-            state = torch.load(state_path, map_location='cpu', weights_only=False)
+            state = read_checkpoint(state_path, 'Training state')
             torch.load(osp.join(models_dir, f'net_g_{iteration}.pth'), map_location='cpu', weights_only=True,
                        mmap=True)
         except Exception as err:  # truncated or corrupt files raise several types
@@ -188,6 +206,68 @@ def build_basicvsrpp_alignment_without_cuda():
         self.is_with_alignment = True
 
     cls.__init__ = init_with_alignment
+
+
+def archive_own_folder(path):
+    """Gap 11: BasicSR's ``mkdir_and_rename``, archiving an existing folder only when a memdeblur run made it.
+
+    Every folder made here is marked as such (``memdeblur.utils.outputs.write_manifest``); any other
+    existing folder (a user's, one unpacked from someone else's experiment, a link) is refused.
+    """
+    if osp.lexists(path) and (osp.islink(path) or read_manifest(path) is None):
+        raise OutputError(f'{path} exists and was not made by a memdeblur run (it has no '
+                          '.memdeblur-output.json); refusing to archive it. Move it away or choose another name.')
+    _basicsr_mkdir_and_rename(path)
+    write_manifest(path, 'memdeblur run folder')
+
+
+_basicsr_mkdir_and_rename = basicsr.utils.misc.mkdir_and_rename
+_basicsr_parse_options = basicsr.utils.options.parse_options
+
+
+@contextlib.contextmanager
+def trusted_pipeline(opt, argv):
+    """Gaps 10 and 11, for one run of BasicSR's train or test pipeline.
+
+    Inside the block, BasicSR's ``parse_options`` receives ``opt`` (already read safely, overrides
+    applied and checked by ``memdeblur.utils.run_options.read_options``) instead of reading the file
+    with YAML's full loader, and sees the command line ``argv`` without ``--force_yml`` (which it
+    would ``exec``); ``sys.argv`` is the full command line again as soon as it returns, so the copy
+    of the options file in the experiment folder records the command as typed. Existing run folders
+    are archived only when a memdeblur run made them (``archive_own_folder``).
+    """
+
+    class PreparedOptions:  # what ``yaml.load(f, Loader=ordered_yaml()[0])`` returns inside parse_options
+        def __init__(self, stream):
+            pass
+
+        def get_single_data(self):
+            return copy.deepcopy(opt)
+
+        def dispose(self):
+            pass
+
+    def parse_prepared_options(root_path, is_train=True):
+        typed = sys.argv
+        sys.argv = [typed[0], *argv]
+        try:
+            return _basicsr_parse_options(root_path, is_train)
+        finally:
+            sys.argv = typed
+
+    patches = [(basicsr.utils.options, 'ordered_yaml', lambda: (PreparedOptions, yaml.Dumper)),
+               (basicsr.train, 'parse_options', parse_prepared_options),
+               (basicsr.test, 'parse_options', parse_prepared_options),
+               (basicsr.utils.misc, 'mkdir_and_rename', archive_own_folder),
+               (basicsr.train, 'mkdir_and_rename', archive_own_folder)]
+    originals = [(module, name, getattr(module, name)) for module, name, _ in patches]
+    try:
+        for module, name, replacement in patches:
+            setattr(module, name, replacement)
+        yield
+    finally:
+        for module, name, original in originals:
+            setattr(module, name, original)
 
 
 build_basicvsrpp_alignment_without_cuda()

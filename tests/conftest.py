@@ -36,7 +36,7 @@ def memdeblur_official_checkpoint():
 
 @pytest.fixture(scope='session')
 def memdeblur_vectors():
-    return torch.load(fixture_path('official_memdeblur', 'io.pt'), map_location='cpu', weights_only=False)
+    return torch.load(fixture_path('official_memdeblur', 'io.pt'), map_location='cpu', weights_only=True)
 
 
 @pytest.fixture(scope='session')

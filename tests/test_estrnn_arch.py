@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT, fixture_path
 
 @pytest.fixture(scope='module')
 def vectors():
-    return torch.load(fixture_path('official_estrnn', 'io.pt'), map_location='cpu', weights_only=False)
+    return torch.load(fixture_path('official_estrnn', 'io.pt'), map_location='cpu', weights_only=True)
 
 
 @pytest.fixture(scope='module')

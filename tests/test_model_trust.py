@@ -76,7 +76,7 @@ def test_model_checkpoints_and_states_are_written_atomically_and_load(tmp_path):
     saved = torch.load(tmp_path / 'models' / 'net_g_1.pth', weights_only=True)
     assert set(saved) == {'params', 'params_ema'}
     assert all(torch.equal(v, model.net_g.state_dict()[k]) for k, v in saved['params'].items())
-    state = torch.load(tmp_path / 'training_states' / '1.state', weights_only=False)
+    state = torch.load(tmp_path / 'training_states' / '1.state', weights_only=True)
     assert state['iter'] == 1 and state['optimizers'][0]['state']
     leftovers = [p for p in tmp_path.rglob('*') if 'partial' in p.name]
     assert not leftovers

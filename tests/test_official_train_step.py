@@ -11,7 +11,7 @@ from tests.pipeline_helpers import in_process_training_options
 
 @pytest.fixture(scope='module')
 def step():
-    return torch.load(fixture_path('official_train_step', 'train_step.pt'), map_location='cpu', weights_only=False)
+    return torch.load(fixture_path('official_train_step', 'train_step.pt'), map_location='cpu', weights_only=True)
 
 
 def released_recipe_model(tmp_path, net):

@@ -30,7 +30,7 @@ def test_misspelt_dataset_options_name_the_closest_valid_one(synthetic_gopro, ty
 
 
 def test_wrong_types_and_missing_keys_name_the_option(synthetic_gopro):
-    with pytest.raises(OptionError, match=r"option 'num_frame' must be an integer, got 'eight'"):
+    with pytest.raises(OptionError, match=r"option 'num_frame' must be an integer of at least 1, got 'eight'"):
         build_dataset(dataset_options(synthetic_gopro, num_frame='eight'))
     with pytest.raises(OptionError, match=r"option 'use_hflip' must be true or false, got 'yes please'"):
         build_dataset(dataset_options(synthetic_gopro, use_hflip='yes please'))
@@ -38,7 +38,7 @@ def test_wrong_types_and_missing_keys_name_the_option(synthetic_gopro):
         build_dataset(dataset_options(synthetic_gopro, blur_dir='blurry'))
     opt = dataset_options(synthetic_gopro)
     del opt['num_frame']
-    with pytest.raises(OptionError, match=r"option 'num_frame' is required \(an integer\)"):
+    with pytest.raises(OptionError, match=r"option 'num_frame' is required \(an integer of at least 1\)"):
         build_dataset(opt)
     test_opt = {'name': 'val', 'type': 'VideoDeblurTestDataset', 'dataroot': str(synthetic_gopro / 'test'),
                 'overlp': 2}

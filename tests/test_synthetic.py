@@ -48,7 +48,7 @@ def test_seeded_and_never_overwrites(tmp_path):
     try:
         write_synthetic_gopro(str(a), {'test': 1}, num_frames=2, height=32, width=48, progress=False)
     except FileExistsError as err:
-        assert 'not empty' in str(err)
+        assert 'not an empty folder' in str(err)
     else:
         raise AssertionError('an existing set was overwritten')
 

@@ -44,7 +44,8 @@ def test_train_and_test_offer_only_the_flags_that_apply(training):
     parser = basicsr_parser('Summary.\n\nexamples:\n  python tools/x.py -opt a.yml', training)
     help_text, problems = documented(parser)
     assert problems == []
-    assert ('--auto_resume' in help_text) is training and ('--debug' in help_text) is training
+    assert ('--auto_resume' in help_text) is training and '--debug' in help_text
+    assert ("BasicSR's debug mode" in help_text) is training  # testing: --debug only keeps tracebacks
     if not training:
         with pytest.raises(SystemExit):
             parser.parse_args(['-opt', 'a.yml', '--auto_resume'])

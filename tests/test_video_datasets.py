@@ -160,6 +160,6 @@ def test_prepare_tool_downsamples(synthetic_gopro, tmp_path):
                         '--splits', 'test'])
     item = make_test_dataset({'dataroot': str(tmp_path / 'ds' / 'test'), 'layout': 'gopro', 'blur_dir': 'blur_gamma'})[0]
     assert item['lq'].shape == (8, 3, 32, 48)
-    with pytest.raises(SystemExit, match='exists; pass --force'):
+    with pytest.raises(FileExistsError, match='exists; pass --force'):
         prepare_gopro.main([str(synthetic_gopro), str(tmp_path / 'ds'), '--format', 'folder', '--downsample', '48x32',
                             '--splits', 'test'])

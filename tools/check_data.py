@@ -9,14 +9,10 @@ and sharp frame (truncated or corrupt images, transparency, corrupt LMDB values)
 training, it does not stop at the first problem: it lists them all, then exits with status 1
 if there were any (0 when everything is usable). Run it before a long training run.
 """
-import sys
-
-import yaml
-
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.data.data_check import check_datasets
-from memdeblur.utils.option_check import OptionError
-from memdeblur.utils.cli import tool_parser
+from memdeblur.utils.cli import run_tool, tool_parser
+from memdeblur.utils.run_options import read_options
 
 
 def build_parser():
@@ -30,12 +26,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        with open(args.opt) as f:
-            opt = yaml.safe_load(f)
-        reports = check_datasets(opt, progress=not args.no_progress)
-    except (OSError, yaml.YAMLError, OptionError) as err:
-        sys.exit(f'error: {args.opt}: {err}')
+    reports = check_datasets(read_options(args.opt), progress=not args.no_progress)
     total = 0
     for report in reports:
         status = f'{len(report.problems)} problem(s)' if report.problems else 'OK'
@@ -49,4 +40,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

@@ -19,6 +19,7 @@ sets one for all. Writes to --out:
   results/<name>/                 each model's own tables and restored frames.
 """
 import csv
+import json
 import os
 import os.path as osp
 import subprocess
@@ -26,17 +27,22 @@ import sys
 
 import cv2
 import numpy as np
-import yaml
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from basicsr.data import build_dataset
 
+from memdeblur.data.frame_io import write_png
+from memdeblur.utils.cli import run_tool, tool_parser
 from memdeblur.utils.comparison_image import comparison_image
+from memdeblur.utils.option_check import OptionError
+from memdeblur.utils.outputs import staged_outputs
 from memdeblur.utils.results_table import write_csv, write_markdown
-from memdeblur.utils.cli import tool_parser
+from memdeblur.utils.run_options import read_options
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-RUNNER = 'import sys, memdeblur; from basicsr.test import test_pipeline; test_pipeline(sys.argv.pop(1))'
+# tools/test.py's pipeline, with results under the folder given first (compare's staging folder)
+RUNNER = ('import sys, memdeblur; from basicsr.test import test_pipeline; from memdeblur.utils.cli import '
+          'run_basicsr_pipeline; root = sys.argv.pop(1); run_basicsr_pipeline(test_pipeline, root, "", False)')
 METRICS = ('psnr', 'ssim', 'psnr_released', 'ssim_released')
 SOURCE_KEYS = ('dataroot', 'layout', 'blur_dir', 'lmdb_name', 'split', 'frame_size')
 
@@ -47,7 +53,8 @@ def build_parser():
     parser.add_argument('-opt', action='append', required=True, metavar='TEST.yml',
                         help='a test options file; give one per model (at least two)')
     parser.add_argument('--out', default=osp.join('results', 'compare'),
-                        help='output folder (default: results/compare); refused if it is not empty, unless --force')
+                        help='output folder (default: results/compare); an existing one is replaced only with --force, '
+                        'and only when this tool wrote it')
     parser.add_argument('--dataroot', help='test every model on this folder instead of its options file\'s dataroot')
     parser.add_argument('--crop', type=int, default=4,
                         help='the zoomed crop is 1/CROP of the frame\'s width and height (default: 4)')
@@ -56,12 +63,13 @@ def build_parser():
 
 
 def load_test_options(path, dataroot):
-    with open(path) as f:
-        opt = yaml.safe_load(f)
+    opt = read_options(path)
     datasets = opt.get('datasets') or {}
     if len(datasets) != 1:
-        raise ValueError(f'{path}: expected one test dataset under datasets:, found {list(datasets)}.')
+        raise OptionError(f'{path}: expected one test dataset under datasets:, found {list(datasets)}.')
     phase, dataset = next(iter(datasets.items()))
+    if not isinstance(phase, str) or not phase.isidentifier():
+        raise OptionError(f'{path}: the test dataset\'s key {phase!r} must be a plain word such as test.')
     if dataroot:
         dataset['dataroot'] = dataroot
     return opt, phase, dataset
@@ -73,22 +81,26 @@ def check_same_data(entries):
     for entry in entries[1:]:
         source = {k: entry['dataset'].get(k) for k in SOURCE_KEYS}
         if source != reference:
-            raise ValueError(f'{entry["path"]} tests on {source}, but {entries[0]["path"]} on {reference}; pass '
-                             '--dataroot to test all on one folder.')
+            raise OptionError(f'{entry["path"]} tests on {source}, but {entries[0]["path"]} on {reference}; pass '
+                              '--dataroot to test all on one folder.')
     names = [e['opt']['name'] for e in entries]
     if len(set(names)) != len(names):
-        raise ValueError(f'Two options files share a name ({names}); their results would overwrite each other.')
+        raise OptionError(f'Two options files share a name ({names}); their results would overwrite each other.')
 
 
 def run_test(entry, out):
-    """BasicSR's test pipeline for one options file, results under ``out/results/<name>``."""
-    overrides = [f'datasets:{entry["phase"]}:dataroot={entry["dataset"]["dataroot"]}', 'val:save_img=true']
+    """BasicSR's test pipeline for one options file, results under ``out/results/<name>``.
+
+    The data root is passed as a quoted YAML string: taken as it is, whatever characters it holds.
+    """
+    overrides = [f'datasets:{entry["phase"]}:dataroot={json.dumps(str(entry["dataset"]["dataroot"]))}',
+                 'val:save_img=true']
     command = [sys.executable, '-c', RUNNER, osp.abspath(out), '-opt', osp.abspath(entry['path']), '--force_yml',
                *overrides]
     print(f'\n== {entry["opt"]["name"]}: {entry["path"]}', flush=True)
     result = subprocess.run(command, cwd=os.getcwd(), env={**os.environ, 'PYTHONPATH': REPO_ROOT})
     if result.returncode != 0:
-        raise RuntimeError(f'testing {entry["path"]} failed (exit code {result.returncode}); see its output above.')
+        raise OptionError(f'testing {entry["path"]} failed (exit code {result.returncode}); see its output above.')
 
 
 def read_results(out, entry):
@@ -137,40 +149,38 @@ def write_images(out, entries, crop_fraction):
             if restored is None:
                 raise FileNotFoundError(f'{entry["opt"]["name"]} wrote no frame {path}.')
             outputs.append((entry['opt']['name'], restored))
-        target = osp.join(out, entries[0]['dataset']['name'], f'{seq.name}_{frame}.png')
-        os.makedirs(osp.dirname(target), exist_ok=True)
-        cv2.imwrite(target, comparison_image(blurry, outputs, sharp, crop_fraction))
-        written.append(target)
+        name = osp.join(entries[0]['dataset']['name'], f'{seq.name}_{frame}.png')
+        os.makedirs(osp.dirname(osp.join(out, name)), exist_ok=True)
+        write_png(osp.join(out, name), comparison_image(blurry, outputs, sharp, crop_fraction))
+        written.append(name)
     return written
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        if len(args.opt) < 2:
-            raise ValueError('give at least two -opt files to compare.')
-        if osp.isdir(args.out) and os.listdir(args.out) and not args.force:
-            raise FileExistsError(f'{args.out} is not empty; choose another --out or pass --force.')
-        entries = []
-        for path in args.opt:
-            opt, phase, dataset = load_test_options(path, args.dataroot)
-            entries.append({'path': path, 'opt': opt, 'phase': phase, 'dataset': dataset})
-        check_same_data(entries)
+    if len(args.opt) < 2:
+        raise OptionError('give at least two -opt files to compare.')
+    entries = []
+    for path in args.opt:
+        opt, phase, dataset = load_test_options(path, args.dataroot)
+        entries.append({'path': path, 'opt': opt, 'phase': phase, 'dataset': dataset})
+    check_same_data(entries)
+    inputs = [entries[0]['dataset']['dataroot'], *args.opt]
+    with staged_outputs(folders=[args.out], overwrite=args.force, inputs=inputs, tool='tools/compare.py') as staging:
+        out = staging[args.out]
         for entry in entries:
-            run_test(entry, args.out)
-        rows = table_rows(args.out, entries)
-        images = write_images(args.out, entries, args.crop)
-    except (OSError, ValueError, RuntimeError, yaml.YAMLError) as err:
-        sys.exit(f'error: {err}')
-    write_csv(osp.join(args.out, 'comparison.csv'), rows)
-    write_markdown(osp.join(args.out, 'comparison.md'), f'Comparison on {entries[0]["dataset"]["name"]}', rows,
-                   {'data': entries[0]['dataset']['dataroot'],
-                    'conventions': 'psnr/ssim: BasicSR (rounded to uint8); *_released: truncated to uint8, '
-                                   'scikit-image SSIM; frame averages'})
+            run_test(entry, out)
+        rows = table_rows(out, entries)
+        images = write_images(out, entries, args.crop)
+        write_csv(osp.join(out, 'comparison.csv'), rows)
+        write_markdown(osp.join(out, 'comparison.md'), f'Comparison on {entries[0]["dataset"]["name"]}', rows,
+                       {'data': entries[0]['dataset']['dataroot'],
+                        'conventions': 'psnr/ssim: BasicSR (rounded to uint8); *_released: truncated to uint8, '
+                                       'scikit-image SSIM; frame averages'})
     print(f'\nTable: {osp.join(args.out, "comparison.md")} (and .csv); {len(images)} comparison image(s) under '
           f'{osp.join(args.out, entries[0]["dataset"]["name"])}')
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

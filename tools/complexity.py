@@ -17,12 +17,10 @@ import glob
 import json
 import os
 import os.path as osp
-import sys
 import time
 from multiprocessing import get_context
 
 import torch
-import yaml
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers the archs)
 from basicsr.archs import build_network
@@ -30,7 +28,10 @@ from basicsr.archs import build_network
 from memdeblur.models.padding import SpatialPadding
 from memdeblur.utils.complexity import measure_complexity
 from memdeblur.utils.memory import peak_rss_mib
-from memdeblur.utils.cli import frame_size, tool_parser
+from memdeblur.utils.cli import frame_size, run_tool, tool_parser
+from memdeblur.utils.option_check import OptionError
+from memdeblur.utils.outputs import write_text_atomic
+from memdeblur.utils.run_options import read_options
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 README = osp.join(REPO_ROOT, 'options', 'README.md')
@@ -61,10 +62,9 @@ def build_parser():
 def network_options(path):
     """The options file's ``network_g``, with the model's frame padding (``size_multiple``, ``min_size``)
     as ``_padding`` (a network counts at the size it really runs at)."""
-    with open(path) as f:
-        opt = yaml.safe_load(f)
-    if not isinstance(opt, dict) or 'network_g' not in opt:
-        raise ValueError(f'{path} has no network_g section.')
+    opt = read_options(path)
+    if not isinstance(opt.get('network_g'), dict):
+        raise OptionError(f'{path} has no network_g section.')
     return {**opt['network_g'], '_padding': [opt.get('size_multiple', 1), opt.get('min_size', 0)]}
 
 
@@ -164,30 +164,26 @@ def table(args):
 
 
 def write_table(text, out):
+    """Write the table to ``out`` whole; options/README.md gets it between its markers."""
     if osp.abspath(out) != osp.abspath(README):
-        with open(out, 'w') as f:
-            f.write(text)
+        write_text_atomic(out, text)
         return
     with open(README) as f:
         readme = f.read()
     if BEGIN not in readme or END not in readme:
-        raise ValueError(f'{README} lacks the markers {BEGIN!r} ... {END!r}.')
+        raise OptionError(f'{README} lacks the markers {BEGIN!r} ... {END!r}.')
     head, rest = readme.split(BEGIN, 1)
-    with open(README, 'w') as f:
-        f.write(head + BEGIN + '\n' + text + END + rest.split(END, 1)[1])
+    write_text_atomic(README, head + BEGIN + '\n' + text + END + rest.split(END, 1)[1])
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        if args.all:
-            write_table(table(args), args.out)
-            print(f'Wrote the complexity of {len(options_files())} options files to {args.out}')
-            return 0
-        network_opt = network_options(args.opt)
-        r = count(network_opt, args.size, args.frames)
-    except (OSError, ValueError, yaml.YAMLError) as err:
-        sys.exit(f'error: {err}')
+    if args.all:
+        write_table(table(args), args.out)
+        print(f'Wrote the complexity of {len(options_files())} options files to {args.out}')
+        return 0
+    network_opt = network_options(args.opt)
+    r = count(network_opt, args.size, args.frames)
     h, w = args.size
     print(f'{args.opt}: {network_opt["type"]}, {r["parameters"] / 1e6:.3f} M parameters; per frame at {h}x{w} over '
           f'{args.frames} frames:')
@@ -202,4 +198,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

@@ -7,15 +7,13 @@ The output is ``{'params': state_dict}`` with this project's key names, checked 
 and shape by shape against the network (the released configuration, or the ``network_g`` of
 an options file given with ``--opt``). It never overwrites a file unless ``--force`` is given.
 """
-import sys
-
-import yaml
-
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers the archs)
 from basicsr.archs import build_network
 
-from memdeblur.utils.checkpoint import CheckpointError, convert_checkpoint
-from memdeblur.utils.cli import tool_parser
+from memdeblur.utils.checkpoint import convert_checkpoint
+from memdeblur.utils.cli import run_tool, tool_parser
+from memdeblur.utils.option_check import OptionError
+from memdeblur.utils.run_options import read_options
 
 
 def build_parser():
@@ -33,15 +31,14 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     network_opt = {'type': 'MemDeblurNet'}
     if args.opt:
-        with open(args.opt) as f:
-            network_opt = yaml.safe_load(f)['network_g']
-    net = build_network(network_opt)
-    try:
-        state_dict = convert_checkpoint(args.src, args.dst, net, overwrite=args.force)
-    except (CheckpointError, FileExistsError) as err:
-        sys.exit(f'error: {err}')
+        network_opt = read_options(args.opt).get('network_g')
+        if not isinstance(network_opt, dict):
+            raise OptionError(f'{args.opt} has no network_g section.')
+    net = build_network(dict(network_opt))
+    state_dict = convert_checkpoint(args.src, args.dst, net, overwrite=args.force)
     print(f'Converted {len(state_dict)} tensors for {network_opt["type"]}: {args.src} -> {args.dst}')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

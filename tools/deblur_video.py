@@ -22,16 +22,15 @@ afterwards: 21 GB for 1000 frames), and time: 1.06x whole-sequence processing in
 (measured on our CPU, released network, 12 frames of 128x128); windows recompute their overlaps.
 At 1280x720 it peaked at 2.0 GB for 30 frames and 2.1 GB for 100 (benchmarks/video_memory.py).
 """
+import argparse
 import collections
 import os.path as osp
-import sys
 import tempfile
 import time
 from fractions import Fraction
 
 import numpy as np
 import torch
-import yaml
 from tqdm import tqdm
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
@@ -40,9 +39,12 @@ from basicsr.archs import build_network
 from memdeblur.archs.fast_inference import PRECISIONS, inference_runner
 from memdeblur.data.errors import DataError
 from memdeblur.utils.allocator import retain_freed_memory
-from memdeblur.utils.checkpoint import CheckpointError, load_pretrained
-from memdeblur.utils.cli import tool_parser
+from memdeblur.utils.checkpoint import load_pretrained
+from memdeblur.utils.cli import run_tool, tool_parser
 from memdeblur.utils.memory import peak_memory
+from memdeblur.utils.option_check import OptionError
+from memdeblur.utils.outputs import check_outputs
+from memdeblur.utils.run_options import read_options
 from memdeblur.video.exact_restorer import (FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame,
                                              restore_exact)
 from memdeblur.video.frame_tensors import to_float_frames, to_uint8_frames
@@ -68,7 +70,7 @@ def build_parser():
     parser.add_argument('--side-by-side', action='store_true', help='write input | deblurred side by side')
     parser.add_argument('--window', type=int, default=30, help='frames restored together (default: 30)')
     parser.add_argument('--overlap', type=int, default=6, help='frames shared by consecutive windows (default: 6)')
-    parser.add_argument('--tile', default='auto',
+    parser.add_argument('--tile', default='auto', type=tile_argument,
                         help=f'tile side in pixels, 0 = whole frames; auto (default): {AUTO_TILE} for frames larger '
                         f'than 1280x720, else whole frames')
     parser.add_argument('--tile-overlap', type=int, default=32, help='pixels shared by neighbouring tiles (default: 32)')
@@ -90,11 +92,10 @@ def build_parser():
     return parser
 
 
-def load_network(opt_path, ckpt):
-    """(network, frame margins) from a test options file; margins are ESTRNN's past/future frames."""
-    with open(opt_path) as f:
-        opt = yaml.safe_load(f)
-    if not isinstance(opt, dict) or 'network_g' not in opt:
+def load_network(opt, opt_path, ckpt):
+    """(network, frame margins) from a test options file (read by ``read_options``); margins are ESTRNN's
+    past/future frames."""
+    if 'network_g' not in opt:
         raise DataError(f'{opt_path} has no network_g section.')
     if opt.get('model_type') == 'SlidingWindowModel':
         raise DataError(f'{opt_path}: sliding-window networks (EDVR) are tested with tools/test.py; this tool runs '
@@ -123,18 +124,61 @@ def plan_outputs(inputs, output, kind):
     return [osp.join(output, seq.name + ('.mp4' if kind == 'mp4' else '')) for seq in inputs]
 
 
-def check_outputs(inputs, outputs, force):
-    for seq, out in zip(inputs, outputs):
-        if osp.abspath(out) == osp.abspath(seq.path):
-            raise DataError(f'Output {out} is the input itself.')
-        if osp.lexists(out) and not force:
-            raise FileExistsError(f'{out} exists; pass --force to replace it.')
+def input_paths(args, inputs):
+    """Everything the run reads, which no output may be, contain or lie inside."""
+    return [args.input, *(seq.path for seq in inputs)]
+
+
+def check_planned_outputs(args, inputs, outputs):
+    """Refuse, before the network is loaded, outputs that ``VideoWriter`` would refuse after it."""
+    for out in outputs:
+        is_video = out.lower().endswith(VIDEO_EXTENSIONS)
+        check_outputs(files=[out] if is_video else [], folders=[] if is_video else [out], overwrite=args.force,
+                      inputs=input_paths(args, inputs))
+
+
+def choose_device(name):
+    """The ``--device`` asked for; a clear error when it is not on this machine."""
+    if name == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise OptionError(f'--device {name}: not a device name ({err}).') from err
+    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
+        raise OptionError(f'--device {name}: this machine has {torch.cuda.device_count()} usable CUDA GPU(s); use '
+                          '--device cpu or auto.')
+    if device.type not in ('cpu', 'cuda'):
+        raise OptionError(f'--device {name}: only cpu and cuda devices are supported.')
+    return device
+
+
+def tile_argument(text):
+    """``--tile``: auto or a side in pixels (0: whole frames)."""
+    if text == 'auto':
+        return text
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f'expected auto or a tile side in pixels (0: whole frames), got {text!r}')
+    return int(text)
+
+
+def check_arguments(args, device):
+    """Refuse values the restoration would only fail on later."""
+    if args.window < 1 or not 0 <= args.overlap < args.window:
+        raise OptionError(f'--window {args.window} --overlap {args.overlap}: need window >= 1 and 0 <= overlap < '
+                          'window.')
+    if args.exact and args.tile not in ('auto', 0):
+        raise OptionError('--exact restores whole frames; drop --tile (or use windows without --exact).')
+    if args.tile not in ('auto', 0) and not 0 <= args.tile_overlap < args.tile:
+        raise OptionError(f'--tile {args.tile} --tile-overlap {args.tile_overlap}: need 0 <= tile overlap < tile.')
+    if args.precision == 'float16' and device.type == 'cpu':
+        raise OptionError('--precision float16 is for GPUs; on a CPU use bfloat16 (or float32).')
 
 
 def tile_size(tile, height, width):
     if tile == 'auto':
         return AUTO_TILE if height * width > AUTO_TILE_AREA else 0
-    return int(tile)
+    return tile
 
 
 def to_image(restored):
@@ -156,7 +200,7 @@ def deblur_sequence(seq, out_path, restore, args):
                 originals.append(frame)
             yield torch.from_numpy(frame).permute(2, 0, 1)
 
-    with VideoWriter(out_path, seq.fps, output_frame_names(seq)) as writer, tqdm(
+    with VideoWriter(out_path, seq.fps, output_frame_names(seq), args.inputs, args.force) as writer, tqdm(
             total=seq.num_frames or None, unit='frame', desc=seq.name) as bar:
         for restored in restore_stream(restore, frames(), args.window, args.overlap):
             image = to_image(restored)
@@ -173,7 +217,7 @@ def deblur_sequence_exact(seq, out_path, net, context, device, args):
             for frame in tqdm(seq.frames(), total=seq.num_frames or None, unit='frame', desc=f'{seq.name} reading'):
                 decoded.append(torch.from_numpy(frame))
             frames = RecomputedFrames(lambda frame: to_float_frames(frame.permute(2, 0, 1)), decoded)
-            with VideoWriter(out_path, seq.fps, output_frame_names(seq)) as writer, tqdm(
+            with VideoWriter(out_path, seq.fps, output_frame_names(seq), args.inputs, args.force) as writer, tqdm(
                     total=len(decoded) * passes_per_frame(net), unit='step', desc=f'{seq.name} exact') as bar:
 
                 def write(index, restored):
@@ -190,39 +234,37 @@ def deblur_sequence_exact(seq, out_path, net, context, device, args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    device = torch.device(('cuda' if torch.cuda.is_available() else 'cpu') if args.device == 'auto' else args.device)
-    try:
-        if args.exact and args.tile not in ('auto', '0'):
-            raise ValueError('--exact restores whole frames; drop --tile (or use windows without --exact).')
-        inputs = find_inputs(args.input, args.fps)
-        outputs = plan_outputs(inputs, args.output, args.format)
-        check_outputs(inputs, outputs, args.force)
-        net, margins = load_network(args.opt, args.ckpt)
-        runner, context = inference_runner(net, device, args.precision, fast=not args.plain, compile_net=args.compile)
-        if device.type == 'cpu' and not args.plain:
-            retain_freed_memory()
+    device = choose_device(args.device)
+    check_arguments(args, device)
+    opt = read_options(args.opt)
+    inputs = find_inputs(args.input, args.fps)
+    outputs = plan_outputs(inputs, args.output, args.format)
+    args.inputs = input_paths(args, inputs)
+    check_planned_outputs(args, inputs, outputs)
+    net, margins = load_network(opt, args.opt, args.ckpt)
+    runner, context = inference_runner(net, device, args.precision, fast=not args.plain, compile_net=args.compile)
+    if device.type == 'cpu' and not args.plain:
+        retain_freed_memory()
+    if args.exact:
+        check_exact_supported(runner)
+    for seq, out_path in zip(inputs, outputs):
+        frames = seq.frames()
+        first = next(frames, None)
+        frames.close()
+        if first is None:
+            raise DataError(f'{seq.path} holds no frames.')
+        start = time.perf_counter()
         if args.exact:
-            check_exact_supported(runner)
-        for seq, out_path in zip(inputs, outputs):
-            frames = seq.frames()
-            first = next(frames, None)
-            frames.close()
-            if first is None:
-                raise DataError(f'{seq.path} holds no frames.')
-            start = time.perf_counter()
-            if args.exact:
-                count = deblur_sequence_exact(seq, out_path, runner, context, device, args)
-            else:
-                restore = window_restorer(runner, context, device, margins, tile_size(args.tile, *first.shape[:2]),
-                                          args.tile_overlap)
-                count = deblur_sequence(seq, out_path, restore, args)
-            elapsed = time.perf_counter() - start
-            print(f'{seq.name}: {count} frames -> {out_path} ({elapsed:.1f} s, {count / elapsed:.2f} frames/s; '
-                  f'peak memory so far {peak_memory(device)})')
-    except (DataError, CheckpointError, FileExistsError, ValueError, OSError) as err:
-        sys.exit(f'error: {err}')
+            count = deblur_sequence_exact(seq, out_path, runner, context, device, args)
+        else:
+            restore = window_restorer(runner, context, device, margins, tile_size(args.tile, *first.shape[:2]),
+                                      args.tile_overlap)
+            count = deblur_sequence(seq, out_path, restore, args)
+        elapsed = time.perf_counter() - start
+        print(f'{seq.name}: {count} frames -> {out_path} ({elapsed:.1f} s, {count / elapsed:.2f} frames/s; '
+              f'peak memory so far {peak_memory(device)})')
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

@@ -24,10 +24,12 @@ import sys
 
 import cv2
 import numpy as np
-import yaml
 
+import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
+from memdeblur.data.errors import DataError
 from memdeblur.data.synthetic import settings_mismatch
-from memdeblur.utils.cli import tool_parser
+from memdeblur.utils.cli import run_tool, tool_parser
+from memdeblur.utils.run_options import read_options
 from memdeblur.utils.comparison_image import edge_sharpness
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -42,13 +44,12 @@ def run(*args):
     print('\n$ ' + ' '.join(['python', *args]), flush=True)
     result = subprocess.run([sys.executable, *args], cwd=REPO_ROOT)
     if result.returncode != 0:
-        sys.exit(f'demo: {" ".join(args[:1])} failed with exit code {result.returncode}')
+        raise DataError(f'demo: {" ".join(args[:1])} failed with exit code {result.returncode} (its output is above).')
 
 
 def build_parser():
     """The command line of this tool (``--help`` shows the module docstring and every default)."""
-    with open(osp.join(REPO_ROOT, TRAIN_OPT)) as f:
-        default_iters = yaml.safe_load(f)['train']['total_iter']
+    default_iters = read_options(osp.join(REPO_ROOT, TRAIN_OPT))['train']['total_iter']
     parser = tool_parser(__doc__)
     parser.add_argument('--iters', type=int,
                         help=f'training iterations (default: {default_iters}, from {TRAIN_OPT})')
@@ -65,8 +66,8 @@ def prepare_data():
         return
     problem = settings_mismatch(root)
     if problem:
-        sys.exit(f'demo: {root} was not made with the current default settings ({problem}); the numbers '
-                 f'would not be comparable. Move or delete it and run the demo again.')
+        raise DataError(f'demo: {root} was not made with the current default settings ({problem}); the numbers '
+                        'would not be comparable. Move or delete it and run the demo again.')
 
 
 def mean_sharpness(paths):
@@ -111,9 +112,9 @@ def main(argv=None):
             train_args += ['--force_yml', f'train:total_iter={args.iters}']
         run(*train_args)
     run(osp.join('tools', 'test.py'), '-opt', test_opt)
-    with open(osp.join(REPO_ROOT, test_opt)) as f:
-        report(yaml.safe_load(f))
+    report(read_options(osp.join(REPO_ROOT, test_opt)))
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -11,11 +11,9 @@ rotation, zoom) with an independently moving cut-out in front; each blurry frame
 the middle one. The defaults give blur as strong as GOPRO's (README, "Quick start"). Seeded:
 the same arguments write the same files. Refuses a non-empty output folder.
 """
-import sys
-
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.data.synthetic import SyntheticSettings, write_synthetic_gopro
-from memdeblur.utils.cli import tool_parser
+from memdeblur.utils.cli import run_tool, tool_parser
 
 
 def build_parser():
@@ -36,13 +34,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        written = write_synthetic_gopro(args.root, {'train': args.train_seqs, 'test': args.test_seqs}, args.frames,
-                                        args.height, args.width, args.subframes, args.seed)
-    except FileExistsError as err:
-        sys.exit(f'error: {err}')
+    written = write_synthetic_gopro(args.root, {'train': args.train_seqs, 'test': args.test_seqs}, args.frames,
+                                    args.height, args.width, args.subframes, args.seed)
     print(f'Wrote {len(written)} sequences of {args.frames} {args.height}x{args.width} frames to {args.root}')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -8,16 +8,18 @@
     python tools/prepare_gopro.py datasets/GOPRO_Large datasets/GOPRO_ds --format folder --downsample 960x540
 
 Every sequence is checked first (missing or mismatched frames fail with their names). Existing
-outputs are never replaced unless --force is given.
+outputs are never replaced unless --force is given, and a destination that is, contains or lies
+inside the source is refused.
 """
 import argparse
 import os.path as osp
-import sys
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.data.errors import DataError
 from memdeblur.data.prepare import write_basicsr_lmdb, write_estrnn_lmdb, write_gopro_folder
-from memdeblur.utils.cli import tool_parser
+from memdeblur.utils.cli import run_tool, tool_parser
+from memdeblur.utils.option_check import OptionError
+from memdeblur.utils.outputs import check_output_location, plain_name_problem
 
 
 def parse_size(text):
@@ -50,24 +52,28 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     blur_dirs = args.blur_dirs or (['blur', 'blur_gamma'] if args.format == 'lmdb' else ['blur_gamma'])
     name = args.name or ('gopro_ds' if args.downsample else 'gopro_ori')
-    try:
-        for split in args.splits:
-            split_root = osp.join(args.src, split)
-            if args.format == 'lmdb':
-                written = write_basicsr_lmdb(split_root, osp.join(args.dst, split), blur_dirs, args.downsample,
-                                             args.force)
-            elif args.format == 'estrnn_lmdb':
-                if len(blur_dirs) != 1:
-                    sys.exit('error: the ESTRNN LMDB holds one blurry version; pass a single --blur-dirs value.')
-                written = write_estrnn_lmdb(split_root, args.dst, name, split, blur_dirs[0], args.downsample,
-                                            args.force)
-            else:
-                written = write_gopro_folder(split_root, osp.join(args.dst, split), blur_dirs, args.downsample,
-                                             args.force)
-            print(f'{split}: wrote {len(written)} outputs under {args.dst}')
-    except (DataError, FileExistsError) as err:
-        sys.exit(f'error: {err}')
+    if plain_name_problem(name):
+        raise OptionError(f'--name {name!r}: {plain_name_problem(name)}.')
+    if args.format == 'estrnn_lmdb' and len(blur_dirs) != 1:
+        raise OptionError('the ESTRNN LMDB holds one blurry version; pass a single --blur-dirs value.')
+    if not osp.isdir(args.src):
+        raise DataError(f'Source {args.src} is not a folder.')
+    check_output_location(args.dst, [args.src])
+    for split in args.splits:
+        if plain_name_problem(split):
+            raise OptionError(f'--splits {split!r}: {plain_name_problem(split)}.')
+        split_root = osp.join(args.src, split)
+        if args.format == 'lmdb':
+            written = write_basicsr_lmdb(split_root, osp.join(args.dst, split), blur_dirs, args.downsample,
+                                         args.force)
+        elif args.format == 'estrnn_lmdb':
+            written = write_estrnn_lmdb(split_root, args.dst, name, split, blur_dirs[0], args.downsample, args.force)
+        else:
+            written = write_gopro_folder(split_root, osp.join(args.dst, split), blur_dirs, args.downsample,
+                                         args.force)
+        print(f'{split}: wrote {len(written)} outputs under {args.dst}')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -9,7 +9,6 @@ and times float32 inference per frame. Exits non-zero when any scale is out of t
 """
 import os
 import os.path as osp
-import sys
 import tempfile
 import time
 
@@ -18,8 +17,8 @@ import torch
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers the archs)
 from basicsr.archs import build_network
 
-from memdeblur.utils.checkpoint import convert_checkpoint, load_pretrained
-from memdeblur.utils.cli import tool_parser
+from memdeblur.utils.checkpoint import convert_checkpoint, load_pretrained, read_checkpoint
+from memdeblur.utils.cli import run_tool, tool_parser
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FIXTURES_ROOT = os.environ.get('MEMDEBLUR_FIXTURES_ROOT', osp.join(REPO_ROOT, '..', 'shared', 'fixtures'))
@@ -54,7 +53,7 @@ def seconds_per_frame(net, inputs, runs):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     checkpoint = osp.join(args.fixture_dir, 'memdeblur_official_format.pth.tar')
-    vectors = torch.load(osp.join(args.fixture_dir, 'io.pt'), map_location='cpu', weights_only=False)
+    vectors = read_checkpoint(osp.join(args.fixture_dir, 'io.pt'), 'Test vectors')
     network_opt = {'type': 'MemDeblurNet', **vectors['config']}
     net = build_network(network_opt)
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,4 +81,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

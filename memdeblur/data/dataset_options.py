@@ -5,18 +5,18 @@ and those BasicSR's pipeline reads for the data loader; any other key is a typo
 (``num_fram``, ``use_hfilp``) that BasicSR would silently ignore.
 """
 from memdeblur.data.video_sources import SOURCE_OPTIONS
-from memdeblur.utils.option_check import ANY, BOOL, INT, NUMBER, STR, check_options, optional
+from memdeblur.utils.option_check import ANY, BOOL, INT, STR, at_least, check_options, optional, positive
 
 LOADER_OPTIONS = {
     'name': STR,
     'type': STR,
     'phase': STR,
     'scale': INT,
-    'num_worker_per_gpu': INT,
-    'batch_size_per_gpu': INT,
-    'dataset_enlarge_ratio': NUMBER,
+    'num_worker_per_gpu': at_least(0),
+    'batch_size_per_gpu': at_least(1),
+    'dataset_enlarge_ratio': positive(),
     'prefetch_mode': optional(STR),
-    'num_prefetch_queue': INT,
+    'num_prefetch_queue': at_least(1),
     'pin_memory': BOOL,
     'persistent_workers': BOOL,
     'use_shuffle': BOOL,

@@ -18,6 +18,8 @@ import os.path as osp
 import pickle
 
 from memdeblur.data.errors import DataError
+from memdeblur.utils.outputs import plain_name_problem
+from memdeblur.utils.safe_load import load_plain_pickle
 
 # Frame sizes of the published LMDBs, for tables that do not record them.
 KNOWN_FRAME_SIZES = ((540, 960), (720, 1280))
@@ -35,19 +37,33 @@ def lmdb_paths(root, name, split):
 
 
 def read_sequence_table(path):
-    """The per-sequence entries of a table, in index order: a list of dicts with at least ``length``."""
+    """The per-sequence entries of a table, in index order: a list of dicts with at least ``length``.
+
+    The pickle is read with ``safe_load.TableUnpickler``: plain containers, strings and numbers only,
+    so a crafted table cannot run code. Sequence and frame names become output paths: they must be
+    plain names.
+    """
     try:
-        with open(path, 'rb') as f:
-            table = pickle.load(f)
+        table = load_plain_pickle(path)
     except Exception as err:  # a corrupt pickle raises many types (UnpicklingError, EOFError, ValueError, ...)
         raise DataError(f'{path} cannot be read as an ESTRNN sequence table (a pickle): '
                         f'{type(err).__name__}: {err}') from err
     if not isinstance(table, dict) or 'num' not in table:
         raise DataError(f'{path} is not an ESTRNN sequence table (a dict with "num" and one entry per sequence).')
-    missing = [i for i in range(table['num']) if i not in table or 'length' not in table[i]]
+    if not isinstance(table['num'], int) or table['num'] < 0:
+        raise DataError(f'{path}: "num" must be the number of sequences, got {table["num"]!r}.')
+    missing = [i for i in range(table['num'])
+               if not isinstance(table.get(i), dict) or not isinstance(table[i].get('length'), int)]
     if missing:
-        raise DataError(f'{path}: sequence table lacks entries (with a "length") for indices {missing[:10]}.')
-    return [table[i] for i in range(table['num'])]
+        raise DataError(f'{path}: sequence table lacks entries (with an integer "length") for indices {missing[:10]}.')
+    entries = [table[i] for i in range(table['num'])]
+    for index, entry in enumerate(entries):
+        names = [entry['name']] if 'name' in entry else []
+        for name in names + list(entry.get('frame_names') or []):
+            if plain_name_problem(name):
+                raise DataError(f'{path}: sequence {index} names {name!r}, which becomes a file or folder name, but '
+                                f'{plain_name_problem(name)}.')
+    return entries
 
 
 def write_sequence_table(path, entries):

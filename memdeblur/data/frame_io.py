@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from memdeblur.data.errors import FrameError
+from memdeblur.utils.outputs import write_bytes
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -84,3 +85,12 @@ def probe_frame(path):
     if mode in ('F', 'CMYK', 'YCbCr', 'LAB', 'HSV'):
         raise FrameError(f'Frame {path} is in image mode {mode!r}; expected 8- or 16-bit gray or colour.')
     return height, width
+
+
+def write_png(path, image):
+    """Write an (H, W, 3) uint8 BGR image as PNG (the bytes ``cv2.imwrite`` writes), checking that every byte
+    reached the disk: ``cv2.imwrite`` reports a full disk only by returning False; here it is an ``OSError``."""
+    ok, encoded = cv2.imencode('.png', image)
+    if not ok:
+        raise FrameError(f'{path}: the frame could not be encoded as PNG ({image.shape}, {image.dtype}).')
+    write_bytes(path, encoded.tobytes())

@@ -7,15 +7,13 @@
 
 Downsampling resizes every frame to a given size with area interpolation (the right filter
 for shrinking); "downsampled GOPRO" is 960x540 from ``blur_gamma``. Outputs are never
-overwritten unless ``overwrite`` is set. Everything is written into temporary siblings of the
-outputs and swapped in only when the whole conversion succeeded, so a corrupt frame half-way
-(or a kill) leaves existing outputs untouched and no partial ones behind.
+overwritten unless ``overwrite`` is set, and never when they are, contain or lie inside the
+source. Everything is written into temporary siblings of the outputs and swapped in only when
+the whole conversion succeeded (``memdeblur.utils.outputs.staged_outputs``), so a corrupt frame
+half-way (or a kill) leaves existing outputs untouched and no partial ones behind.
 """
-import contextlib
 import os
 import os.path as osp
-import shutil
-import uuid
 
 import cv2
 import lmdb
@@ -24,48 +22,9 @@ from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
 from memdeblur.data import estrnn_lmdb
-from memdeblur.data.frame_io import read_frame
+from memdeblur.data.frame_io import read_frame, write_png
 from memdeblur.data.video_sources import FolderVideoSource
-
-
-@contextlib.contextmanager
-def staged_outputs(paths, overwrite):
-    """Write several outputs all-or-nothing: yields ``{final path: temporary sibling path}``.
-
-    Existing outputs are refused unless ``overwrite``. On success every temporary path is renamed
-    to its final path (an old output moved aside first and removed last); on any error, or a
-    kill, the temporary paths are removed (or left as hidden ``.partial`` siblings) and the old
-    outputs stay as they were.
-    """
-    existing = [p for p in paths if osp.lexists(p)]
-    if existing and not overwrite:
-        raise FileExistsError(f'{", ".join(existing)} ' + ('exists; pass --force to replace it.' if len(existing) == 1
-                                                           else 'exist; pass --force to replace them.'))
-    tag = uuid.uuid4().hex[:8]
-    staging = {p: osp.join(osp.dirname(osp.abspath(p)), f'.partial-{tag}-{osp.basename(p)}') for p in paths}
-    for tmp in staging.values():
-        os.makedirs(osp.dirname(tmp), exist_ok=True)
-    try:
-        yield staging
-    except BaseException:
-        for tmp in staging.values():
-            _remove(tmp)
-        raise
-    backups = {}
-    for final, tmp in staging.items():
-        if osp.lexists(final):
-            backups[final] = osp.join(osp.dirname(tmp), f'.old-{tag}-{osp.basename(final)}')
-            os.replace(final, backups[final])
-        os.replace(tmp, final)
-    for backup in backups.values():
-        _remove(backup)
-
-
-def _remove(path):
-    if osp.isdir(path) and not osp.islink(path):
-        shutil.rmtree(path)
-    elif osp.lexists(path):
-        os.remove(path)
+from memdeblur.utils.outputs import staged_outputs
 
 
 def load_uint8_bgr(path, size=None):
@@ -106,7 +65,8 @@ def write_basicsr_lmdb(split_root, out_split_root, blur_dirs=('blur', 'blur_gamm
     jobs = [(f'{d}.lmdb', source, 0) for d, source in sources.items()]
     jobs.append(('sharp.lmdb', sources[blur_dirs[0]], 1))
     written = [osp.join(out_split_root, name) for name, _, _ in jobs]
-    with staged_outputs(written, overwrite) as staging:
+    with staged_outputs(folders=written, overwrite=overwrite, inputs=[split_root], tool='tools/prepare_gopro.py'
+                        ) as staging:
         for lmdb_path, (name, source, side) in zip(written, jobs):
             maker = LmdbMaker(staging[lmdb_path], compress_level=compress_level)
             for seq_idx, frame_idx, path in tqdm(_frames(source, side), total=_count(source), desc=name,
@@ -136,7 +96,8 @@ def write_estrnn_lmdb(split_root, out_root, name, split, blur_dir='blur_gamma', 
         entries.append({'length': len(seq), 'name': seq.name, 'frame_names': list(seq.frame_names),
                         'height': height, 'width': width})
     map_size = 2 * sum(e['length'] * e['height'] * e['width'] * 3 for e in entries) + (1 << 20)
-    with staged_outputs(paths, overwrite) as staging:
+    with staged_outputs(files=paths[2:], folders=paths[:2], overwrite=overwrite, inputs=[split_root],
+                        tool='tools/prepare_gopro.py') as staging:
         for side, lmdb_path in enumerate(paths[:2]):
             with lmdb.open(staging[lmdb_path], map_size=map_size) as env, env.begin(write=True) as txn:
                 for seq_idx, frame_idx, path in tqdm(_frames(source, side), total=_count(source),
@@ -156,12 +117,13 @@ def write_gopro_folder(split_root, out_split_root, blur_dirs=('blur_gamma', ), s
     first = sources[blur_dirs[0]]
     written = [osp.join(out_split_root, seq.name) for seq in first.sequences]
     jobs = [(d, source, 0) for d, source in sources.items()] + [('sharp', first, 1)]
-    with staged_outputs(written, overwrite) as staging:
+    with staged_outputs(folders=written, overwrite=overwrite, inputs=[split_root], tool='tools/prepare_gopro.py'
+                        ) as staging:
         for folder, source, side in jobs:
             for seq_idx, frame_idx, path in tqdm(_frames(source, side), total=_count(source), desc=folder,
                                                  unit='frame'):
                 seq = source.sequences[seq_idx]
                 out_dir = osp.join(staging[osp.join(out_split_root, seq.name)], folder)
                 os.makedirs(out_dir, exist_ok=True)
-                cv2.imwrite(osp.join(out_dir, seq.frame_names[frame_idx] + '.png'), load_uint8_bgr(path, size))
+                write_png(osp.join(out_dir, seq.frame_names[frame_idx] + '.png'), load_uint8_bgr(path, size))
     return written

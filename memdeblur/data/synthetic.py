@@ -27,6 +27,9 @@ import numpy as np
 import skimage.data
 from tqdm import tqdm
 
+from memdeblur.data.frame_io import write_png
+from memdeblur.utils.outputs import staged_outputs
+
 PHOTOS = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'motorcycle_left.png')
 GAMMA = 2.2
 
@@ -221,20 +224,22 @@ def write_synthetic_gopro(root, splits=None, num_frames=12, height=128, width=19
     """
     splits = splits or {'train': 4, 'test': 2}
     motion = motion or MotionSettings()
-    if osp.exists(root) and os.listdir(root):
-        raise FileExistsError(f'{root} exists and is not empty; choose a new folder.')
+    if osp.exists(root) and (not osp.isdir(root) or os.listdir(root)):
+        raise FileExistsError(f'{root} exists and is not an empty folder; choose a new folder.')
     rng = np.random.default_rng(seed)
     jobs = [(split, i) for split, count in splits.items() for i in range(count)]
     written = []
-    for split, i in tqdm(jobs, desc='Synthetic sequences', unit='seq', disable=not progress):
-        seq_dir = osp.join(root, split, f'SYN{seed:03d}_{split}_{i:02d}')
-        first = int(rng.integers(1, 50))  # GOPRO's frame numbers do not always start at 1
-        for frame_idx, frame in enumerate(render_sequence(rng, num_frames, height, width, subframes, motion)):
-            for kind, image in frame.items():
-                os.makedirs(osp.join(seq_dir, kind), exist_ok=True)
-                cv2.imwrite(osp.join(seq_dir, kind, f'{first + frame_idx:06d}.png'), image[..., ::-1])
-        written.append(seq_dir)
-    settings = SyntheticSettings(dict(splits), num_frames, height, width, subframes, seed, motion)
-    with open(osp.join(root, SETTINGS_FILE), 'w') as f:
-        json.dump(asdict(settings), f, indent=2)
+    with staged_outputs(folders=[root], overwrite=True, tool='tools/make_synthetic_gopro.py') as staging:
+        for split, i in tqdm(jobs, desc='Synthetic sequences', unit='seq', disable=not progress):
+            seq_name = osp.join(split, f'SYN{seed:03d}_{split}_{i:02d}')
+            first = int(rng.integers(1, 50))  # GOPRO's frame numbers do not always start at 1
+            for frame_idx, frame in enumerate(render_sequence(rng, num_frames, height, width, subframes, motion)):
+                for kind, image in frame.items():
+                    os.makedirs(osp.join(staging[root], seq_name, kind), exist_ok=True)
+                    write_png(osp.join(staging[root], seq_name, kind, f'{first + frame_idx:06d}.png'),
+                              np.ascontiguousarray(image[..., ::-1]))
+            written.append(osp.join(root, seq_name))
+        settings = SyntheticSettings(dict(splits), num_frames, height, width, subframes, seed, motion)
+        with open(osp.join(staging[root], SETTINGS_FILE), 'w') as f:
+            json.dump(asdict(settings), f, indent=2)
     return written

@@ -10,10 +10,10 @@ from torch.utils import data
 from memdeblur.data.dataset_options import check_dataset_options
 from memdeblur.data.errors import DataError
 from memdeblur.data.video_sources import build_video_source
-from memdeblur.utils.option_check import BOOL, INT, optional
+from memdeblur.utils.option_check import BOOL, at_least, optional
 
-TRAIN_DATASET_OPTIONS = {'num_frame': INT, 'gt_size': optional(INT), 'use_hflip': BOOL, 'use_rot': BOOL,
-                         'random_reverse': BOOL}
+TRAIN_DATASET_OPTIONS = {'num_frame': at_least(1), 'gt_size': optional(at_least(1)), 'use_hflip': BOOL,
+                         'use_rot': BOOL, 'random_reverse': BOOL}
 
 
 def clip_problems(sequences, opt):

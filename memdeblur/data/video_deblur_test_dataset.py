@@ -7,9 +7,13 @@ from torch.utils import data
 from memdeblur.data.dataset_options import check_dataset_options
 from memdeblur.data.errors import DataError
 from memdeblur.data.video_sources import build_video_source
-from memdeblur.utils.option_check import INT
+from memdeblur.utils.option_check import INT, OptionError, OptionType, at_least
 
-TEST_DATASET_OPTIONS = {'num_frame': INT, 'overlap': INT}
+TEST_DATASET_OPTIONS = {
+    'num_frame': OptionType('-1 (whole sequences) or a window of at least 1 frame',
+                            lambda value: INT(value) and (value == -1 or value >= 1)),
+    'overlap': at_least(0),
+}
 
 
 def split_into_windows(num_frames, window, overlap):
@@ -57,6 +61,10 @@ class VideoDeblurTestDataset(data.Dataset):
     def check_options(opt):
         """Refuse unknown, mistyped or missing options (``memdeblur.data.dataset_options``)."""
         check_dataset_options(opt, TEST_DATASET_OPTIONS, required=())
+        window, overlap = opt.get('num_frame', -1), opt.get('overlap', 0)
+        if window > 0 and overlap >= window:
+            raise OptionError(f'datasets:{opt.get("phase", "test")}: overlap={overlap} must be smaller than '
+                              f'num_frame={window}.')
 
     def __init__(self, opt):
         super().__init__()

@@ -38,6 +38,7 @@ from memdeblur.data.frame_io import IMAGE_EXTENSIONS, decode_frame, probe_frame,
 from memdeblur.data.frame_names import natural_sorted, numbering_gaps
 from memdeblur.data.lmdb_files import open_lmdb_readonly
 from memdeblur.utils.option_check import BOOL, INT_LIST, STR, one_of, optional
+from memdeblur.utils.outputs import plain_name_problem
 
 FOLDER_LAYOUTS = {
     'gopro': (None, 'sharp'),  # blurry folder: the blur_dir option ('blur' or 'blur_gamma')
@@ -270,6 +271,10 @@ class BasicsrLmdbVideoSource:
                                 f'{line.strip()!r}.') from err
             if '/' not in key:
                 raise DataError(f'{meta_path}, line {line_no}: key {key!r} is not <sequence>/<frame>.')
+            for name in key.rsplit('/', 1):
+                if plain_name_problem(name):
+                    raise DataError(f'{meta_path}, line {line_no}: key {key!r} names {name!r}, which becomes a file '
+                                    f'or folder name, but {plain_name_problem(name)}.')
             meta[key] = (height, width)
         if not meta:
             raise DataError(f'{meta_path} lists no frames.')

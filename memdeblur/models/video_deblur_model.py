@@ -18,6 +18,7 @@ Extends BasicSR's ``VideoRecurrentModel`` and overrides only what differs for de
 * checkpoints and training states are written atomically (a kill mid-save leaves the previous
   file, never a truncated one).
 """
+import collections
 import os
 import os.path as osp
 import time
@@ -161,13 +162,27 @@ class VideoDeblurModel(VideoRecurrentModel):
         atomic_torch_save(checkpoint, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
     def save_training_state(self, epoch, current_iter):
-        """BasicSR's resumable training state, written atomically; errors propagate."""
+        """BasicSR's resumable training state, written atomically; errors propagate.
+
+        The state holds tensors, numbers and plain containers only, so that it loads with
+        ``weights_only=True``: a scheduler's ``Counter`` (``MultiStepRestartLR``'s milestones) is saved as
+        a dict and made a ``Counter`` again by ``resume_training``.
+        """
         if current_iter == -1:
             return
-        state = {'epoch': epoch, 'iter': current_iter,
-                 'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        schedulers = [{k: dict(v) if isinstance(v, collections.Counter) else v for k, v in s.state_dict().items()}
+                      for s in self.schedulers]
+        state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': schedulers}
         atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
+
+    def resume_training(self, resume_state):
+        """BasicSR's ``resume_training``; scheduler attributes that are ``Counter``s stay ``Counter``s."""
+        counters = [[k for k, v in vars(s).items() if isinstance(v, collections.Counter)] for s in self.schedulers]
+        super().resume_training(resume_state)
+        for scheduler, keys in zip(self.schedulers, counters):
+            for key in keys:
+                setattr(scheduler, key, collections.Counter(getattr(scheduler, key)))
 
     def training_outputs(self):
         """What the loss compares with ``training_target``; subclasses return several scales."""

@@ -1,20 +1,14 @@
-"""Writing files so that a reader sees the old file or the complete new one, never a partial one.
+"""Saving checkpoints and training states so that a reader sees the old file or the complete new one.
 
 A process killed while ``torch.save`` writes in place leaves a truncated checkpoint or training
-state behind, and ``--auto_resume`` then dies on it. Writing to a temporary file in the same
-folder and renaming it over the target (atomic on POSIX and Windows) closes that window.
+state behind, and ``--auto_resume`` then dies on it. ``memdeblur.utils.outputs.atomic_file``
+writes a temporary sibling and renames it over the target (atomic on POSIX and Windows).
 """
 import os
-import os.path as osp
-import tempfile
 
 import torch
 
-
-def _current_umask():
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
+from memdeblur.utils.outputs import atomic_file
 
 
 def atomic_torch_save(obj, path):
@@ -22,17 +16,7 @@ def atomic_torch_save(obj, path):
 
     Errors propagate (unlike BasicSR's saves, which log and carry on without the file).
     """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.partial', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_path, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide the file from others
-        os.replace(tmp_path, path)
-    except BaseException:
-        if osp.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    with atomic_file(path) as tmp, open(tmp, 'wb') as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())

@@ -12,6 +12,8 @@ regular expressions (``OFFICIAL_KEY_RULES``); no original module code is involve
 load is checked key by key and shape by shape against the target network first, so a wrong
 file or a different configuration fails with a list of the differences, never silently.
 """
+import collections
+import contextlib
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -76,14 +78,25 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used for the requested network."""
 
 
-def read_checkpoint(path):
-    """Load a checkpoint file onto the CPU, with a clear error for missing or unreadable files."""
+def read_checkpoint(path, what='Checkpoint'):
+    """Load a PyTorch file (checkpoint, training state, test vectors) onto the CPU without running code from it.
+
+    ``torch.load(weights_only=True)``: tensors, numbers and plain containers only. Training states written
+    before they were plain may hold a ``collections.Counter`` (the milestones of BasicSR's
+    ``MultiStepRestartLR``), allowed where this torch can allow it.
+
+    Raises:
+        CheckpointError: naming the file when it is missing, corrupt, or asks to run code.
+    """
     if not osp.isfile(path):
-        raise CheckpointError(f'Checkpoint {path!r} does not exist.')
+        raise CheckpointError(f'{what} {path!r} does not exist.')
+    allow = getattr(torch.serialization, 'safe_globals', None)
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f'Checkpoint {path!r} could not be read as a PyTorch file: {err}') from err
+        with allow([collections.Counter]) if allow else contextlib.nullcontext():
+            return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt, foreign or crafted files
+        raise CheckpointError(f'{what} {path!r} could not be read as a PyTorch file of tensors and plain values: '
+                              f'{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""}') from err
 
 
 def is_official_checkpoint(checkpoint):

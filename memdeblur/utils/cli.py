@@ -1,15 +1,31 @@
-"""Command-line parsers for the tools: a description with examples, and every option's default.
+"""Command lines of the tools: parsers with examples and defaults, and errors printed, not raised.
 
 Every tool builds its parser with ``tool_parser(__doc__)``: the module docstring (what the tool
 does, example commands) is the ``--help`` text, kept as written, and each option's default is
 appended to its help unless the help already says it. ``tools/train.py`` and ``tools/test.py``
 use ``basicsr_parser``: BasicSR's own parser has no description and offers training flags to
-testing; ours validates the command line and documents it, then BasicSR's pipeline (which reads
-``sys.argv`` again) runs unchanged.
+testing; ours validates the command line and documents it, the options file is read safely
+(``memdeblur.utils.run_options``), then BasicSR's pipeline runs on it (``run_basicsr_pipeline``).
+
+Every tool runs its ``main`` through ``run_tool``: the errors a user can cause (bad options,
+data, checkpoints, outputs, files) print one ``error:`` line and exit with status 1; the full
+traceback only with ``--debug``. SIGTERM is turned into an exception, so that temporary outputs
+are removed as on Ctrl-C.
 """
 import argparse
-import os.path as osp
+import signal
 import sys
+
+import yaml
+
+from memdeblur.data.errors import DataError
+from memdeblur.utils.checkpoint import CheckpointError
+from memdeblur.utils.option_check import OptionError
+from memdeblur.utils.outputs import OutputError
+
+# What a user's files, options and machine can cause; anything else is a bug and keeps its traceback.
+USER_ERRORS = (OptionError, DataError, CheckpointError, OutputError, yaml.YAMLError, OSError)
+DEBUG_HELP = 'show the full traceback of an error (default: one line saying what is wrong)'
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -24,22 +40,52 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def tool_parser(doc, **kwargs):
-    """An ArgumentParser whose description is the tool's module docstring."""
-    return argparse.ArgumentParser(description=doc.strip(), formatter_class=HelpFormatter, **kwargs)
+def tool_parser(doc, debug_help=DEBUG_HELP, **kwargs):
+    """An ArgumentParser whose description is the tool's module docstring, with ``--debug``."""
+    parser = argparse.ArgumentParser(description=doc.strip(), formatter_class=HelpFormatter, **kwargs)
+    parser.add_argument('--debug', action='store_true', help=debug_help)
+    return parser
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks and context managers clean up."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(128 + signum)
+
+
+def run_tool(main, argv=None):
+    """Run a tool's ``main(argv)`` and exit with its status; user errors print ``error: ...`` and exit 1.
+
+    With ``--debug`` on the command line, errors keep their traceback.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        status = main(argv)
+    except USER_ERRORS as err:
+        if '--debug' in argv:
+            raise
+        sys.exit(f'error: {err}')
+    except KeyboardInterrupt:
+        if '--debug' in argv:
+            raise
+        sys.exit('interrupted; nothing partial was left in place of an output.')
+    sys.exit(status or 0)
 
 
 def basicsr_parser(doc, training):
     """The flags of BasicSR's ``parse_options`` that apply to training (``training``) or testing."""
-    parser = tool_parser(doc)
+    debug_help = ("BasicSR's debug mode: print and validate every few iterations, name gets a debug_ prefix; "
+                  "full tracebacks" if training else DEBUG_HELP)
+    parser = tool_parser(doc, debug_help)
     parser.add_argument('-opt', required=True, metavar='OPTIONS.yml', help='options file (YAML)')
     parser.add_argument('--launcher', choices=('none', 'pytorch', 'slurm'), default='none',
                         help='multi-process launcher: pytorch under torchrun, slurm under srun')
     if training:
         parser.add_argument('--auto_resume', action='store_true',
                             help='resume from the newest readable training state of this experiment, if any')
-        parser.add_argument('--debug', action='store_true',
-                            help="BasicSR's debug mode: print and validate every few iterations, name gets a debug_ prefix")
     parser.add_argument('--local_rank', type=int, default=0, help='process rank (set by torch.distributed.launch)')
     parser.add_argument('--force_yml', nargs='+', default=None, metavar='KEY:SUBKEY=VALUE',
                         help='override options, e.g. datasets:test:dataroot=/data/GOPRO/test')
@@ -47,17 +93,25 @@ def basicsr_parser(doc, training):
 
 
 def run_basicsr_pipeline(pipeline, root, doc, training, argv=None):
-    """Validate the command line with ``basicsr_parser``, then run BasicSR's ``pipeline`` in ``root``
-    (where ``experiments/`` and ``results/`` go).
+    """Run BasicSR's train or test ``pipeline`` in ``root`` (where ``experiments/`` and ``results/`` go) on
+    the options file of the command line, read and checked by ``read_options`` before anything runs.
 
-    A missing options file is reported here, naming it, instead of as a traceback from BasicSR.
+    BasicSR sees the command line without ``--force_yml`` (applied here) and, when testing, without
+    ``--debug`` (here: tracebacks), through ``basicsr_compat.trusted_pipeline``.
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = basicsr_parser(doc, training).parse_args(argv)
-    if not osp.isfile(args.opt):
-        sys.exit(f'error: options file {args.opt} does not exist.')
-    sys.argv = [sys.argv[0], *argv]
-    pipeline(root)
+    from memdeblur.basicsr_compat import trusted_pipeline
+    from memdeblur.utils.run_options import read_options
+
+    def main(argv):
+        args = basicsr_parser(doc, training).parse_args(argv)
+        opt = read_options(args.opt, args.force_yml)
+        basicsr_argv = ['-opt', args.opt, '--launcher', args.launcher, '--local_rank', str(args.local_rank)]
+        if training:
+            basicsr_argv += ['--auto_resume'] * args.auto_resume + ['--debug'] * args.debug
+        with trusted_pipeline(opt, basicsr_argv):
+            pipeline(root)
+
+    run_tool(main, argv)
 
 
 def frame_size(text):

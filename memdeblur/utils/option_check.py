@@ -48,6 +48,17 @@ NUMBER_LIST = OptionType('a list of numbers',
                          lambda value: isinstance(value, (list, tuple)) and all(_is_number(v) for v in value))
 
 
+def at_least(minimum, option_type=INT):
+    """``option_type`` (an integer by default) no smaller than ``minimum``."""
+    return OptionType(f'{option_type.description} of at least {minimum}',
+                      lambda value: option_type(value) and value >= minimum)
+
+
+def positive(option_type=NUMBER):
+    """``option_type`` (a number by default) greater than zero."""
+    return OptionType(f'{option_type.description} greater than 0', lambda value: option_type(value) and value > 0)
+
+
 def optional(option_type):
     """``option_type`` or None (``~`` in YAML)."""
     return OptionType(f'{option_type.description}, or ~', lambda value: value is None or option_type(value))

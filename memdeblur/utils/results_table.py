@@ -4,10 +4,12 @@ The overall row averages over frames, as the released evaluation does (GOPRO: 11
 11 sequences of different lengths); the per-sequence rows average over each sequence's frames.
 """
 import csv
-import os
+import io
 from collections import OrderedDict
 
 import numpy as np
+
+from memdeblur.utils.outputs import write_text_atomic
 
 AVERAGE_ROW = 'average (all frames)'
 
@@ -39,12 +41,12 @@ def summarize(records, metric_names):
 
 
 def write_csv(path, rows):
-    """Write rows (dicts with the same keys) to ``path``."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    """Write rows (dicts with the same keys) to ``path`` as a whole (``outputs.write_text_atomic``)."""
+    text = io.StringIO(newline='')
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())
 
 
 def markdown_table(rows, precision=4):
@@ -65,7 +67,5 @@ def write_markdown(path, title, rows, facts):
 
 
 def write_lines(path, lines):
-    """Write ``lines`` (a Markdown report) to ``path``, creating its folder."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
+    """Write ``lines`` (a Markdown report) to ``path`` as a whole, creating its folder."""
+    write_text_atomic(path, '\n'.join(lines) + '\n')

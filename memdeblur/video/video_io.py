@@ -5,19 +5,19 @@ bundles FFmpeg), a folder of frames, or a folder of sequence folders. Outputs: a
 CRF 17: visually lossless; yuv444p for odd frame sizes, which yuv420p cannot hold) or a folder
 of PNG frames. Frames are (H, W, 3) uint8 RGB numpy arrays.
 """
+import contextlib
 import os
 import os.path as osp
-import shutil
 from dataclasses import dataclass
 from fractions import Fraction
 
 import av
-import cv2
 import numpy as np
 
 from memdeblur.data.errors import DataError
-from memdeblur.data.frame_io import IMAGE_EXTENSIONS, read_frame
+from memdeblur.data.frame_io import IMAGE_EXTENSIONS, read_frame, write_png
 from memdeblur.data.frame_names import natural_sorted
+from memdeblur.utils.outputs import OutputError, staged_outputs
 
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.m4v', '.webm', '.mpg', '.mpeg', '.wmv')
 DEFAULT_FPS = Fraction(30)  # for frame folders, which carry no frame rate
@@ -118,25 +118,31 @@ def read_folder_frames(folder):
 class VideoWriter:
     """Writes RGB frames to an mp4 (H.264, CRF 17) or, for a path without a video extension, a folder of PNGs.
 
-    Everything is written to a temporary sibling and renamed into place by ``close``, so a failure
-    half-way never leaves a partial output or touches an existing one. Use as a context manager.
+    The output is written whole or not at all (``memdeblur.utils.outputs.staged_outputs``): frames go
+    to a temporary sibling, which ``close`` checks (every PNG complete; the video read back with as
+    many frames as were written) and only then renames into place; an error, Ctrl-C or SIGTERM
+    leaves an existing output untouched and nothing behind. Use as a context manager.
 
     Args:
         path (str): Output mp4 file or folder.
         fps (Fraction): Frame rate of the mp4.
         frame_names (list[str] | None): PNG file stems (default: 000000, 000001, ...).
+        inputs (list[str]): What the run reads: the output may not be, contain or lie inside one.
+        overwrite (bool): Replace an existing output (``--force``), if it is one this tool could have written.
     """
 
-    def __init__(self, path, fps, frame_names=None):
+    def __init__(self, path, fps, frame_names=None, inputs=(), overwrite=False):
         self.path = path
         self.fps = fps
         self.frame_names = frame_names
         self.is_video = path.lower().endswith(VIDEO_EXTENSIONS)
-        parent = osp.dirname(osp.abspath(path))
-        os.makedirs(parent, exist_ok=True)
-        self.tmp_path = osp.join(parent, f'.partial-{os.getpid()}-{osp.basename(path)}')
         self.count = 0
         self._container = self._stream = None
+        self._stage = contextlib.ExitStack()
+        staging = self._stage.enter_context(staged_outputs(
+            files=[path] if self.is_video else [], folders=[] if self.is_video else [path], overwrite=overwrite,
+            inputs=inputs, tool='tools/deblur_video.py'))
+        self.tmp_path = staging[path]
         if not self.is_video:
             os.makedirs(self.tmp_path)
 
@@ -144,7 +150,7 @@ class VideoWriter:
         """Append one (H, W, 3) uint8 RGB frame."""
         if not self.is_video:
             name = self.frame_names[self.count] if self.frame_names else f'{self.count:06d}'
-            cv2.imwrite(osp.join(self.tmp_path, f'{name}.png'), frame[..., ::-1])
+            write_png(osp.join(self.tmp_path, f'{name}.png'), np.ascontiguousarray(frame[..., ::-1]))
         else:
             if self._container is None:
                 self._open_video(*frame.shape[:2])
@@ -159,28 +165,41 @@ class VideoWriter:
         self._stream.pix_fmt = 'yuv420p' if height % 2 == 0 and width % 2 == 0 else 'yuv444p'
         self._stream.options = {'crf': '17', 'preset': 'medium'}
 
+    def _check_video(self):
+        """Read the finished video back: it must open and hold every frame written."""
+        try:
+            with av.open(self.tmp_path) as container:
+                stream = container.streams.video[0]
+                frames = stream.frames or sum(1 for _ in container.decode(stream))
+        except (av.FFmpegError, IndexError) as err:
+            raise OutputError(f'{self.path}: the video written cannot be read back ({err}); nothing was replaced.'
+                              ) from err
+        if frames != self.count:
+            raise OutputError(f'{self.path}: {frames} of {self.count} frames reached the video; nothing was replaced.')
+
     def close(self):
-        """Finish the file and move it into place (nothing is moved when no frame was written)."""
-        if self.count == 0:
+        """Finish and check the output, then move it into place."""
+        try:
+            if self.count == 0:
+                raise DataError(f'No frame was written to {self.path}.')
+            if self._container is not None:
+                for packet in self._stream.encode():
+                    self._container.mux(packet)
+                self._container.close()
+                self._container = None
+                self._check_video()
+        except BaseException:
             self.abort()
-            raise DataError(f'No frame was written to {self.path}.')
-        if self._container is not None:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
-            self._container.close()
-        if osp.isdir(self.path) and not osp.islink(self.path):
-            shutil.rmtree(self.path)
-        os.replace(self.tmp_path, self.path)
+            raise
+        self._stage.close()
 
     def abort(self):
-        """Drop the temporary output."""
+        """Drop the temporary output; an existing output stays as it was."""
         if self._container is not None:
-            self._container.close()
+            with contextlib.suppress(av.FFmpegError, OSError):
+                self._container.close()
             self._container = None
-        if osp.isdir(self.tmp_path):
-            shutil.rmtree(self.tmp_path)
-        elif osp.exists(self.tmp_path):
-            os.remove(self.tmp_path)
+        self._stage.__exit__(OutputError, OutputError('aborted'), None)
 
     def __enter__(self):
         return self
