@@ -60,7 +60,8 @@ def training(lines, num_gpu=1):
         write_synthetic_gopro(data, {'train': 2, 'test': 1}, num_frames=12, height=128, width=192, seed=3,
                               progress=False)
         overrides = [
-            f'num_gpu={num_gpu}', 'train:total_iter=30', 'train:ema_decay=0.9', 'val:val_freq=30', 'logger:print_freq=10',
+            f'num_gpu={num_gpu}', 'train:total_iter=30', 'train:ema_decay=0.9', 'val:val_freq=30',
+            'logger:print_freq=10',
             'logger:save_checkpoint_freq=30', f'datasets:train:dataroot={data}/train',
             f'datasets:val:dataroot={data}/test', 'datasets:train:num_worker_per_gpu=2'
         ]

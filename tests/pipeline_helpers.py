@@ -1,10 +1,15 @@
-"""Running BasicSR's train/test pipelines in a subprocess, rooted in a temporary folder.
+"""Running BasicSR's train/test pipelines in a subprocess, rooted in a temporary folder, and the tools.
 
 ``tools/train.py`` and ``tools/test.py`` call ``train_pipeline``/``test_pipeline`` with the
 repository as root, so experiments land in the checkout; tests call the same pipelines with a
 temporary root instead, in a fresh interpreter (BasicSR's logger and argv parsing are global).
 """
+import contextlib
+import io
+import logging
 import os
+import runpy
+import signal
 import subprocess
 import sys
 
@@ -28,6 +33,45 @@ def run_pipeline(kind, root, opt_path, *args, timeout=600):
     command = [sys.executable, '-c', RUNNER.format(kind=kind), str(root), '-opt', str(opt_path), *args]
     env = {**os.environ, 'PYTHONPATH': REPO_ROOT}
     return subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def run_tool(tool, *args, cwd=None, fresh=False):
+    """Run ``tools/<tool>`` with ``args`` as its command line does; returns a completed process (text output).
+
+    ``fresh``: in a new interpreter. Otherwise the tool's file runs here as ``__main__`` (``runpy``), which
+    spares the seconds of imports a new interpreter costs; an exit message becomes stderr and status 1, as
+    the interpreter makes it, and an exception that escapes the tool propagates (the test fails with it).
+    BasicSR's logger and the SIGTERM handler are restored afterwards.
+    """
+    path = os.path.join(REPO_ROOT, 'tools', tool)
+    argv = [path, *map(str, args)]
+    if fresh:
+        return subprocess.run([sys.executable, *argv], cwd=cwd or REPO_ROOT, capture_output=True, text=True,
+                              env={**os.environ, 'PYTHONPATH': REPO_ROOT})
+    import basicsr.utils.logger
+    logger = logging.getLogger('basicsr')
+    saved = (sys.argv, os.getcwd(), logger.handlers[:], logger.level, dict(basicsr.utils.logger.initialized_logger),
+             signal.getsignal(signal.SIGTERM))
+    out, err = io.StringIO(), io.StringIO()
+    status = 0
+    try:
+        sys.argv = argv
+        os.chdir(cwd or REPO_ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runpy.run_path(path, run_name='__main__')
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str):
+            err.write(exit_.code + '\n')
+        status = 1 if isinstance(exit_.code, str) else exit_.code or 0
+    finally:
+        sys.argv = saved[0]
+        os.chdir(saved[1])
+        logger.handlers[:] = saved[2]
+        logger.setLevel(saved[3])
+        basicsr.utils.logger.initialized_logger.clear()
+        basicsr.utils.logger.initialized_logger.update(saved[4])
+        signal.signal(signal.SIGTERM, saved[5])
+    return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())
 
 
 def load_options(name):

@@ -11,6 +11,7 @@ from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.utils.checkpoint import (CheckpointError, convert_checkpoint, convert_official_state_dict,
                                         load_pretrained)
 from tests.conftest import REPO_ROOT
+from tests.pipeline_helpers import run_tool
 
 UNUSED_OFFICIAL_KEYS = {'conv_hr.weight', 'conv_hr.bias', 'conv_last.weight', 'conv_last.bias'}
 
@@ -76,19 +77,18 @@ def test_unreadable_missing_and_foreign_files_name_the_file(tmp_path):
 
 def test_converter_cli_never_overwrites(memdeblur_official_checkpoint, tmp_path):
     dst = tmp_path / 'out' / 'memdeblur.pth'
-    command = [sys.executable, osp.join(REPO_ROOT, 'tools', 'convert_checkpoint.py'), memdeblur_official_checkpoint,
-               str(dst)]
-    first = subprocess.run(command, capture_output=True, text=True)
+    command = [memdeblur_official_checkpoint, dst]
+    first = run_tool('convert_checkpoint.py', *command)
     assert first.returncode == 0, first.stderr
     assert 'Converted 485 tensors' in first.stdout
     before = dst.read_bytes()
-    again = subprocess.run(command, capture_output=True, text=True)
+    again = run_tool('convert_checkpoint.py', *command)
     assert again.returncode != 0 and 'exists' in again.stderr and '--force' in again.stderr
     assert dst.read_bytes() == before
-    forced = subprocess.run(command + ['--force'], capture_output=True, text=True)
+    forced = run_tool('convert_checkpoint.py', *command, '--force')
     assert forced.returncode == 0, forced.stderr
-    same_file = subprocess.run(command[:2] + [memdeblur_official_checkpoint, memdeblur_official_checkpoint, '--force'],
-                               capture_output=True, text=True)
+    same_file = run_tool('convert_checkpoint.py', memdeblur_official_checkpoint, memdeblur_official_checkpoint,
+                         '--force')
     assert same_file.returncode != 0 and 'over its source' in same_file.stderr
 
 
@@ -134,16 +134,15 @@ def test_converter_never_destroys_its_source_through_links_or_folders(memdeblur_
     symlink.symlink_to(source)
     os.link(source, hardlink)
     folder.mkdir()
-    tool = [sys.executable, osp.join(REPO_ROOT, 'tools', 'convert_checkpoint.py'), str(source)]
     for link in (symlink, hardlink):
-        result = subprocess.run(tool + [str(link), '--force'], capture_output=True, text=True)
+        result = run_tool('convert_checkpoint.py', source, link, '--force')
         assert result.returncode != 0 and 'over its source' in result.stderr and 'a link to it' in result.stderr
         assert source.read_bytes() == original
-    result = subprocess.run(tool + [str(folder), '--force'], capture_output=True, text=True)
+    result = run_tool('convert_checkpoint.py', source, folder, '--force')
     assert result.returncode != 0 and f"Destination '{folder}' is a folder" in result.stderr
     assert list(folder.iterdir()) == []
     converted = tmp_path / 'converted.pth'
-    assert subprocess.run(tool + [str(converted)], capture_output=True, text=True).returncode == 0
+    assert run_tool('convert_checkpoint.py', source, converted).returncode == 0
     assert source.read_bytes() == original and not list(tmp_path.glob('.*partial'))
 
 

@@ -48,8 +48,8 @@ def test_tool_counts_one_file_and_writes_the_table_of_all(tmp_path):
 def test_paper_figures_at_720p_over_100_frames():
     """Released within 1% of the authors' 325.48; Slim and Table 7 a constant 14.9 GMACs (one redundant
     full-resolution pass of D) below the paper's 197.34 / 201.10 / 218.79 (options/README.md)."""
-    assert measure_complexity(MemDeblurNet()).thop_gmacs == pytest.approx(325.48, rel=0.01)
+    assert measure_complexity(MemDeblurNet(), exact=False).thop_gmacs == pytest.approx(325.48, rel=0.01)
     slim = dict(bidirectional=False, scales=[1])
-    gaps = [paper - measure_complexity(MemDeblurNet(**slim, mem_every=[period])).thop_gmacs
+    gaps = [paper - measure_complexity(MemDeblurNet(**slim, mem_every=[period]), exact=False).thop_gmacs
             for period, paper in ((5, 197.34), (3, 201.10), (1, 218.79))]
     assert gaps == pytest.approx([14.9] * 3, abs=0.1)

@@ -5,8 +5,6 @@ tables, all-or-nothing conversion, and tools/check_data.py listing every problem
 """
 import os
 import shutil
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -17,7 +15,7 @@ from memdeblur.data.errors import DataError
 from memdeblur.data.frame_names import natural_sorted, numbering_gaps
 from memdeblur.data.prepare import write_basicsr_lmdb, write_estrnn_lmdb
 from memdeblur.data.video_sources import build_video_source
-from tests.conftest import REPO_ROOT
+from tests.pipeline_helpers import run_tool
 
 
 @pytest.fixture
@@ -119,23 +117,18 @@ def test_truncated_lmdb_garbage_meta_info_and_garbage_table_name_the_file(split,
                             'split': 'train'})
 
 
-def run_tool(*args):
-    return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          env={**os.environ, 'PYTHONPATH': REPO_ROOT})
-
-
 def test_prepare_force_keeps_the_old_outputs_when_a_frame_is_corrupt(split, tmp_path):
     """--force builds into temporary siblings: a corrupt frame half-way leaves the old LMDBs as they were."""
     src = tmp_path / 'GOPRO'
     src.mkdir()
     split.rename(src / 'train')
     dst = tmp_path / 'out'
-    first = run_tool('tools/prepare_gopro.py', str(src), str(dst), '--format', 'lmdb', '--splits', 'train')
+    first = run_tool('prepare_gopro.py', str(src), str(dst), '--format', 'lmdb', '--splits', 'train')
     assert first.returncode == 0, first.stderr
     before = {p: p.read_bytes() for p in sorted(dst.rglob('*')) if p.is_file()}
     victim = sorted((sequences(src / 'train')[1] / 'sharp').iterdir())[5]
     victim.write_bytes(victim.read_bytes()[:200])  # header intact, pixels cut off
-    again = run_tool('tools/prepare_gopro.py', str(src), str(dst), '--format', 'lmdb', '--splits', 'train',
+    again = run_tool('prepare_gopro.py', str(src), str(dst), '--format', 'lmdb', '--splits', 'train',
                      '--force')
     assert again.returncode != 0 and f'{victim}' in again.stderr and 'unreadable or corrupt' in again.stderr
     after = {p: p.read_bytes() for p in sorted(dst.rglob('*')) if p.is_file()}
@@ -164,7 +157,7 @@ def test_check_data_reports_every_problem_at_once(split, tmp_path):
                 'blur_dir': 'blur_gamma'}}}
     opt_path = tmp_path / 'options.yml'
     opt_path.write_text(yaml.safe_dump(opt))
-    result = run_tool('tools/check_data.py', '-opt', str(opt_path), '--no-progress')
+    result = run_tool('check_data.py', '-opt', str(opt_path), '--no-progress')
     assert result.returncode == 1, result.stderr
     out = result.stdout
     assert f'Frame {truncated} is unreadable or corrupt' in out
@@ -180,11 +173,11 @@ def test_check_data_passes_clean_data_and_reports_option_typos(synthetic_gopro, 
                                 'dataroot': str(synthetic_gopro / 'test')}}}
     opt_path = tmp_path / 'clean.yml'
     opt_path.write_text(yaml.safe_dump(opt))
-    clean = run_tool('tools/check_data.py', '-opt', str(opt_path), '--no-progress')
+    clean = run_tool('check_data.py', '-opt', str(opt_path), '--no-progress')
     assert clean.returncode == 0 and '1 sequences, 8 frames: OK' in clean.stdout, clean.stdout + clean.stderr
     opt['datasets']['val']['num_fram'] = 4
     opt_path.write_text(yaml.safe_dump(opt))
-    typo = run_tool('tools/check_data.py', '-opt', str(opt_path), '--no-progress')
+    typo = run_tool('check_data.py', '-opt', str(opt_path), '--no-progress')
     assert typo.returncode == 1 and "unknown option 'num_fram'; did you mean 'num_frame'?" in typo.stdout
 
 
@@ -199,5 +192,5 @@ def test_check_data_finds_a_corrupt_lmdb_value(split, tmp_path):
                                 'dataroot': str(tmp_path / 'lmdb')}}}
     opt_path = tmp_path / 'lmdb.yml'
     opt_path.write_text(yaml.safe_dump(opt))
-    result = run_tool('tools/check_data.py', '-opt', str(opt_path), '--no-progress')
+    result = run_tool('check_data.py', '-opt', str(opt_path), '--no-progress')
     assert result.returncode == 1 and f'Frame {key} in ' in result.stdout and 'unreadable or corrupt' in result.stdout

@@ -31,6 +31,7 @@ from memdeblur.utils.run_options import read_options
 from memdeblur.utils.safe_load import apply_overrides, load_options, parse_override
 from memdeblur.video.video_io import VideoWriter
 from tests.conftest import REPO_ROOT
+from tests.pipeline_helpers import run_tool
 
 
 class Payload:
@@ -41,12 +42,6 @@ class Payload:
 
     def __reduce__(self):
         return os.system, (f'touch {self.marker}', )
-
-
-def run_tool(tool, *args, cwd=None):
-    """Run ``tools/<tool>`` in a fresh interpreter; returns the completed process (text output)."""
-    return subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'tools', tool), *map(str, args)], cwd=cwd or REPO_ROOT,
-                          capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': REPO_ROOT})
 
 
 def assert_clear_error(result, *words):
@@ -61,7 +56,8 @@ def assert_clear_error(result, *words):
 def test_options_files_are_read_safely_with_yaml_features_kept(tmp_path):
     marker = tmp_path / 'marker'
     crafted = tmp_path / 'crafted.yml'
-    crafted.write_text(f'name: x\nmodel_type: MemDeblurModel\npath:\n  note: !!python/object/apply:os.system ["touch {marker}"]\n')
+    crafted.write_text('name: x\nmodel_type: MemDeblurModel\npath:\n'
+                       f'  note: !!python/object/apply:os.system ["touch {marker}"]\n')
     with pytest.raises(OptionError, match=r'crafted\.yml, line 4: .*python/object/apply.*refused'):
         load_options(crafted)
     assert not marker.exists()
@@ -238,7 +234,8 @@ def test_force_replaces_only_outputs_the_tool_wrote(tool_options, tmp_path):
     assert_clear_error(result, 'memdeblur did not write', 'mine.txt')
     (out / 'mine.txt').unlink()
     for _ in range(2):  # the second run replaces what the first wrote
-        result = run_tool('deblur_video.py', tmp_path / 'frames', '-o', out, '--opt', tool_options, '--force')
+        result = run_tool('deblur_video.py', tmp_path / 'frames', '-o', out, '--opt', tool_options, '--force',
+                          fresh=True)
         assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, '0000.png', '0001.png', '0002.png']
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
@@ -315,8 +312,9 @@ def small_disk(tmp_path):
 def test_a_full_disk_is_an_error_that_leaves_nothing_partial(tool_options, tmp_path, small_disk, kind):
     make_frames(tmp_path / 'frames', count=12, size=(256, 256))
     output = small_disk / kind
-    (small_disk / 'filler').write_bytes(b'\0' * (1536 * 1024))  # what is left holds a few frames at most
-    result = run_tool('deblur_video.py', tmp_path / 'frames', '-o', output, '--opt', tool_options)
+    room = 512 * 1024 if kind == 'frames' else 48 * 1024  # a few frames at most / part of the encoded video
+    (small_disk / 'filler').write_bytes(b'\0' * (2048 * 1024 - room))
+    result = run_tool('deblur_video.py', tmp_path / 'frames', '-o', output, '--opt', tool_options, fresh=True)
     assert_clear_error(result, 'No space left on device')
     assert sorted(p.name for p in small_disk.iterdir()) == ['filler']
 
@@ -389,7 +387,7 @@ def test_every_tool_reports_wrong_values_and_missing_files_in_one_line(tool, arg
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    result = run_tool('check_data.py', '-opt', tmp_path / 'missing.yml', '--debug')
+    result = run_tool('check_data.py', '-opt', tmp_path / 'missing.yml', '--debug', fresh=True)
     assert result.returncode == 1 and 'Traceback' in result.stderr and 'OptionError' in result.stderr
 
 

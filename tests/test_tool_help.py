@@ -1,14 +1,11 @@
 """Every tool explains itself: --help describes it with examples and gives each option its default."""
 import argparse
 import importlib
-import os.path as osp
-import subprocess
-import sys
 
 import pytest
 
 from memdeblur.utils.cli import basicsr_parser
-from tests.conftest import REPO_ROOT
+from tests.pipeline_helpers import run_tool
 
 TOOLS = ('check_data', 'compare', 'complexity', 'convert_checkpoint', 'deblur_video', 'demo', 'make_synthetic_gopro',
          'prepare_gopro', 'verify_official_checkpoint')
@@ -61,9 +58,7 @@ def test_defaults_appear_in_the_help_text():
 
 @pytest.mark.parametrize('tool', ('train', 'test'))
 def test_train_and_test_help_and_missing_options_file(tool, tmp_path):
-    script = osp.join(REPO_ROOT, 'tools', f'{tool}.py')
-    shown = subprocess.run([sys.executable, script, '--help'], capture_output=True, text=True, cwd=tmp_path)
+    shown = run_tool(f'{tool}.py', '--help', cwd=tmp_path)
     assert shown.returncode == 0 and f'python tools/{tool}.py -opt options/' in shown.stdout
-    missing = subprocess.run([sys.executable, script, '-opt', 'nowhere.yml'], capture_output=True, text=True,
-                             cwd=tmp_path)
+    missing = run_tool(f'{tool}.py', '-opt', 'nowhere.yml', cwd=tmp_path)
     assert missing.returncode != 0 and 'nowhere.yml does not exist' in missing.stderr

@@ -27,21 +27,25 @@ def losses(log):
 
 
 def test_training_lowers_the_loss_and_beats_the_blurry_input(tmp_path):
-    """The demo's synthetic recipe (800 iterations) on a smaller synthetic set, held-out validation."""
+    """The demo's synthetic recipe on a smaller synthetic set with held-out validation, shortened to fit CI:
+    120 iterations of 32x32 crops, the cosine schedule over those 120 (the demo: 800 of 64x64, ten minutes).
+    On our CPU the held-out PSNR passed the blurry input's from iteration 40 on."""
     data = tmp_path / 'synthetic'
     write_synthetic_gopro(str(data), {'train': 4, 'test': 1}, num_frames=12, height=128, width=192, seed=7,
                           progress=False)
-    opt = synthetic_training_options(data, 'learn')
-    result = run_pipeline('train', tmp_path, write_options(tmp_path, opt), timeout=1500)
+    opt = synthetic_training_options(data, 'learn', total_iter=120, warmup_iter=20)
+    opt['train']['scheduler']['periods'] = [120]
+    opt['datasets']['train']['gt_size'] = 32
+    result = run_pipeline('train', tmp_path, write_options(tmp_path, opt))
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stderr + result.stdout
     loss = losses(log)
-    assert len(loss) == opt['train']['total_iter'] == 800
-    first, last = loss[:100], loss[-100:]
+    assert len(loss) == 120
+    first, last = loss[:30], loss[-30:]
     assert sum(last) / len(last) < sum(first) / len(first)
     restored, blurry = validation_psnr(log)
     assert restored > blurry, (restored, blurry)
-    assert set(re.findall(r'@ (\d+) iter', log)) == {'800'}  # the final validation too (gap 9)
+    assert set(re.findall(r'@ (\d+) iter', log)) == {'120'}  # the final validation too (gap 9)
     assert (tmp_path / 'experiments' / 'learn' / 'models' / 'net_g_latest.pth').is_file()
 
 

@@ -145,7 +145,8 @@ def test_tools_build_both_lmdbs_and_training_loads_from_them(synthetic_gopro, tm
     prepare_gopro.main([str(synthetic_gopro), str(tmp_path / 'estrnn'), '--format', 'estrnn_lmdb', '--splits', 'train',
                         '--name', 'gopro_syn'])
     sources = [{'dataroot': str(tmp_path / 'lmdb' / 'train'), 'layout': 'lmdb', 'blur_dir': 'blur_gamma'},
-               {'dataroot': str(tmp_path / 'estrnn'), 'layout': 'estrnn_lmdb', 'lmdb_name': 'gopro_syn', 'split': 'train'}]
+               {'dataroot': str(tmp_path / 'estrnn'), 'layout': 'estrnn_lmdb', 'lmdb_name': 'gopro_syn',
+                'split': 'train'}]
     for source in sources:
         dataset = build_dataset(train_options(source))
         loader = build_dataloader(dataset, {'phase': 'train', 'num_worker_per_gpu': 2, 'batch_size_per_gpu': 3,
@@ -158,7 +159,8 @@ def test_tools_build_both_lmdbs_and_training_loads_from_them(synthetic_gopro, tm
 def test_prepare_tool_downsamples(synthetic_gopro, tmp_path):
     prepare_gopro.main([str(synthetic_gopro), str(tmp_path / 'ds'), '--format', 'folder', '--downsample', '48x32',
                         '--splits', 'test'])
-    item = make_test_dataset({'dataroot': str(tmp_path / 'ds' / 'test'), 'layout': 'gopro', 'blur_dir': 'blur_gamma'})[0]
+    item = make_test_dataset({'dataroot': str(tmp_path / 'ds' / 'test'), 'layout': 'gopro',
+                              'blur_dir': 'blur_gamma'})[0]
     assert item['lq'].shape == (8, 3, 32, 48)
     with pytest.raises(FileExistsError, match='exists; pass --force'):
         prepare_gopro.main([str(synthetic_gopro), str(tmp_path / 'ds'), '--format', 'folder', '--downsample', '48x32',

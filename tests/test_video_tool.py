@@ -113,7 +113,6 @@ def test_fast_path_matches_the_plain_network(memdeblur_official_checkpoint):
         fast_restore_fn(net, 'cpu', precision='float16')
 
 
-
 def test_fast_path_rewrites_change_no_value():
     """In-place residual blocks (float32 and under autocast) and weights stored in the autocast precision give
     the very values of the network as it is, for MemDeblur and for ESTRNN (whose attention has linear layers)."""
@@ -132,6 +131,7 @@ def test_fast_path_rewrites_change_no_value():
                 assert torch.bfloat16 in {p.dtype for p in stored.parameters()}
                 assert torch.equal(stored(clip), net(clip))
             assert torch.equal(streamlined(clip), memdeblur(clip))
+
 
 def write_video(path, frames, fps=24):
     with av.open(str(path), 'w') as container:

@@ -58,7 +58,8 @@ AUTO_TILE = 512
 def build_parser():
     """The command line of this tool (``--help`` shows the module docstring and every default)."""
     parser = tool_parser(__doc__)
-    parser.add_argument('input', help='video file (mp4, mov, avi, ...), folder of frames, or folder of sequence folders')
+    parser.add_argument('input',
+                        help='video file (mp4, mov, avi, ...), folder of frames, or folder of sequence folders')
     parser.add_argument('-o', '--output', required=True,
                         help='output .mp4 (or other video extension), or a folder for PNG frames; for several input '
                         'sequences a folder receiving one output per sequence')
@@ -73,7 +74,8 @@ def build_parser():
     parser.add_argument('--tile', default='auto', type=tile_argument,
                         help=f'tile side in pixels, 0 = whole frames; auto (default): {AUTO_TILE} for frames larger '
                         f'than 1280x720, else whole frames')
-    parser.add_argument('--tile-overlap', type=int, default=32, help='pixels shared by neighbouring tiles (default: 32)')
+    parser.add_argument('--tile-overlap', type=int, default=32,
+                        help='pixels shared by neighbouring tiles (default: 32)')
     parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:1, ... (default: cuda when available)')
     parser.add_argument('--precision', choices=list(PRECISIONS), default='float32',
                         help='float32 (default); bfloat16 on CPUs with BF16 support or GPUs; float16 on GPUs')

@@ -119,7 +119,8 @@ class SequenceRenderer:
         self.camera_angle = smooth_path(rng, steps, motion.camera_rotation)
         self.camera_zoom = np.exp(smooth_path(rng, steps, motion.camera_zoom))
         self.object, self.object_mask = self._cut_object(rng, load_photo(object_name))
-        object_x, object_y = wandering_path(rng, steps, motion.object_speed * pixel_scale, motion.object_radius * height)
+        object_x, object_y = wandering_path(rng, steps, motion.object_speed * pixel_scale,
+                                            motion.object_radius * height)
         self.object_x = width * rng.uniform(0.35, 0.65) + object_x
         self.object_y = height * rng.uniform(0.35, 0.65) + object_y
         self.object_angle = smooth_path(rng, steps, 0.5)
@@ -173,7 +174,8 @@ def render_sequence(rng, num_frames, height, width, subframes, motion=None):
     for i in range(num_frames):
         subs = [renderer.render(i * subframes + s) for s in range(subframes)]
         blur, blur_gamma = blur_from_subframes(subs)
-        frames.append({'blur': to_uint8(blur), 'blur_gamma': to_uint8(blur_gamma), 'sharp': to_uint8(subs[subframes // 2])})
+        frames.append({'blur': to_uint8(blur), 'blur_gamma': to_uint8(blur_gamma),
+                       'sharp': to_uint8(subs[subframes // 2])})
     return frames
 
 

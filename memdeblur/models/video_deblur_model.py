@@ -27,7 +27,7 @@ import torch
 from basicsr.metrics import calculate_metric
 from basicsr.models.video_recurrent_model import VideoRecurrentModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
-from basicsr.utils.dist_util import get_dist_info
+from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import distributed as dist
 from torch.nn.parallel import DataParallel, DistributedDataParallel
@@ -152,8 +152,11 @@ class VideoDeblurModel(VideoRecurrentModel):
         get_root_logger().info(f'Loading {type(self.get_bare_model(net)).__name__} from {load_path} [{param_key}].')
         load_pretrained(self.get_bare_model(net), load_path, param_key, strict)
 
+    @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
-        """BasicSR's network checkpoint (``{param_key: state_dict}``), written atomically; errors propagate."""
+        """BasicSR's network checkpoint (``{param_key: state_dict}``), written atomically; errors propagate.
+
+        Written by the first process only, as BasicSR's: under torchrun the others hold the same weights."""
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
         checkpoint = {key: {k: v.cpu() for k, v in self.get_bare_model(n).state_dict().items()}
@@ -161,8 +164,9 @@ class VideoDeblurModel(VideoRecurrentModel):
         label = 'latest' if current_iter == -1 else current_iter
         atomic_torch_save(checkpoint, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
 
+    @master_only
     def save_training_state(self, epoch, current_iter):
-        """BasicSR's resumable training state, written atomically; errors propagate.
+        """BasicSR's resumable training state, written atomically by the first process only; errors propagate.
 
         The state holds tensors, numbers and plain containers only, so that it loads with
         ``weights_only=True``: a scheduler's ``Counter`` (``MultiStepRestartLR``'s milestones) is saved as
@@ -383,7 +387,8 @@ class VideoDeblurModel(VideoRecurrentModel):
         height, width = complexity.get('height', 720), complexity.get('width', 1280)
         num_frames = complexity.get('num_frames', 100)
         cost = self.complexity(net, height, width, num_frames)
-        device = torch.cuda.get_device_name() if self.device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads'
+        device = (torch.cuda.get_device_name() if self.device.type == 'cuda'
+                  else f'CPU, {torch.get_num_threads()} threads')
         facts = {
             'model': self.opt['network_g']['type'],
             'weights': self.opt['path'].get('pretrain_network_g'),
@@ -404,4 +409,3 @@ class VideoDeblurModel(VideoRecurrentModel):
         write_markdown(base + '_metrics.md', f'{self.opt["name"]} on {dataset_name}', rows, facts)
         get_root_logger().info(f'Tables: {base}_metrics.md, {base}_metrics.csv, {base}_summary.csv; frames and '
                                f'comparisons under {osp.join(self.opt["path"]["visualization"], dataset_name)}')
-

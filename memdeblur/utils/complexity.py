@@ -10,11 +10,14 @@ Two counts, from one forward pass:
   convolution at the ATen level, including the attention's ``bmm`` (reported separately) but
   not element-wise work (normalisation, activations, resizing).
 
-Running the network on the ``meta`` device makes both free: no memory is allocated and no
-arithmetic done, only shapes propagate, so 100 frames at 720x1280 count in well under a minute.
+Running the network on the ``meta`` device makes both cheap: no memory is allocated and no
+arithmetic done, only shapes propagate; the time goes to PyTorch's shape functions, per operation
+whatever the frame size, so it grows with the number of frames only.
 """
+import contextlib
 import copy
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from thop import profile
@@ -30,8 +33,8 @@ class Complexity:
 
     parameters: int
     thop_gmacs: float  # authors' convention: module hooks, attention matrix products not counted
-    exact_gmacs: float  # every convolution and matrix product, attention included
-    attention_gmacs: float  # the attention's share of exact_gmacs
+    exact_gmacs: Optional[float]  # every convolution and matrix product, attention included (None: not counted)
+    attention_gmacs: Optional[float]  # the attention's share of exact_gmacs
 
     @property
     def attention_share(self):
@@ -58,7 +61,7 @@ def count_parameters(net):
     return sum(p.numel() for p in getattr(net, 'module', net).parameters())
 
 
-def measure_complexity(net, height=720, width=1280, num_frames=100, num_outputs=None):
+def measure_complexity(net, height=720, width=1280, num_frames=100, num_outputs=None, exact=True):
     """Both counts per frame of a video network on a (1, T, 3, H, W) input, on the meta device.
 
     The per-frame cost of a recurrent network with periodic memorisation depends a little on T
@@ -70,13 +73,19 @@ def measure_complexity(net, height=720, width=1280, num_frames=100, num_outputs=
         num_outputs (int | None): Frames one pass restores, to divide by; None = ``num_frames``
             (whole-clip networks; ESTRNN too, as its authors count). A sliding-window network
             (EDVR) restores 1 frame from ``num_frames`` = its window.
+        exact (bool): Also make the exact count; without it (``exact_gmacs`` and ``attention_gmacs``
+            None) the pass takes about half the time, most of which is PyTorch's shape functions.
     """
     meta_net = copy.deepcopy(getattr(net, 'module', net)).to('meta').eval()
     frames = torch.zeros(1, num_frames, 3, height, width, device='meta')
-    with FlopCounterMode(display=False) as counter, MetaScalars():
+    counter = FlopCounterMode(display=False) if exact else contextlib.nullcontext()
+    with counter, MetaScalars():
         macs, _ = profile(meta_net, inputs=(frames, ), verbose=False)
-    flops = counter.get_flop_counts()['Global']
-    attention = sum(v for op, v in flops.items() if str(op).split('.')[-1] in ATTENTION_OPS)
     per_frame = 1e9 * (num_outputs or num_frames)
-    return Complexity(parameters=count_parameters(net), thop_gmacs=macs / per_frame,
-                      exact_gmacs=sum(flops.values()) / 2 / per_frame, attention_gmacs=attention / 2 / per_frame)
+    cost = Complexity(parameters=count_parameters(net), thop_gmacs=macs / per_frame, exact_gmacs=None,
+                      attention_gmacs=None)
+    if exact:
+        flops = counter.get_flop_counts()['Global']
+        attention = sum(v for op, v in flops.items() if str(op).split('.')[-1] in ATTENTION_OPS)
+        cost.exact_gmacs, cost.attention_gmacs = sum(flops.values()) / 2 / per_frame, attention / 2 / per_frame
+    return cost

@@ -193,8 +193,8 @@ def check_outputs(files=(), folders=(), overwrite=False, inputs=()):
         check_output_location(path, inputs)
     existing = [p for p in kinds if osp.lexists(p)]
     if existing and not overwrite:
-        raise FileExistsError(f'{", ".join(existing)} ' + ('exists; pass --force to replace it.' if len(existing) == 1
-                                                           else 'exist; pass --force to replace them.'))
+        verb = 'exists; pass --force to replace it.' if len(existing) == 1 else 'exist; pass --force to replace them.'
+        raise FileExistsError(f'{", ".join(map(str, existing))} {verb}')
     for path in existing:
         check_replaceable(path, kinds[path])
     return kinds
