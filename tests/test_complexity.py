@@ -1,12 +1,11 @@
 """Complexity counts: the authors' convention and the exact count, the tool, and the paper's figures."""
-import subprocess
-import sys
 
 import pytest
 
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.utils.complexity import measure_complexity
-from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
+from tests.conftest import TINY_MEMDEBLUR
+from tests.pipeline_helpers import run_tool
 from tests.test_paper_variants import ROWS
 
 
@@ -22,15 +21,13 @@ def test_exact_count_adds_the_attention_that_module_hooks_miss():
 
 
 def test_tool_counts_one_file_and_writes_the_table_of_all(tmp_path):
-    one = subprocess.run([sys.executable, 'tools/complexity.py', '-opt', 'options/paper/train_table1_slim.yml',
-                          '--size', '64x96', '--frames', '4', '--run', 'cpu', '--run-frames', '2'],
-                         cwd=REPO_ROOT, capture_output=True, text=True)
+    one = run_tool('complexity.py', '-opt', 'options/paper/train_table1_slim.yml', '--size', '64x96', '--frames', '4',
+                   '--run', 'cpu', '--run-frames', '2')
     assert one.returncode == 0, one.stderr
     assert '5.620 M parameters' in one.stdout and 'authors\' convention' in one.stdout
     assert 'ms per frame, peak memory' in one.stdout
     out = tmp_path / 'table.md'
-    every = subprocess.run([sys.executable, 'tools/complexity.py', '--all', '--size', '64x96', '--frames', '4',
-                            '--out', str(out)], cwd=REPO_ROOT, capture_output=True, text=True)
+    every = run_tool('complexity.py', '--all', '--size', '64x96', '--frames', '4', '--out', out)
     assert every.returncode == 0, every.stderr
     table = out.read_text()
     for row in ROWS:
@@ -39,8 +36,7 @@ def test_tool_counts_one_file_and_writes_the_table_of_all(tmp_path):
     assert '| `options/{train,test}_memdeblur_gopro_ds.yml` | 6.989 |' in table and '| 325.48 | 31.77 |' in table
     no_network = tmp_path / 'data_only.yml'
     no_network.write_text('name: x\ndatasets: {}\n')
-    bad = subprocess.run([sys.executable, 'tools/complexity.py', '-opt', str(no_network)], cwd=REPO_ROOT,
-                         capture_output=True, text=True)
+    bad = run_tool('complexity.py', '-opt', no_network)
     assert bad.returncode != 0 and 'data_only.yml has no network_g section' in bad.stderr
 
 

@@ -280,8 +280,10 @@ def test_a_killed_run_leaves_the_previous_output_and_no_temporary(tmp_path, kind
     previous = sorted(p.name for p in output.iterdir()) if output.is_dir() else output.read_bytes()
     env = {**os.environ, 'PYTHONPATH': REPO_ROOT}
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
+        # Ctrl-C as in a terminal: a shell's background job (CI may run us as one) inherits SIGINT ignored
         process = subprocess.Popen([sys.executable, '-c', WRITE_FOREVER, str(output)], stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, env=env)
+                                   stderr=subprocess.PIPE, text=True, env=env,
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         while int(process.stdout.readline() or 0) < 3:
             assert process.poll() is None, process.stderr.read()
         process.send_signal(sig)

@@ -22,6 +22,7 @@ from memdeblur.video.exact_restorer import check_exact_supported, whole_window_r
 from memdeblur.video.frame_tensors import to_float_frames, to_uint8_frames
 from memdeblur.video.windowed_restorer import restore_stream, restore_tiled, window_restorer
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
+from tests.pipeline_helpers import run_tool as run_tool_here
 
 
 @pytest.mark.parametrize('length, window, overlap', [(1, 4, 2), (4, 4, 2), (5, 4, 2), (6, 4, 2), (23, 7, 3),
@@ -197,25 +198,28 @@ def test_tool_deblurs_a_video_and_a_frame_folder(tool_options, synthetic_gopro, 
 
 
 def test_tool_errors_name_the_problem_and_touch_nothing(tool_options, tmp_path):
-    missing = run_tool(tmp_path / 'nowhere.mp4', '-o', tmp_path / 'x.mp4', '--opt', tool_options)
+    def deblur(*args):  # in this interpreter: error paths, no seconds of imports each
+        return run_tool_here('deblur_video.py', *args)
+
+    missing = deblur(tmp_path / 'nowhere.mp4', '-o', tmp_path / 'x.mp4', '--opt', tool_options)
     assert missing.returncode != 0 and 'nowhere.mp4 does not exist' in missing.stderr
     corrupt = tmp_path / 'corrupt.mp4'
     corrupt.write_bytes(b'\x00\x00\x00\x18ftypmp42' + os.urandom(2000))
     existing = tmp_path / 'keep.mp4'
     existing.write_bytes(b'precious')
-    result = run_tool(corrupt, '-o', existing, '--opt', tool_options, '--force')
+    result = deblur(corrupt, '-o', existing, '--opt', tool_options, '--force')
     assert result.returncode != 0 and 'corrupt.mp4' in result.stderr
     assert existing.read_bytes() == b'precious' and not list(tmp_path.glob('.partial*'))
     empty = tmp_path / 'empty_frames'
     (empty / 'SEQ').mkdir(parents=True)
-    result = run_tool(empty, '-o', tmp_path / 'empty_out', '--opt', tool_options)
+    result = deblur(empty, '-o', tmp_path / 'empty_out', '--opt', tool_options)
     assert result.returncode != 0 and 'holds no frames' in result.stderr and not (tmp_path / 'empty_out').exists()
     one = tmp_path / 'one.mp4'
     write_video(one, [np.full((32, 32, 3), 128, np.uint8)])
-    result = run_tool(one, '-o', tmp_path / 'frames.mp4', '--opt', tool_options, '--format', 'png')
+    result = deblur(one, '-o', tmp_path / 'frames.mp4', '--opt', tool_options, '--format', 'png')
     assert result.returncode != 0 and 'named like a video file' in result.stderr
     assert not (tmp_path / 'frames.mp4').exists()
-    result = run_tool(one, '-o', tmp_path / 'one_out', '--opt', tool_options)
+    result = deblur(one, '-o', tmp_path / 'one_out', '--opt', tool_options)
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(list((tmp_path / 'one_out').glob('*.png'))) == 1
 
