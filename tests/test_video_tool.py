@@ -2,8 +2,6 @@
 import copy
 import os
 import re
-import subprocess
-import sys
 
 import av
 import cv2
@@ -21,8 +19,8 @@ from memdeblur.utils.checkpoint import load_pretrained
 from memdeblur.video.exact_restorer import check_exact_supported, whole_window_restorer
 from memdeblur.video.frame_tensors import to_float_frames, to_uint8_frames
 from memdeblur.video.windowed_restorer import restore_stream, restore_tiled, window_restorer
-from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
-from tests.pipeline_helpers import run_tool as run_tool_here
+from tests.conftest import TINY_MEMDEBLUR
+from tests.pipeline_helpers import run_tool
 
 
 @pytest.mark.parametrize('length, window, overlap', [(1, 4, 2), (4, 4, 2), (5, 4, 2), (6, 4, 2), (23, 7, 3),
@@ -166,9 +164,9 @@ def tool_options(tmp_path):
     return str(path)
 
 
-def run_tool(*args):
-    return subprocess.run([sys.executable, 'tools/deblur_video.py', *map(str, args)], cwd=REPO_ROOT,
-                          capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': REPO_ROOT})
+def deblur(*args, fresh=True):
+    """``tools/deblur_video.py`` with ``args``; ``fresh=False`` runs it in this interpreter (error paths)."""
+    return run_tool('deblur_video.py', *args, fresh=fresh)
 
 
 def test_tool_deblurs_a_video_and_a_frame_folder(tool_options, synthetic_gopro, tmp_path):
@@ -177,20 +175,20 @@ def test_tool_deblurs_a_video_and_a_frame_folder(tool_options, synthetic_gopro, 
     video = tmp_path / 'clip.mp4'
     write_video(video, frames, fps=25)
     out = tmp_path / 'deblurred.mp4'
-    result = run_tool(video, '-o', out, '--opt', tool_options, '--window', 4, '--overlap', 2)
+    result = deblur(video, '-o', out, '--opt', tool_options, '--window', 4, '--overlap', 2)
     assert result.returncode == 0, result.stderr[-2000:]
     assert video_facts(out) == (9, (45, 61), 25)
     assert 'frame/s' in result.stderr  # the progress bar
     assert re.search(r': 9 frames -> .*frames/s; peak memory so far \d+ MiB', result.stdout), result.stdout
-    again = run_tool(video, '-o', out, '--opt', tool_options)
+    again = deblur(video, '-o', out, '--opt', tool_options)
     assert again.returncode != 0 and 'exists; pass --force' in again.stderr
     side = tmp_path / 'side.mp4'
-    assert run_tool(video, '-o', side, '--opt', tool_options, '--side-by-side').returncode == 0
+    assert deblur(video, '-o', side, '--opt', tool_options, '--side-by-side').returncode == 0
     assert video_facts(side)[1] == (45, 122)
 
     folder = synthetic_gopro / 'test' / 'SYN001_test_00' / 'blur_gamma'
     pngs = tmp_path / 'frames_out'
-    result = run_tool(folder, '-o', pngs, '--opt', tool_options, '--window', 5, '--overlap', 2)
+    result = deblur(folder, '-o', pngs, '--opt', tool_options, '--window', 5, '--overlap', 2)
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in pngs.glob('*.png')) == sorted(p.name for p in folder.iterdir())
     assert sorted(p.name for p in pngs.iterdir() if p.suffix != '.png') == ['.memdeblur-output.json']  # ownership
@@ -198,28 +196,25 @@ def test_tool_deblurs_a_video_and_a_frame_folder(tool_options, synthetic_gopro, 
 
 
 def test_tool_errors_name_the_problem_and_touch_nothing(tool_options, tmp_path):
-    def deblur(*args):  # in this interpreter: error paths, no seconds of imports each
-        return run_tool_here('deblur_video.py', *args)
-
-    missing = deblur(tmp_path / 'nowhere.mp4', '-o', tmp_path / 'x.mp4', '--opt', tool_options)
+    missing = deblur(tmp_path / 'nowhere.mp4', '-o', tmp_path / 'x.mp4', '--opt', tool_options, fresh=False)
     assert missing.returncode != 0 and 'nowhere.mp4 does not exist' in missing.stderr
     corrupt = tmp_path / 'corrupt.mp4'
     corrupt.write_bytes(b'\x00\x00\x00\x18ftypmp42' + os.urandom(2000))
     existing = tmp_path / 'keep.mp4'
     existing.write_bytes(b'precious')
-    result = deblur(corrupt, '-o', existing, '--opt', tool_options, '--force')
+    result = deblur(corrupt, '-o', existing, '--opt', tool_options, '--force', fresh=False)
     assert result.returncode != 0 and 'corrupt.mp4' in result.stderr
     assert existing.read_bytes() == b'precious' and not list(tmp_path.glob('.partial*'))
     empty = tmp_path / 'empty_frames'
     (empty / 'SEQ').mkdir(parents=True)
-    result = deblur(empty, '-o', tmp_path / 'empty_out', '--opt', tool_options)
+    result = deblur(empty, '-o', tmp_path / 'empty_out', '--opt', tool_options, fresh=False)
     assert result.returncode != 0 and 'holds no frames' in result.stderr and not (tmp_path / 'empty_out').exists()
     one = tmp_path / 'one.mp4'
     write_video(one, [np.full((32, 32, 3), 128, np.uint8)])
-    result = deblur(one, '-o', tmp_path / 'frames.mp4', '--opt', tool_options, '--format', 'png')
+    result = deblur(one, '-o', tmp_path / 'frames.mp4', '--opt', tool_options, '--format', 'png', fresh=False)
     assert result.returncode != 0 and 'named like a video file' in result.stderr
     assert not (tmp_path / 'frames.mp4').exists()
-    result = deblur(one, '-o', tmp_path / 'one_out', '--opt', tool_options)
+    result = deblur(one, '-o', tmp_path / 'one_out', '--opt', tool_options, fresh=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(list((tmp_path / 'one_out').glob('*.png'))) == 1
 
@@ -239,8 +234,8 @@ def test_memory_does_not_grow_with_the_length_of_the_video(tool_options, tmp_pat
     for length in (30, 300):
         video = tmp_path / f'{length}.mp4'
         write_video(video, [rng.integers(0, 256, (64, 96, 3), np.uint8) for _ in range(length)])
-        result = run_tool(video, '-o', tmp_path / f'{length}_out.mp4', '--opt', tool_options, *mode,
-                          '--scratch', tmp_path)
+        result = deblur(video, '-o', tmp_path / f'{length}_out.mp4', '--opt', tool_options, *mode,
+                        '--scratch', tmp_path)
         assert result.returncode == 0, result.stderr[-2000:]
         peaks[length] = reported_peak_mib(result.stdout)
         assert video_facts(tmp_path / f'{length}_out.mp4')[0] == length
@@ -283,13 +278,13 @@ def test_exact_mode_equals_whole_sequence_processing(tool_options, synthetic_gop
     for name, args in (('exact', ['--exact', '--plain', '--scratch', tmp_path]),
                        ('windows', ['--plain', '--window', 4, '--overlap', 1])):
         out = tmp_path / name
-        result = run_tool(folder, '-o', out, '--opt', tool_options, *args)
+        result = deblur(folder, '-o', out, '--opt', tool_options, *args)
         assert result.returncode == 0, result.stderr[-2000:]
         outputs[name] = np.stack([cv2.imread(str(out / f.name))[..., ::-1] for f in files])
     assert np.array_equal(outputs['exact'], whole)
     assert not np.array_equal(outputs['windows'], whole)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('memdeblur_exact_')]  # scratch removed
-    tiled = run_tool(folder, '-o', tmp_path / 'tiled', '--opt', tool_options, '--exact', '--tile', 32)
+    tiled = deblur(folder, '-o', tmp_path / 'tiled', '--opt', tool_options, '--exact', '--tile', 32)
     assert tiled.returncode != 0 and '--exact restores whole frames' in tiled.stderr
     with pytest.raises(DataError, match='--exact needs MemDeblurNet'):
         check_exact_supported(ESTRNNNet(n_features=8, n_blocks=2))
