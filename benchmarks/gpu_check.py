@@ -12,7 +12,9 @@ Meant for a machine with a CUDA GPU, run once per lent session (minutes). Sectio
    the plain network in float32 against the fast path (BatchNorm folded, channels-last, sparse
    read-outs) in float32, float16 and bfloat16, ms/frame and peak GPU memory as ratios to the
    plain float32 run of the same process, with the PSNR between each output and plain float32's;
-4. memory: streamed windows at 720x1280 for 30, 300 and 1000 frames (peak GPU memory).
+4. memory: streamed windows at 720x1280 for 30, 300 and 1000 frames (peak GPU memory);
+5. training-speed: ``benchmarks/training.py --device cuda`` (one training step of the released network per
+   precision and layout, alternating processes; with ``--authors-repo``, the authors' trainer as reference).
 
 Every section runs even when another fails; the report is Markdown.
 """
@@ -148,20 +150,32 @@ def video_memory(fixtures, lines):
     lines.append('')
 
 
+def training_speed(authors_repo, lines):
+    """The training-step benchmark on the GPU, its report included."""
+    with tempfile.TemporaryDirectory() as root:
+        out = osp.join(root, 'training_cuda.md')
+        command = [sys.executable, osp.join(REPO_ROOT, 'benchmarks', 'training.py'), '--device', 'cuda', '--steps', '5',
+                   '--passes', '2', '--out', out] + (['--authors-repo', authors_repo] if authors_repo else [])
+        subprocess.run(command, check=True, cwd=REPO_ROOT)
+        with open(out) as f:
+            lines += ['#' + f.read(), '']
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--fixtures', default=osp.join(REPO_ROOT, '..', 'shared', 'fixtures'),
                         help='folder holding official_memdeblur/ (default: ../shared/fixtures)')
     parser.add_argument('--out', default='gpu_check.md', help='Markdown report (default: gpu_check.md)')
-    parser.add_argument('--sections', nargs='+', default=['correctness', 'training', 'speed', 'memory'],
-                        choices=['correctness', 'training', 'speed', 'memory'],
-                        help='what to run (default: all)')
+    parser.add_argument('--authors-repo', help="a checkout of the authors' repository, for training-speed")
+    sections = ['correctness', 'training', 'speed', 'memory', 'training-speed']
+    parser.add_argument('--sections', nargs='+', default=sections, choices=sections, help='what to run (default: all)')
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit('error: no CUDA GPU visible; this check is for GPU machines.')
     lines = [f'# GPU check: {torch.cuda.get_device_name()}, torch {torch.__version__}', '']
     sections = {'correctness': lambda: correctness(args.fixtures, lines), 'training': lambda: training(lines),
-                'speed': lambda: speed(args.fixtures, lines), 'memory': lambda: video_memory(args.fixtures, lines)}
+                'speed': lambda: speed(args.fixtures, lines), 'memory': lambda: video_memory(args.fixtures, lines),
+                'training-speed': lambda: training_speed(args.authors_repo, lines)}
     for name in args.sections:
         try:
             sections[name]()

@@ -45,6 +45,11 @@ gap    BasicSR 1.4.2 behaviour                                     closed by
        like the experiment, a user's own folder too                 folders a memdeblur run made)
 12     training states are read with ``weights_only=False``         ``load_resume_state`` (weights only)
        (a crafted state runs code)
+13     EDVR's and BasicVSR++'s deformable convolutions call         ``deform_conv2d_autocast_on_cpu``
+       ``torchvision.ops.deform_conv2d``, whose autocast rule
+       (compute in float32) torchvision registers for CUDA only:
+       under CPU autocast (``train.precision: bfloat16``) it gets
+       bfloat16 inputs, for which it has no CPU kernel
 =====  ==========================================================  =============================
 
 This module must run before the first ``import basicsr``; ``memdeblur/__init__.py`` imports
@@ -208,6 +213,25 @@ def build_basicvsrpp_alignment_without_cuda():
     cls.__init__ = init_with_alignment
 
 
+def deform_conv2d_autocast_on_cpu():
+    """Gap 13: under CPU autocast, torchvision's ``deform_conv2d`` computes in float32 and returns the input's
+    dtype, the rule torchvision registers for CUDA autocast. Nothing is registered where torchvision has its
+    own CPU rule. Returns the registering ``torch.library.Library`` (the rule lives as long as it does)."""
+    import torchvision  # noqa: F401  (defines the torchvision::deform_conv2d operator)
+    if torch._C._dispatch_has_kernel_for_dispatch_key('torchvision::deform_conv2d', 'AutocastCPU'):
+        return None
+
+    def float32_deform_conv2d(*args):
+        with torch.autocast('cpu', enabled=False):
+            output = torch.ops.torchvision.deform_conv2d(
+                *[a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args])
+        return output.to(args[0].dtype)
+
+    library = torch.library.Library('torchvision', 'IMPL')
+    library.impl('deform_conv2d', float32_deform_conv2d, 'AutocastCPU')
+    return library
+
+
 def archive_own_folder(path):
     """Gap 11: BasicSR's ``mkdir_and_rename``, archiving an existing folder only when a memdeblur run made it.
 
@@ -271,6 +295,7 @@ def trusted_pipeline(opt, argv):
 
 
 build_basicvsrpp_alignment_without_cuda()
+_DEFORM_CONV2D_AUTOCAST_CPU = deform_conv2d_autocast_on_cpu()
 basicsr.train.load_resume_state = load_resume_state
 basicsr.train.create_train_val_dataloader = create_train_val_dataloader
 basicsr.utils.options.init_dist = init_dist

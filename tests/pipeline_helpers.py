@@ -15,6 +15,8 @@ import sys
 
 import yaml
 
+from memdeblur.utils import run_options
+
 from tests.conftest import REPO_ROOT
 
 RUNNER = ('import sys, memdeblur; from basicsr.{kind} import {kind}_pipeline; '
@@ -80,13 +82,9 @@ def load_options(name):
 
 
 def in_process_training_options(name, tmp_path):
-    """options/<name> completed as BasicSR's ``parse_options`` would for training in this process: CPU,
-    one process, experiment paths under ``tmp_path``; for ``build_model``."""
-    opt = load_options(name)
-    opt.update(is_train=True, dist=False, rank=0, world_size=1, num_gpu=0, auto_resume=False)
-    opt['path'].update({key: str(tmp_path / key) for key in ('experiments_root', 'models', 'training_states', 'log',
-                                                             'visualization')})
-    return opt
+    """options/<name> completed for ``build_model`` in this process: CPU, one process, experiment paths under
+    ``tmp_path`` (``memdeblur.utils.run_options.in_process_training_options``)."""
+    return run_options.in_process_training_options(load_options(name), str(tmp_path))
 
 
 def synthetic_training_options(synthetic_root, name, **train_overrides):

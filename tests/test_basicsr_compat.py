@@ -137,3 +137,19 @@ def test_final_validation_is_labelled_with_the_last_iteration(tmp_path, monkeypa
         model.validation(None, current_iter, None)
     assert labels == [total // 2, total, total]
 
+
+def test_deformable_convolution_computes_in_float32_under_cpu_autocast():
+    """Gap 13: EDVR's and BasicVSR++'s deformable convolution under bfloat16 training on a CPU: computed in
+    float32 (close to the float32 result), returned in the input's dtype, gradients flowing to float32 weights."""
+    import torchvision
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 8, 8, generator=generator)
+    offset = torch.randn(1, 18, 8, 8, generator=generator) * 0.5
+    weight = torch.randn(4, 4, 3, 3, generator=generator, requires_grad=True)
+    reference = torchvision.ops.deform_conv2d(x, offset, weight, padding=1)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        output = torchvision.ops.deform_conv2d(x.bfloat16(), offset.bfloat16(), weight, padding=1)
+    assert output.dtype == torch.bfloat16
+    assert (output.float() - reference).abs().max() < 0.05 * reference.abs().max()
+    output.float().sum().backward()
+    assert weight.grad.dtype == torch.float32 and weight.grad.abs().sum() > 0

@@ -87,8 +87,10 @@ def test_killed_training_resumes_with_the_same_iteration_and_learning_rate(synth
     assert 'Use Exponential Moving Average with decay: 0.5' in log
 
 
-def test_two_process_torchrun_on_cpu_saves_a_checkpoint(synthetic_gopro, tmp_path):
+@pytest.mark.parametrize('precision', ['float32', 'bfloat16'])
+def test_two_process_torchrun_on_cpu_saves_a_checkpoint(precision, synthetic_gopro, tmp_path):
     opt = tiny_training_options(synthetic_gopro, 'ddp', 2)
+    opt['train']['precision'] = precision
     opt_path = write_options(tmp_path, opt)
     runner = tmp_path / 'run_train.py'
     runner.write_text('import sys, memdeblur\nfrom basicsr.train import train_pipeline\n'
@@ -100,6 +102,6 @@ def test_two_process_torchrun_on_cpu_saves_a_checkpoint(synthetic_gopro, tmp_pat
                                  'OMP_NUM_THREADS': '1'})
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stderr + result.stdout
-    assert 'World size (gpu number): 2' in log
+    assert 'World size (gpu number): 2' in log and f'Training precision: {precision}' in log
     assert (tmp_path / 'experiments' / 'ddp' / 'models' / 'net_g_2.pth').is_file()
     assert (tmp_path / 'experiments' / 'ddp' / 'training_states' / '2.state').is_file()

@@ -36,7 +36,7 @@ from tqdm import tqdm
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from basicsr.archs import build_network
 
-from memdeblur.archs.fast_inference import PRECISIONS, inference_runner
+from memdeblur.archs.fast_inference import inference_runner
 from memdeblur.data.errors import DataError
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.checkpoint import load_pretrained
@@ -44,6 +44,7 @@ from memdeblur.utils.cli import run_tool, tool_parser
 from memdeblur.utils.memory import peak_memory
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import check_outputs
+from memdeblur.utils.precision import PRECISIONS
 from memdeblur.utils.run_options import read_options
 from memdeblur.video.exact_restorer import (FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame,
                                              restore_exact)

@@ -28,7 +28,8 @@ from basicsr.archs.arch_util import ResidualBlockNoBN
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-PRECISIONS = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+from memdeblur.utils.precision import PRECISIONS
+
 # Layers whose inputs and weights autocast casts to its precision, on CPUs and GPUs alike.
 AUTOCAST_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 

@@ -193,6 +193,18 @@ class MemDeblurNet(nn.Module):
                     module.eval()
         return self
 
+    def compile_targets(self):
+        """The modules ``torch.compile`` should compile (``train.compile``): those run once per frame and scale.
+        Compiling ``forward`` itself would unroll its loops over frames and scales into one graph per clip
+        length."""
+        targets = [self.encoder, self.decoder]
+        if self.deblur_branch:
+            targets += [self.forward_trunk, *self.forward_input_convs]
+            targets += [self.backward_trunk] if self.bidirectional else []
+        if self.use_memory:
+            targets += list(self.memory.children())
+        return targets
+
     def forward(self, lqs, return_scales=False):
         """Deblur a batch of sequences.
 
@@ -246,7 +258,7 @@ class MemDeblurNet(nn.Module):
         if not self.use_memory:
             return None
         if self.training:
-            return MemoryBank()
+            return MemoryBank(float32_affinity=True)
         return MemoryBank(max_length=self.test_mem_length, top_k=self.top_k, sparse=self.sparse_readout)
 
     def _restore(self, frames, storage):

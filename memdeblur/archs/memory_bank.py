@@ -8,6 +8,8 @@ import math
 
 import torch
 
+from memdeblur.utils.precision import at_least_float32
+
 SPARSE_MIN_POSITIONS = 1024  # query positions from which a gathered top-k read-out beats the dense one
 SPARSE_CHUNK_ELEMENTS = 2**22  # bound on the intermediates of one chunk of a sparse read-out (16 MB in float32)
 
@@ -109,12 +111,17 @@ class MemoryBank:
             instead of 0.85 s (0.57 s when all query positions were taken in one chunk, with
             ~0.7 GB more memory); at 256x256 (256 positions) the dense read-out is as fast or
             faster. Default: False (the released computation).
+        float32_affinity (bool): Compute the logits and their softmax in float32 even under autocast (the
+            training banks: mixed-precision training keeps the attention out of bfloat16/float16, whose
+            rounding of large squared distances would move the softmax weights). A no-op for float32
+            inputs outside autocast. Default: False.
     """
 
-    def __init__(self, max_length=None, top_k=None, sparse=False):
+    def __init__(self, max_length=None, top_k=None, sparse=False, float32_affinity=False):
         self.max_length = max_length
         self.top_k = top_k
         self.sparse = sparse
+        self.float32_affinity = float32_affinity
         self.keys = None
         self.values = None
         self.temporary = None  # (key, values) of the temporary slot, flattened
@@ -169,5 +176,10 @@ class MemoryBank:
         query = query.flatten(2)
         if self.sparse and self.top_k is not None and self.top_k < keys.shape[2] and h * w >= SPARSE_MIN_POSITIONS:
             return [v.view(b, v.shape[1], h, w) for v in sparse_top_k_readout(keys, query, values, self.top_k)]
-        weights = softmax_over_memory(memory_affinity(keys, query), self.top_k)
+        if self.float32_affinity:
+            with torch.autocast(query.device.type, enabled=False):
+                logits = memory_affinity(at_least_float32(keys), at_least_float32(query))
+        else:
+            logits = memory_affinity(keys, query)
+        weights = softmax_over_memory(logits, self.top_k)
         return [(v @ weights).view(b, v.shape[1], h, w) for v in values]

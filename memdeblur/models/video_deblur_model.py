@@ -4,8 +4,9 @@ Extends BasicSR's ``VideoRecurrentModel`` and overrides only what differs for de
 
 * checkpoints of either format load through ``memdeblur.utils.checkpoint`` (the authors'
   original files too), checked key by key;
-* training: one loss over the network's output(s), gradient-norm clipping (``train.max_norm``),
-  EMA (``train.ema_decay``, BasicSR's);
+* training: the step of ``memdeblur.models.training_step`` (one loss over the network's output(s),
+  gradient-norm clipping, EMA, ``train.precision``/``channels_last``/``compile``), under BasicSR's
+  ``VideoRecurrentModel.optimize_parameters`` (``train.fix_flow``);
 * evaluation over ``VideoDeblurTestDataset`` (whole sequences or windows) with every metric of
   ``val.metrics`` for the output and for the blurry input, both PSNR/SSIM conventions (BasicSR's
   and the released evaluation's), per-sequence and frame-averaged results, frames saved as PNG,
@@ -33,9 +34,10 @@ from torch import distributed as dist
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
-from memdeblur.archs.fast_inference import PRECISIONS, prepare_fast
+from memdeblur.archs.fast_inference import prepare_fast
 from memdeblur.metrics.released_metric import truncate_to_uint8
 from memdeblur.models.padding import SpatialPadding, reflect_indices
+from memdeblur.models.training_step import TrainingStep
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.checkpoint import load_pretrained
@@ -44,6 +46,7 @@ from memdeblur.utils.complexity import measure_complexity
 from memdeblur.utils.memory import peak_memory
 from memdeblur.utils.option_check import (ANY, BOOL, DICT, INT, NUMBER, STR, OptionError, check_options, one_of,
                                            optional)
+from memdeblur.utils.precision import PRECISIONS
 from memdeblur.utils.results_table import summarize, write_csv, write_markdown
 
 
@@ -59,7 +62,7 @@ MODEL_OPTIONS = {
     'train': {
         'ema_decay': NUMBER, 'max_norm': optional(NUMBER), 'optim_g': DICT, 'scheduler': DICT,
         'total_iter': INT, 'warmup_iter': INT, 'pixel_opt': DICT, 'fix_flow': optional(INT),
-        'flow_lr_mul': NUMBER,
+        'flow_lr_mul': NUMBER, 'precision': one_of(*PRECISIONS), 'channels_last': BOOL, 'compile': BOOL,
     },
     'val': {
         'val_freq': NUMBER, 'save_img': BOOL, 'metrics': optional(DICT), 'complexity': DICT,
@@ -120,7 +123,7 @@ def score_frame(inputs, metrics_opt):
 
 
 @MODEL_REGISTRY.register()
-class VideoDeblurModel(VideoRecurrentModel):
+class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
     """Whole-clip video deblurring model: (B, T, 3, H, W) blurry in, the same size restored out."""
 
     def __init__(self, opt):
@@ -137,8 +140,11 @@ class VideoDeblurModel(VideoRecurrentModel):
         return 0, 0
 
     def model_to_device(self, net):
-        """Gap 4: DistributedDataParallel with CUDA ``device_ids`` only when the model is on a GPU."""
+        """Gap 4: DistributedDataParallel with CUDA ``device_ids`` only when the model is on a GPU. For training,
+        ``train.channels_last`` and ``train.compile`` are applied first (``TrainingStep.prepare_for_training``)."""
         net = net.to(self.device)
+        if self.is_train:
+            net = self.prepare_for_training(net)
         if self.opt['dist']:
             device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
             net = DistributedDataParallel(
@@ -159,7 +165,7 @@ class VideoDeblurModel(VideoRecurrentModel):
         Written by the first process only, as BasicSR's: under torchrun the others hold the same weights."""
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
-        checkpoint = {key: {k: v.cpu() for k, v in self.get_bare_model(n).state_dict().items()}
+        checkpoint = {key: {k: v.cpu().contiguous() for k, v in self.get_bare_model(n).state_dict().items()}
                       for n, key in zip(nets, keys)}
         label = 'latest' if current_iter == -1 else current_iter
         atomic_torch_save(checkpoint, os.path.join(self.opt['path']['models'], f'{net_label}_{label}.pth'))
@@ -170,7 +176,8 @@ class VideoDeblurModel(VideoRecurrentModel):
 
         The state holds tensors, numbers and plain containers only, so that it loads with
         ``weights_only=True``: a scheduler's ``Counter`` (``MultiStepRestartLR``'s milestones) is saved as
-        a dict and made a ``Counter`` again by ``resume_training``.
+        a dict and made a ``Counter`` again by ``resume_training``. Under ``train.precision: float16`` the loss
+        scaler's state is kept too (``grad_scaler``).
         """
         if current_iter == -1:
             return
@@ -178,15 +185,19 @@ class VideoDeblurModel(VideoRecurrentModel):
                       for s in self.schedulers]
         state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': schedulers}
+        if self.precision.state_dict() is not None:
+            state['grad_scaler'] = self.precision.state_dict()
         atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state):
-        """BasicSR's ``resume_training``; scheduler attributes that are ``Counter``s stay ``Counter``s."""
+        """BasicSR's ``resume_training``; scheduler attributes that are ``Counter``s stay ``Counter``s; the loss
+        scaler's state is restored when the run and the state both use one."""
         counters = [[k for k, v in vars(s).items() if isinstance(v, collections.Counter)] for s in self.schedulers]
         super().resume_training(resume_state)
         for scheduler, keys in zip(self.schedulers, counters):
             for key in keys:
                 setattr(scheduler, key, collections.Counter(getattr(scheduler, key)))
+        self.precision.load_state_dict(resume_state.get('grad_scaler'))
 
     def training_outputs(self):
         """What the loss compares with ``training_target``; subclasses return several scales."""
@@ -208,27 +219,6 @@ class VideoDeblurModel(VideoRecurrentModel):
                 raise ValueError(f'Non-finite (NaN or Inf) values in the {side} frames of training clips '
                                  f'{data.get("key", "(unnamed)")}.')
         super().feed_data(data)
-
-    def optimize_parameters(self, current_iter):
-        """One step: loss over ``training_outputs``, backward, gradient-norm clipping, optimizer, EMA.
-
-        A NaN/Inf loss stops training (with the iteration named) instead of training on; the
-        gradient norm before clipping is logged as ``grad_norm`` when ``train.max_norm`` is set.
-        """
-        self.optimizer_g.zero_grad()
-        loss = self.cri_pix(self.training_outputs(), self.training_target())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f'Iteration {current_iter}: the training loss is {loss.item()}; stopping '
-                                     'instead of training on (lower the learning rate, or check the data).')
-        loss.backward()
-        losses = {'l_pix': loss}
-        max_norm = self.opt['train'].get('max_norm')
-        if max_norm:
-            losses['grad_norm'] = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), max_norm)
-        self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(losses)
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
 
     def test(self):
         """Restore ``self.lq`` with the EMA network when there is one; time the forward pass.

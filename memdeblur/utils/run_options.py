@@ -8,9 +8,10 @@ and then the checks that must come before a single file is written:
   ``experiments/<name>``, ``results/<name>`` and ``visualization/<dataset>`` stay where they belong;
 * every ``type`` is registered (network, model, dataset, loss, metric), an unknown one named with
   the closest registered name;
-* ``num_gpu`` asks for no more GPUs than the machine has.
+* ``num_gpu`` asks for no more GPUs than the machine has, and float16 training (``train.precision``) gets one.
 """
 import difflib
+import os
 
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
@@ -77,6 +78,10 @@ def check_options_file(opt, path):
         if num_gpu > torch.cuda.device_count():
             raise OptionError(f'{path}: num_gpu: {num_gpu}, but this machine has {torch.cuda.device_count()} usable '
                               'GPU(s); write num_gpu: auto (GPUs when present, else the CPU).')
+    gpus = torch.cuda.device_count() if num_gpu == 'auto' else num_gpu
+    if (opt.get('train') or {}).get('precision') == 'float16' and not gpus:
+        raise OptionError(f'{path}: train:precision is float16, which needs a GPU, and this run has none; use '
+                          'bfloat16 (CPUs with BF16 instructions) or float32.')
 
 
 def read_options(path, overrides=None):
@@ -87,4 +92,15 @@ def read_options(path, overrides=None):
     """
     opt = apply_overrides(load_options(path), overrides)
     check_options_file(opt, path)
+    return opt
+
+
+def in_process_training_options(opt, root, num_gpu=0):
+    """A training options dict completed as BasicSR's ``parse_options`` completes it for one process, with the
+    experiment folders under ``root``: what ``basicsr.models.build_model`` needs outside ``tools/train.py``
+    (benchmarks timing a training step, tests). ``num_gpu`` 0 trains on the CPU, 1 on the current GPU."""
+    opt = {**opt, 'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'num_gpu': num_gpu,
+           'auto_resume': False, 'path': dict(opt.get('path') or {})}
+    opt['path'].update({key: os.path.join(root, key)
+                        for key in ('experiments_root', 'models', 'training_states', 'log', 'visualization')})
     return opt

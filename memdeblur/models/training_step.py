@@ -1,0 +1,136 @@
+"""The training step of memdeblur's models, with the options that make it fast: precision, layout, compile.
+
+``TrainingStep`` is BasicSR's ``SRModel`` with its ``optimize_parameters`` replaced: one loss over the
+network's output(s) (``training_outputs`` against ``training_target``, which the models define), gradient-norm
+clipping (``train.max_norm``), BasicSR's EMA, and
+
+* ``train.precision``: ``float32`` (default, the exact recipe), ``bfloat16`` or ``float16`` (GPUs):
+  ``memdeblur.models.training_precision``;
+* ``train.channels_last``: weights and feature maps in NHWC, the layout oneDNN and cuDNN run fastest;
+* ``train.compile``: ``torch.compile`` of the network's per-frame modules (``compile_network``).
+
+It sits *below* BasicSR's ``VideoRecurrentModel`` in the method order (``class VideoDeblurModel(
+VideoRecurrentModel, TrainingStep)``), so BasicSR's own ``optimize_parameters`` runs first and its ``super()``
+call lands here: ``train.fix_flow`` (SpyNet and EDVR's feature extractor frozen before iteration N) works as in
+BasicSR, with BasicSR's code.
+
+On a CPU, training keeps freed memory in the process (``memdeblur.utils.allocator``): a training step allocates
+and frees the same activations every iteration, which glibc's defaults fault in anew each time. This changes
+no value.
+"""
+import importlib.util
+import os
+import shutil
+
+import torch
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+
+from memdeblur.archs.fast_inference import streamline_residual_blocks
+from memdeblur.models.training_precision import TrainingPrecision
+from memdeblur.utils.allocator import retain_freed_memory
+from memdeblur.utils.option_check import OptionError
+from memdeblur.utils.precision import at_least_float32
+
+
+def check_compile_support(device):
+    """Refuse ``train.compile`` where ``torch.compile`` cannot build kernels, saying what is missing.
+
+    Inductor compiles C++ on a CPU (a C++ compiler on the PATH, or ``CXX``) and Triton kernels on a GPU.
+    """
+    if not hasattr(torch.nn.Module, 'compile'):
+        raise OptionError(f'train.compile needs nn.Module.compile (PyTorch 2.2 or later); this is torch '
+                          f'{torch.__version__}.')
+    if device.type == 'cpu':
+        compiler = os.environ.get('CXX') or shutil.which('g++') or shutil.which('c++') or shutil.which('clang++')
+        if not compiler:
+            raise OptionError('train.compile on a CPU needs a C++ compiler (g++ or clang++ on the PATH, or CXX): '
+                              'torch.compile builds its CPU kernels with it. Install one or set compile: false.')
+    elif device.type == 'cuda' and importlib.util.find_spec('triton') is None:
+        raise OptionError('train.compile on a GPU needs Triton (pip install triton, or a PyTorch build that ships it); '
+                          'or set compile: false.')
+
+
+def compile_network(net):
+    """Compile ``net`` for training, in place (parameter names, and so checkpoints, are unchanged).
+
+    A recurrent video network runs its modules once per frame and scale in a Python loop; compiling the whole
+    forward would unroll that loop into one graph per clip length. A network that names its per-frame modules
+    (``compile_targets()``) has those compiled instead, any other is compiled whole. Each module is compiled
+    once per input size it meets (three scales, several encoder inputs), more than ``torch._dynamo``'s default
+    limit of recompilations of one function (``nn.Sequential.forward`` serves several of them), so the limit is
+    raised for the process. Returns the number of compiled modules.
+    """
+    targets = net.compile_targets() if hasattr(net, 'compile_targets') else [net]
+    config = torch._dynamo.config
+    for name, per_target in (('recompile_limit', 16), ('cache_size_limit', 16), ('accumulated_recompile_limit', 64),
+                             ('accumulated_cache_size_limit', 64)):  # the names before and after torch 2.6
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), per_target * len(targets)))
+    for module in targets:
+        module.compile(dynamic=False)
+    return len(targets)
+
+
+class TrainingStep(SRModel):
+    """BasicSR's ``SRModel`` with memdeblur's training step (see the module docstring). Subclasses define
+    ``training_outputs()`` and ``training_target()``."""
+
+    def prepare_for_training(self, net):
+        """The bare network as it trains, before it is wrapped for multi-process training: residual blocks adding
+        in place (bit-identical, one feature map less per block to keep for the backward pass), then
+        ``train.channels_last`` and ``train.compile``; returns it."""
+        train = self.opt.get('train') or {}
+        streamline_residual_blocks(net)
+        if train.get('channels_last'):
+            net = net.to(memory_format=torch.channels_last)
+        if train.get('compile'):
+            check_compile_support(self.device)
+            get_root_logger().info(f'train.compile: {compile_network(net)} module(s) compiled with torch.compile.')
+        return net
+
+    def init_training_settings(self):
+        super().init_training_settings()
+        self.precision = TrainingPrecision(self.opt['train'].get('precision', 'float32'), self.device)
+        train = self.opt['train']
+        get_root_logger().info(f'Training precision: {self.precision.precision}'
+                               f'{" (autocast, float32 master weights)" if self.precision.dtype else ""}'
+                               f'{", loss scaling" if self.precision.scaler else ""}'
+                               f'{", channels-last" if train.get("channels_last") else ""}'
+                               f'{", compiled" if train.get("compile") else ""}.')
+        if self.device.type == 'cpu':
+            retain_freed_memory()
+
+    def optimize_parameters(self, current_iter):
+        """One step: forward (under ``train.precision``'s autocast), float32 loss, backward, gradient-norm
+        clipping on the true (unscaled) gradients, optimizer step, EMA.
+
+        A NaN/Inf loss, or a NaN/Inf gradient norm outside float16's loss scaling, stops training with the
+        iteration named instead of training on; under float16 a step with overflowing gradients is skipped by
+        the loss scaler and logged. The gradient norm before clipping is logged as ``grad_norm`` when
+        ``train.max_norm`` is set.
+        """
+        self.optimizer_g.zero_grad()
+        with self.precision.autocast():
+            outputs = self.training_outputs()
+        loss = self.cri_pix(at_least_float32(outputs), self.training_target())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f'Iteration {current_iter}: the training loss is {loss.item()}; stopping '
+                                     'instead of training on (lower the learning rate, or check the data).')
+        self.precision.backward(loss)
+        losses = {'l_pix': loss}
+        max_norm = self.opt['train'].get('max_norm')
+        if max_norm:
+            self.precision.unscale(self.optimizer_g)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), max_norm)
+            if self.precision.scaler is None and not torch.isfinite(grad_norm):
+                raise FloatingPointError(f'Iteration {current_iter}: the gradient norm is {grad_norm.item()}; '
+                                         'stopping instead of training on (lower the learning rate, or check the '
+                                         'data).')
+            losses['grad_norm'] = grad_norm
+        if not self.precision.step(self.optimizer_g):
+            get_root_logger().warning(f'Iteration {current_iter}: float16 gradients overflowed; step skipped, loss '
+                                      f'scale lowered to {self.precision.scaler.get_scale():g}.')
+        self.log_dict = self.reduce_loss_dict(losses)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
