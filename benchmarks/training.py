@@ -147,7 +147,10 @@ def authors_step(args, device):
     net = Model(para).to(device)
     official_names = convert_official_state_dict({k: k for k in net.state_dict()})  # ours -> theirs
     ours = torch.load(args.weights, map_location=device, weights_only=True)['params']
-    net.load_state_dict({official_names[k]: v for k, v in ours.items()}, strict=False)
+    loaded = net.load_state_dict({official_names[k]: v for k, v in ours.items()}, strict=False)
+    unused = ('model.conv_hr.', 'model.conv_last.')  # in their model and checkpoints, never used
+    if loaded.unexpected_keys or any(not key.startswith(unused) for key in loaded.missing_keys):
+        raise SystemExit(f"error: the authors' model did not take the benchmark's weights: {loaded}")
     net.train()
     criterion = Loss(para)
     optimizer = torch.optim.Adam(net.parameters(), lr=5e-4)

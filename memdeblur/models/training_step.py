@@ -64,7 +64,7 @@ def compile_network(net):
     targets = net.compile_targets() if hasattr(net, 'compile_targets') else [net]
     config = torch._dynamo.config
     for name, per_target in (('recompile_limit', 16), ('cache_size_limit', 16), ('accumulated_recompile_limit', 64),
-                             ('accumulated_cache_size_limit', 64)):  # the names before and after torch 2.6
+                             ('accumulated_cache_size_limit', 64)):  # older and newer torch name the same limits
         if hasattr(config, name):
             setattr(config, name, max(getattr(config, name), per_target * len(targets)))
     for module in targets:
@@ -78,8 +78,8 @@ class TrainingStep(SRModel):
 
     def prepare_for_training(self, net):
         """The bare network as it trains, before it is wrapped for multi-process training: residual blocks adding
-        in place (bit-identical, one feature map less per block to keep for the backward pass), then
-        ``train.channels_last`` and ``train.compile``; returns it."""
+        in place (bit-identical, one full-size temporary less per block), then ``train.channels_last`` and
+        ``train.compile``; returns it."""
         train = self.opt.get('train') or {}
         streamline_residual_blocks(net)
         if train.get('channels_last'):
@@ -91,8 +91,8 @@ class TrainingStep(SRModel):
 
     def init_training_settings(self):
         super().init_training_settings()
-        self.precision = TrainingPrecision(self.opt['train'].get('precision', 'float32'), self.device)
         train = self.opt['train']
+        self.precision = TrainingPrecision(train.get('precision', 'float32'), self.device)
         get_root_logger().info(f'Training precision: {self.precision.precision}'
                                f'{" (autocast, float32 master weights)" if self.precision.dtype else ""}'
                                f'{", loss scaling" if self.precision.scaler else ""}'
