@@ -44,7 +44,7 @@ from memdeblur.utils.cli import run_tool, tool_parser
 from memdeblur.utils.memory import peak_memory
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import check_outputs
-from memdeblur.utils.precision import PRECISIONS
+from memdeblur.utils.precision import PRECISIONS, refuse_float16_without_gpu
 from memdeblur.utils.run_options import read_options
 from memdeblur.video.exact_restorer import (FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame,
                                              restore_exact)
@@ -174,8 +174,7 @@ def check_arguments(args, device):
         raise OptionError('--exact restores whole frames; drop --tile (or use windows without --exact).')
     if args.tile not in ('auto', 0) and not 0 <= args.tile_overlap < args.tile:
         raise OptionError(f'--tile {args.tile} --tile-overlap {args.tile_overlap}: need 0 <= tile overlap < tile.')
-    if args.precision == 'float16' and device.type == 'cpu':
-        raise OptionError('--precision float16 is for GPUs; on a CPU use bfloat16 (or float32).')
+    refuse_float16_without_gpu(args.precision, device.type, '--precision')
 
 
 def tile_size(tile, height, width):

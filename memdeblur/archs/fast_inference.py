@@ -28,7 +28,7 @@ from basicsr.archs.arch_util import ResidualBlockNoBN
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from memdeblur.utils.precision import PRECISIONS
+from memdeblur.utils.precision import PRECISIONS, refuse_float16_without_gpu
 
 # Layers whose inputs and weights autocast casts to its precision, on CPUs and GPUs alike.
 AUTOCAST_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -128,8 +128,7 @@ def inference_runner(net, device, precision='float32', fast=True, compile_net=Fa
         raise ValueError(f'precision must be one of {list(PRECISIONS)}, got {precision!r}.')
     device = torch.device(device)
     dtype = PRECISIONS[precision]
-    if dtype is torch.float16 and device.type == 'cpu':
-        raise ValueError('float16 is for GPUs; on a CPU use bfloat16 (or float32).')
+    refuse_float16_without_gpu(precision, device.type, 'precision')
     runner = prepare_fast(net, device, compile_net=compile_net, dtype=dtype) if fast else getattr(
         net, 'module', net).eval().to(device)
 

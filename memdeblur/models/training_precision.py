@@ -20,7 +20,7 @@ import torch
 from basicsr.utils import get_root_logger
 
 from memdeblur.utils.option_check import OptionError
-from memdeblur.utils.precision import PRECISIONS, cpu_has_native_bfloat16
+from memdeblur.utils.precision import PRECISIONS, cpu_has_native_bfloat16, refuse_float16_without_gpu
 
 
 class TrainingPrecision:
@@ -34,9 +34,7 @@ class TrainingPrecision:
     def __init__(self, precision, device):
         if precision not in PRECISIONS:
             raise OptionError(f'train.precision must be one of {", ".join(PRECISIONS)}, got {precision!r}.')
-        if precision == 'float16' and device.type != 'cuda':
-            raise OptionError('train.precision: float16 needs a GPU (its loss scaling and kernels are for GPUs); '
-                              'on a CPU use bfloat16 (CPUs with BF16 instructions) or float32.')
+        refuse_float16_without_gpu(precision, device.type, 'train.precision')
         if precision == 'bfloat16' and device.type == 'cpu' and not cpu_has_native_bfloat16():
             get_root_logger().warning('train.precision: bfloat16 on a CPU without BF16 instructions (AVX-512 BF16 or '
                                       'AMX): PyTorch emulates it, slower than float32.')

@@ -1,9 +1,20 @@
-"""Precision names as options spell them, and the one rule for leaving a half precision."""
+"""Precision names as options spell them, where each may run, and the one rule for leaving a half precision."""
 import torch
+
+from memdeblur.utils.option_check import OptionError
 
 # Option value -> autocast dtype (None: float32, no autocast), for inference (val.precision, --precision) and
 # training (train.precision).
 PRECISIONS = {'float32': None, 'bfloat16': torch.bfloat16, 'float16': torch.float16}
+
+
+def refuse_float16_without_gpu(precision, device_type, option):
+    """Raise ``OptionError`` when ``precision`` is float16 and the run is not on a GPU (``device_type`` 'cuda'):
+    PyTorch's float16 kernels and loss scaling are for GPUs. ``option`` names what asked for it in the message
+    (``--precision``, ``train.precision``, an options file and key)."""
+    if precision == 'float16' and device_type != 'cuda':
+        raise OptionError(f'{option}: float16 is for GPUs; on a CPU use bfloat16 (CPUs with BF16 instructions) or '
+                          'float32.')
 
 
 def at_least_float32(tensors):

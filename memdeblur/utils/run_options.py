@@ -18,6 +18,7 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import plain_name_problem
+from memdeblur.utils.precision import refuse_float16_without_gpu
 from memdeblur.utils.safe_load import apply_overrides, load_options
 
 
@@ -79,9 +80,8 @@ def check_options_file(opt, path):
             raise OptionError(f'{path}: num_gpu: {num_gpu}, but this machine has {torch.cuda.device_count()} usable '
                               'GPU(s); write num_gpu: auto (GPUs when present, else the CPU).')
     gpus = torch.cuda.device_count() if num_gpu == 'auto' else num_gpu
-    if (opt.get('train') or {}).get('precision') == 'float16' and not gpus:
-        raise OptionError(f'{path}: train:precision is float16, which needs a GPU, and this run has none; use '
-                          'bfloat16 (CPUs with BF16 instructions) or float32.')
+    refuse_float16_without_gpu((opt.get('train') or {}).get('precision'), 'cuda' if gpus else 'cpu',
+                               f'{path}: train:precision')
 
 
 def read_options(path, overrides=None):
