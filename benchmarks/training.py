@@ -113,7 +113,8 @@ def our_step(args, mode, device):
     from basicsr.models import build_model
 
     from memdeblur.utils.run_options import in_process_training_options, read_options
-    root = tempfile.mkdtemp(prefix='memdeblur_training_benchmark_')
+    # experiment folders beside the weights, in the parent's temporary folder, removed with it
+    root = tempfile.mkdtemp(prefix=f'experiment_{mode}_', dir=osp.dirname(args.weights))
     opt = in_process_training_options(read_options(RELEASED_OPTIONS), root, num_gpu=int(device.type == 'cuda'))
     opt['train'] = {**opt['train'], **MODES[mode]}
     opt['path'].update(pretrain_network_g=args.weights, strict_load_g=True)
