@@ -112,7 +112,7 @@ def released_net(fixtures):
 
 
 def speed(fixtures, lines):
-    from memdeblur.archs.fast_inference import fast_restore_fn
+    from memdeblur.inference.fast_path import fast_restore_fn
     net = released_net(fixtures)
     lines += ['## Speed (released configuration, eval; ratios within this run)', '',
               '| size | frames | mode | ms/frame | speed-up vs plain float32 | peak GPU MiB | PSNR vs plain (dB) |',
@@ -133,8 +133,8 @@ def speed(fixtures, lines):
 
 def video_memory(fixtures, lines):
     """Streamed windows at 720x1280, restored as tools/deblur_video.py does: peak GPU memory against length."""
-    from memdeblur.archs.fast_inference import inference_runner
-    from memdeblur.video.windowed_restorer import restore_stream, window_restorer
+    from memdeblur.inference.fast_path import inference_runner
+    from memdeblur.inference.windows import restore_stream, window_restorer
     restore = window_restorer(*inference_runner(released_net(fixtures), 'cuda', 'float16'), torch.device('cuda'),
                               margins=(0, 0), tile=0, tile_overlap=0)
     lines += ['## Bounded memory at 720x1280 (the video tool\'s windows of 30, overlap 6, fast float16)', '',

@@ -34,22 +34,22 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 import memdeblur  # noqa: F401,E402,I001
-from memdeblur.archs.fast_inference import fast_restore_fn  # noqa: E402
+from memdeblur.inference.fast_path import fast_restore_fn  # noqa: E402
 from memdeblur.archs.memdeblur_arch import MemDeblurNet  # noqa: E402
 from memdeblur.utils.allocator import retain_freed_memory  # noqa: E402
 from memdeblur.utils.cli import frame_size, tool_parser  # noqa: E402
-from memdeblur.utils.complexity import measure_complexity  # noqa: E402
-from memdeblur.utils.results_table import write_lines  # noqa: E402
+from memdeblur.evaluation.complexity import measure_complexity  # noqa: E402
+from memdeblur.evaluation.results_table import write_lines  # noqa: E402
 
 MEMORY_CHILD = """
 import sys, torch
 sys.path.insert(0, {root!r})
 import memdeblur
-from memdeblur.archs.fast_inference import fast_restore_fn, inference_runner
+from memdeblur.inference.fast_path import fast_restore_fn, inference_runner
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.memory import peak_rss_mib
-from memdeblur.video.windowed_restorer import restore_stream, window_restorer
+from memdeblur.inference.windows import restore_stream, window_restorer
 retain_freed_memory()
 length, size, mode = {length}, {size}, {mode!r}
 frames = (torch.randint(0, 256, (3, *size), dtype=torch.uint8) for _ in range(length))

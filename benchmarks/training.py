@@ -50,7 +50,7 @@ import torch  # noqa: E402
 
 import memdeblur  # noqa: F401,E402,I001
 from memdeblur.utils.cli import frame_size, tool_parser  # noqa: E402
-from memdeblur.utils.results_table import write_lines  # noqa: E402
+from memdeblur.evaluation.results_table import write_lines  # noqa: E402
 
 RELEASED_OPTIONS = osp.join(REPO_ROOT, 'options', 'train_memdeblur_gopro_ds.yml')
 SYNTHETIC_TRAIN = osp.join('options', 'train_memdeblur_synthetic.yml')

@@ -12,10 +12,10 @@ reports (the process's peak resident memory on a CPU, CUDA allocations on a GPU)
 the scratch folder's size on disk is sampled every second as well. Writes Markdown to --out
 (default benchmarks/results/video_memory_<device>.md).
 """
+import json
 import os
 import os.path as osp
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -33,10 +33,8 @@ import memdeblur  # noqa: F401,E402,I001
 from memdeblur.archs.memdeblur_arch import MemDeblurNet  # noqa: E402
 from memdeblur.data.synthetic import MotionSettings, SequenceRenderer, to_uint8  # noqa: E402
 from memdeblur.utils.cli import frame_size, tool_parser  # noqa: E402
-from memdeblur.utils.results_table import write_lines  # noqa: E402
-from memdeblur.video.video_io import VideoWriter  # noqa: E402
-
-SUMMARY = re.compile(r'(\d+) frames -> .*\(([\d.]+) s, ([\d.]+) frames/s; peak memory so far (\d+) MiB')
+from memdeblur.evaluation.results_table import write_lines  # noqa: E402
+from memdeblur.data.video_io import VideoWriter  # noqa: E402
 
 
 def build_parser():
@@ -74,8 +72,9 @@ def disk_usage_mib(folder):
 
 def run_tool(video, output, options, mode, args, scratch):
     """Runs the tool once; returns (frames, seconds, frames/s, peak MiB, peak scratch MiB)."""
+    summary = osp.splitext(output)[0] + '_summary.json'
     command = [sys.executable, osp.join(REPO_ROOT, 'tools', 'deblur_video.py'), video, '-o', output, '--opt', options,
-               '--device', args.device, '--precision', args.precision, '--scratch', scratch]
+               '--device', args.device, '--precision', args.precision, '--scratch', scratch, '--summary', summary]
     command += ['--exact'] if mode == 'exact' else []
     scratch_peak = 0.0
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -83,11 +82,13 @@ def run_tool(video, output, options, mode, args, scratch):
         while process.poll() is None:
             scratch_peak = max(scratch_peak, disk_usage_mib(scratch))
             time.sleep(1)
-        stdout, stderr = process.communicate()
+        _, stderr = process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f'{" ".join(command)} failed:\n{stderr[-3000:]}')
-    frames, seconds, fps, peak = SUMMARY.search(stdout).groups()
-    return int(frames), float(seconds), float(fps), float(peak), scratch_peak
+    with open(summary) as f:
+        result = json.load(f)['sequences'][0]
+    return (result['frames'], result['seconds'], result['frames_per_second'], result['peak_memory_mib'],
+            scratch_peak)
 
 
 def main():

@@ -3,7 +3,7 @@
 import pytest
 
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.utils.complexity import measure_complexity
+from memdeblur.evaluation.complexity import measure_complexity
 from tests.conftest import TINY_MEMDEBLUR
 from tests.pipeline_helpers import run_tool
 from tests.test_paper_variants import ROWS

@@ -9,7 +9,7 @@ from skimage.metrics import structural_similarity
 
 from memdeblur.losses.charbonnier_loss import color_charbonnier
 from memdeblur.metrics.released_metric import truncate_to_uint8
-from memdeblur.models.video_deblur_model import metric_inputs
+from memdeblur.evaluation.scoring import metric_inputs
 
 
 def test_color_charbonnier_pools_channels_inside_the_root():

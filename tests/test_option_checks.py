@@ -10,7 +10,7 @@ from basicsr.losses import build_loss
 from basicsr.models import build_model
 
 from memdeblur.data.data_check import DATASET_TYPES
-from memdeblur.models.video_deblur_model import check_model_options
+from memdeblur.models.model_options import check_model_options
 from memdeblur.utils.option_check import OptionError
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
 from tests.pipeline_helpers import in_process_training_options

@@ -29,7 +29,7 @@ from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import MANIFEST, OutputError, output_lock, staged_outputs
 from memdeblur.utils.run_options import read_options
 from memdeblur.utils.safe_load import apply_overrides, load_options, parse_override
-from memdeblur.video.video_io import VideoWriter
+from memdeblur.data.video_io import VideoWriter
 from tests.conftest import REPO_ROOT
 from tests.pipeline_helpers import run_tool
 
@@ -259,7 +259,7 @@ WRITE_FOREVER = '''
 import sys, time, numpy as np
 from fractions import Fraction
 from memdeblur.utils.cli import run_tool
-from memdeblur.video.video_io import VideoWriter
+from memdeblur.data.video_io import VideoWriter
 
 def main(argv):
     with VideoWriter(argv[0], Fraction(30), overwrite=True) as writer:

@@ -1,7 +1,7 @@
 """Deblurring any video: streaming windows and tiles, the fast path, and tools/deblur_video.py end to end."""
 import copy
+import json
 import os
-import re
 
 import av
 import cv2
@@ -11,14 +11,14 @@ import torch
 import yaml
 
 from memdeblur.archs.estrnn_arch import ESTRNNNet
-from memdeblur.archs.fast_inference import (clip_restorer, fast_restore_fn, fold_batch_norms, inference_runner,
+from memdeblur.inference.fast_path import (clip_restorer, fast_restore_fn, fold_batch_norms, inference_runner,
                                             store_autocast_weights, streamline_residual_blocks)
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.data.errors import DataError
 from memdeblur.utils.checkpoint import load_pretrained
-from memdeblur.video.exact_restorer import check_exact_supported, whole_window_restorer
-from memdeblur.video.frame_tensors import to_float_frames, to_uint8_frames
-from memdeblur.video.windowed_restorer import restore_stream, restore_tiled, window_restorer
+from memdeblur.inference.exact import check_exact_supported, whole_window_restorer
+from memdeblur.inference.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.inference.windows import restore_stream, restore_tiled, window_restorer
 from tests.conftest import TINY_MEMDEBLUR
 from tests.pipeline_helpers import run_tool
 
@@ -175,11 +175,15 @@ def test_tool_deblurs_a_video_and_a_frame_folder(tool_options, synthetic_gopro, 
     video = tmp_path / 'clip.mp4'
     write_video(video, frames, fps=25)
     out = tmp_path / 'deblurred.mp4'
-    result = deblur(video, '-o', out, '--opt', tool_options, '--window', 4, '--overlap', 2)
+    summary = tmp_path / 'summary.json'
+    result = deblur(video, '-o', out, '--opt', tool_options, '--window', 4, '--overlap', 2, '--summary', summary)
     assert result.returncode == 0, result.stderr[-2000:]
     assert video_facts(out) == (9, (45, 61), 25)
     assert 'frame/s' in result.stderr  # the progress bar
-    assert re.search(r': 9 frames -> .*frames/s; peak memory so far \d+ MiB', result.stdout), result.stdout
+    assert ': 9 frames -> ' in result.stdout
+    (reported, ) = json.loads(summary.read_text())['sequences']
+    assert reported['sequence'] == 'clip' and reported['frames'] == 9 and reported['output'] == str(out)
+    assert reported['seconds'] > 0 and reported['peak_memory_mib'] > 0
     again = deblur(video, '-o', out, '--opt', tool_options)
     assert again.returncode != 0 and 'exists; pass --force' in again.stderr
     side = tmp_path / 'side.mp4'
@@ -219,11 +223,6 @@ def test_tool_errors_name_the_problem_and_touch_nothing(tool_options, tmp_path):
     assert len(list((tmp_path / 'one_out').glob('*.png'))) == 1
 
 
-def reported_peak_mib(stdout):
-    """The peak memory the tool reports in its last summary line."""
-    return float(re.findall(r'peak memory so far (\d+) MiB', stdout)[-1])
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize('mode', (['--window', '10', '--overlap', '2'], ['--exact']), ids=('windows', 'exact'))
 def test_memory_does_not_grow_with_the_length_of_the_video(tool_options, tmp_path, mode):
@@ -234,10 +233,11 @@ def test_memory_does_not_grow_with_the_length_of_the_video(tool_options, tmp_pat
     for length in (30, 300):
         video = tmp_path / f'{length}.mp4'
         write_video(video, [rng.integers(0, 256, (64, 96, 3), np.uint8) for _ in range(length)])
+        summary = tmp_path / f'{length}_summary.json'
         result = deblur(video, '-o', tmp_path / f'{length}_out.mp4', '--opt', tool_options, *mode,
-                        '--scratch', tmp_path)
+                        '--scratch', tmp_path, '--summary', summary)
         assert result.returncode == 0, result.stderr[-2000:]
-        peaks[length] = reported_peak_mib(result.stdout)
+        peaks[length] = json.loads(summary.read_text())['sequences'][0]['peak_memory_mib']
         assert video_facts(tmp_path / f'{length}_out.mp4')[0] == length
     assert peaks[300] <= 1.2 * peaks[30], peaks
 
@@ -286,5 +286,5 @@ def test_exact_mode_equals_whole_sequence_processing(tool_options, synthetic_gop
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('memdeblur_exact_')]  # scratch removed
     tiled = deblur(folder, '-o', tmp_path / 'tiled', '--opt', tool_options, '--exact', '--tile', 32)
     assert tiled.returncode != 0 and '--exact restores whole frames' in tiled.stderr
-    with pytest.raises(DataError, match='--exact needs MemDeblurNet'):
+    with pytest.raises(DataError, match='--exact needs a network with whole-sequence passes'):
         check_exact_supported(ESTRNNNet(n_features=8, n_blocks=2))

@@ -18,7 +18,6 @@ sets one for all. Writes to --out:
                                   and sharp differ most);
   results/<name>/                 each model's own tables and restored frames.
 """
-import csv
 import json
 import os
 import os.path as osp
@@ -33,10 +32,11 @@ from basicsr.data import build_dataset
 
 from memdeblur.data.frame_io import write_png
 from memdeblur.utils.cli import run_tool, tool_parser
-from memdeblur.utils.comparison_image import comparison_image
+from memdeblur.evaluation.comparison_image import comparison_image
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import staged_outputs
-from memdeblur.utils.results_table import write_csv, write_markdown
+from memdeblur.evaluation.results_table import write_csv, write_markdown
+from memdeblur.evaluation.test_report import read_test_report
 from memdeblur.utils.run_options import read_options
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -104,31 +104,26 @@ def run_test(entry, out):
 
 
 def read_results(out, entry):
-    """(frame-averaged metrics row, summary facts) of one finished run."""
-    base = osp.join(out, 'results', entry['opt']['name'], entry['dataset']['name'])
-    with open(base + '_metrics.csv') as f:
-        average = list(csv.DictReader(f))[-1]
-    with open(base + '_summary.csv') as f:
-        facts = {row['item']: row['value'] for row in csv.DictReader(f)}
-    return average, facts
+    """The JSON results (``memdeblur.evaluation.test_report``) of one finished run."""
+    return read_test_report(osp.join(out, 'results', entry['opt']['name'], entry['dataset']['name']))
 
 
 def table_rows(out, entries):
     rows = []
     for entry in entries:
-        average, facts = read_results(out, entry)
-        gmacs = next((v for k, v in facts.items() if k.startswith('GMACs per frame at')), '')
-        row = {'model': entry['opt']['name'], 'network': facts.get('model', ''), 'frames scored': average['frames']}
-        row.update({m: float(average[m]) for m in METRICS if m in average})
-        row.update({'params': facts.get('parameters', ''), 'GMACs (authors\')': gmacs.split(' ')[0],
-                    'GMACs (exact)': facts.get('GMACs per frame, exact', '').split(' ')[0],
-                    'ms/frame': f'{1000 * float(facts["runtime per frame"].split(" ")[0]):.1f}',
-                    'peak memory': facts.get('peak memory', ''), 'border frames': facts.get('border frames', '')})
+        result = read_results(out, entry)
+        row = {'model': entry['opt']['name'], 'network': result['network'], 'frames scored': result['frames_scored']}
+        row.update({m: result['average'][m] for m in METRICS if m in result['average']})
+        row.update({'params': f'{result["parameters"] / 1e6:.3f} M', 'GMACs (authors\')': f'{result["gmacs_authors"]:.2f}',
+                    'GMACs (exact)': f'{result["gmacs_exact"]:.2f}',
+                    'ms/frame': f'{1000 * result["seconds_per_frame"]:.1f}',
+                    'peak memory': f'{result["peak_memory_mib"]:.0f} MiB ({result["peak_memory_kind"]})',
+                    'border frames': result['border_frames']})
         rows.append(row)
-    blurry = read_results(out, entries[0])[0]
+    blurry = read_results(out, entries[0])
     blurry_row = {key: '' for key in rows[0]}
-    blurry_row.update({'model': 'blurry input', 'frames scored': blurry['frames'],
-                       **{m: float(blurry[f'{m} (blurry input)']) for m in METRICS if m in blurry_row}})
+    blurry_row.update({'model': 'blurry input', 'frames scored': blurry['frames_scored'],
+                       **{m: blurry['blurry_input_average'][m] for m in METRICS if m in blurry_row}})
     rows.append(blurry_row)
     return rows
 

@@ -25,8 +25,9 @@ import torch
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers the archs)
 from basicsr.archs import build_network
 
-from memdeblur.models.padding import SpatialPadding
-from memdeblur.utils.complexity import measure_complexity
+from memdeblur.inference.padding import SpatialPadding
+from memdeblur.utils.network_traits import network_traits
+from memdeblur.evaluation.complexity import network_complexity
 from memdeblur.utils.memory import peak_rss_mib
 from memdeblur.utils.cli import frame_size, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
@@ -60,39 +61,36 @@ def build_parser():
 
 
 def network_options(path):
-    """The options file's ``network_g``, with the model's frame padding (``size_multiple``, ``min_size``)
-    as ``_padding`` (a network counts at the size it really runs at)."""
+    """The options file's ``network_g``, with the deprecated top-level padding options (``size_multiple``,
+    ``min_size``) as ``_padding`` where the file sets them."""
     opt = read_options(path)
     if not isinstance(opt.get('network_g'), dict):
         raise OptionError(f'{path} has no network_g section.')
     return {**opt['network_g'], '_padding': [opt.get('size_multiple', 1), opt.get('min_size', 0)]}
 
 
-def count(network_opt, size, frames):
-    """Complexity of one network configuration, as a plain dict (picklable for worker processes).
-
-    A network with a ``num_frame`` option (EDVR) restores the centre of a window of that many
-    frames: it is counted on one window, per restored frame.
-    """
+def build(network_opt):
+    """(network, the padding it runs with) of a ``network_options`` dict."""
     network_opt = dict(network_opt)
-    height, width = SpatialPadding(*network_opt.pop('_padding')).target(*size)
+    padding = network_opt.pop('_padding')
     net = build_network(network_opt)
-    outputs = None
-    if 'num_frame' in network_opt:
-        frames, outputs = network_opt['num_frame'], 1
-    # ESTRNN needs more frames than its past + future window
-    frames = max(frames, getattr(net, 'past_frames', 0) + getattr(net, 'future_frames', 0) + 1)
-    result = measure_complexity(net, height, width, frames, outputs)
+    return net, SpatialPadding.for_network(net, *padding)
+
+
+def count(network_opt, size, frames):
+    """Complexity of one network configuration per restored frame (``network_complexity``: a sliding-window
+    network on one window), at the padded size it runs at, as a plain dict (picklable for worker processes)."""
+    net, padding = build(network_opt)
+    result = network_complexity(net, *padding.target(*size), frames)
     return {**vars(result), 'attention_share': result.attention_share}
 
 
 def timed_run(network_opt, size, frames, device):
     """(ms per frame, peak memory in MiB) of an eval forward pass over ``frames`` random frames."""
-    network_opt = dict(network_opt)
-    padding = SpatialPadding(*network_opt.pop('_padding'))
-    if 'num_frame' in network_opt:
+    net, padding = build(network_opt)
+    if network_traits(net).restores_windows:
         raise ValueError('--run times whole-clip networks; time a sliding-window network (EDVR) with tools/test.py.')
-    net = build_network(network_opt).eval().to(device)
+    net = net.eval().to(device)
     inputs = torch.rand(1, frames, 3, *padding.target(*size), device=device)
     rss_before = peak_rss_mib()
     if device == 'cuda':

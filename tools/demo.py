@@ -20,7 +20,6 @@ Steps:
    input, the restored frames and the sharp ground truth, and where the tables and the labelled
    blurry | restored | sharp pictures (with a zoomed crop) are.
 """
-import csv
 import glob
 import os.path as osp
 import subprocess
@@ -35,7 +34,8 @@ from memdeblur.data.errors import DataError
 from memdeblur.data.synthetic import settings_mismatch
 from memdeblur.utils.cli import run_tool, tool_parser
 from memdeblur.utils.run_options import read_options
-from memdeblur.utils.comparison_image import edge_sharpness
+from memdeblur.evaluation.comparison_image import edge_sharpness
+from memdeblur.evaluation.test_report import read_test_report
 from memdeblur.utils.precision import cpu_has_native_bfloat16
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -103,16 +103,15 @@ def report(test_opt):
     """
     results = osp.join(REPO_ROOT, 'results', test_opt['name'])
     dataset_name = test_opt['datasets']['test']['name']
-    with open(osp.join(results, f'{dataset_name}_metrics.csv')) as f:
-        average = list(csv.DictReader(f))[-1]
+    result = read_test_report(osp.join(results, dataset_name))
     restored = sorted(glob.glob(osp.join(results, 'visualization', dataset_name, '*', '*.png')))
     restored = [p for p in restored if '_comparison_' not in osp.basename(p)]
     sequences = osp.join(REPO_ROOT, DATA, 'test')
     blurry = [osp.join(sequences, osp.basename(osp.dirname(p)), 'blur_gamma', osp.basename(p)) for p in restored]
     sharp = [p.replace(f'{osp.sep}blur_gamma{osp.sep}', f'{osp.sep}sharp{osp.sep}') for p in blurry]
-    print(f'\nHeld-out synthetic sequences, {average["frames"]} frames (frame averages):')
+    print(f'\nHeld-out synthetic sequences, {result["frames_scored"]} frames (frame averages):')
     for metric in ('psnr', 'psnr_released'):
-        out, blur = float(average[metric]), float(average[f'{metric} (blurry input)'])
+        out, blur = result['average'][metric], result['blurry_input_average'][metric]
         print(f'  {metric:14s} restored {out:.2f} dB, blurry input {blur:.2f} dB ({out - blur:+.2f} dB)')
     print(f'  edge sharpness (variance of the Laplacian): blurry {mean_sharpness(blurry):.0f}, '
           f'restored {mean_sharpness(restored):.0f}, sharp {mean_sharpness(sharp):.0f}')

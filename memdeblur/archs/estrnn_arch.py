@@ -14,6 +14,7 @@ from torch import nn
 
 from memdeblur.archs.blocks import RDB, RDBDown, conv
 from memdeblur.archs.input_checks import check_input_frames, pad_to_multiple
+from memdeblur.utils.network_traits import KeyRules, NetworkTraits
 from memdeblur.utils.option_check import INT, checked_options, one_of
 
 ACTIVATIONS = {'relu': nn.ReLU, 'leakyrelu': lambda: nn.LeakyReLU(0.1), 'gelu': nn.GELU}
@@ -100,6 +101,19 @@ class GlobalSpatioTemporalAttention(nn.Module):
         return self.merge(torch.cat(condensed + [feats[centre]], dim=1))
 
 
+# The authors' checkpoint keys (after their ``model.`` / ``module.model.`` prefix) -> ours.
+OFFICIAL_KEYS = KeyRules(renames=[
+    (r'^cell\.F_B([012])\.', r'cell.encoder.\1.'),
+    (r'^cell\.F_R\.RDBs\.', 'cell.trunk.rdbs.'),
+    (r'^cell\.F_R\.', 'cell.trunk.'),
+    (r'^cell\.F_h\.', 'cell.hidden_head.'),
+    (r'^fusion\.F_f\.', 'fusion.channel_attention.'),
+    (r'^fusion\.F_p\.', 'fusion.projection.'),
+    (r'^fusion\.fusion\.', 'fusion.merge.'),
+    (r'^recons\.model\.', 'reconstructor.'),
+])
+
+
 @ARCH_REGISTRY.register()
 @checked_options(n_features=INT, n_blocks=INT, past_frames=INT, future_frames=INT,
                  activation=one_of(*ACTIVATIONS))
@@ -135,6 +149,13 @@ class ESTRNNNet(nn.Module):
         self.reconstructor = nn.Sequential(
             nn.ConvTranspose2d(window * 5 * c, 2 * c, 3, 2, 1, output_padding=1),
             nn.ConvTranspose2d(2 * c, c, 3, 2, 1, output_padding=1), conv(c, 3, 5))
+
+    official_keys = OFFICIAL_KEYS  # the authors' checkpoint keys -> ours
+
+    def traits(self):
+        """No output for the first ``past_frames`` and last ``future_frames`` frames; any size (padded inside);
+        the authors' checkpoints."""
+        return NetworkTraits(frame_margins=(self.past_frames, self.future_frames), official_keys=self.official_keys)
 
     def forward(self, lqs):
         """

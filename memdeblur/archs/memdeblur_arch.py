@@ -18,6 +18,7 @@ from memdeblur.archs.blocks import RDBDown, conv
 from memdeblur.archs.input_checks import check_input_frames, pad_to_multiple
 from memdeblur.archs.memory_bank import MemoryBank
 from memdeblur.archs.memory_branch import MemoryBranch
+from memdeblur.utils.network_traits import KeyRules, NetworkTraits
 from memdeblur.utils.option_check import BOOL, INT, INT_LIST, checked_options, one_of, optional
 
 FEAT_CHANNELS = 48  # channels of the encoder D's output: 3 -> 12 -> 48 through two RDBDown(x4)
@@ -26,6 +27,24 @@ SIZE_MULTIPLE = 4  # D halves the size twice
 # "r" (restored) and "h" (hidden) as separate values; the variants keep one of them, or one joint
 # value encoded from both.
 MEMORY_VALUE_MODES = ('separate', 'hidden', 'restored', 'joint')
+
+_MEMORY_ENCODERS = r'(key_encoder|value_encoder_mem|value_encoder_feat)'
+_MEMORY_DECODERS = r'(decoder_mem|decoder_feat)'
+# The authors' checkpoint keys (after their ``model.`` / ``module.model.`` prefix) -> ours; docs/architecture.md
+# tabulates them. conv_hr and conv_last are built by the released model but never used.
+OFFICIAL_KEYS = KeyRules(
+    renames=[
+        (r'^downsampling\.', 'encoder.'),
+        (r'^upsampling\.', 'decoder.'),
+        (r'^forward_resblocks\.main\.0\.', 'forward_trunk.'),
+        (r'^backward_resblocks\.', 'backward_trunk.'),
+        (rf'^memory\.{_MEMORY_ENCODERS}\.forward_resblocks\.', r'memory.\1.trunk.'),
+        (rf'^memory\.{_MEMORY_ENCODERS}\.(conv1|bn1|layer1)\.', r'memory.\1.stem.\2.'),
+        (r'^memory\.key_proj\.key_proj\.', 'memory.key_proj.'),
+        (rf'^memory\.{_MEMORY_DECODERS}\.forward_resblocks\.', r'memory.\1.trunk.'),
+        (rf'^memory\.{_MEMORY_DECODERS}\.upsample\.0\.', r'memory.\1.upsample_conv.'),
+    ],
+    dropped=[r'^conv_hr\.', r'^conv_last\.'])
 
 
 class InMemoryFrames:
@@ -193,6 +212,13 @@ class MemDeblurNet(nn.Module):
                     module.eval()
         return self
 
+    official_keys = OFFICIAL_KEYS  # the authors' checkpoint keys -> ours
+
+    def traits(self):
+        """Whole clips of any size (padded inside), the authors' checkpoints, whole-sequence passes
+        (``restore_frames``)."""
+        return NetworkTraits(official_keys=self.official_keys, whole_sequence_passes=True)
+
     def compile_targets(self):
         """The modules ``torch.compile`` should compile (``train.compile``): those run once per frame and scale.
         Compiling ``forward`` itself would unroll its loops over frames and scales into one graph per clip
@@ -233,7 +259,7 @@ class MemDeblurNet(nn.Module):
         ``forward`` holds the encoder features, keys, backward states and every scale's outputs
         of all T frames in memory at once. This runs the same computation in the same order, but
         asks ``storage`` for each of those per-frame sequences, so they can live in a file or be
-        recomputed on access (``memdeblur.video.exact_restorer``): the result equals ``forward``'s
+        recomputed on access (``memdeblur.inference.exact``): the result equals ``forward``'s
         while memory stays bounded. Eval mode only (the banks are bounded then).
 
         Args:

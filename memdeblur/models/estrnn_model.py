@@ -6,7 +6,8 @@ from memdeblur.models.video_deblur_model import VideoDeblurModel
 
 @MODEL_REGISTRY.register()
 class ESTRNNModel(VideoDeblurModel):
-    """Trains on the inner frames of each clip (as ESTRNN's authors) and tests every frame.
+    """Trains on the inner frames of each clip (as ESTRNN's authors) and tests every frame: ``VideoDeblurModel``
+    with ESTRNN's frame margins (``network_traits``), kept as its own name for options files.
 
     ESTRNN gives no output for the first ``past_frames`` and the last ``future_frames`` of its
     input. Training compares its outputs with the clip's inner ground-truth frames. Testing, by
@@ -14,7 +15,3 @@ class ESTRNNModel(VideoDeblurModel):
     (``val.border_frames: reflect``); ``val.border_frames: inner`` scores only the frames ESTRNN
     restores without padding, its authors' convention. The results table says which.
     """
-
-    def frame_margins(self):
-        net = self.get_bare_model(self.net_g)
-        return net.past_frames, net.future_frames

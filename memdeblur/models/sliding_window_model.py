@@ -2,26 +2,27 @@
 import torch
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from memdeblur.models.padding import reflect_indices
+from memdeblur.inference.padding import reflect_indices
 from memdeblur.models.video_deblur_model import VideoDeblurModel
-from memdeblur.utils.complexity import measure_complexity
 
 
 @MODEL_REGISTRY.register()
 class SlidingWindowModel(VideoDeblurModel):
     """Slides an N-frame window over every frame of a sequence; the network restores its centre.
 
-    The window length N is ``network_g.num_frame`` (BasicSR's EDVR option). Training clips must
+    The window length N is the network's (``network_traits``: EDVR's ``num_frame``). Training clips must
     have N frames (the dataset's ``num_frame``); the loss compares the output with the centre
     frame's ground truth. Testing restores frame ``i`` from frames ``i - N//2 .. i + N//2``, the
     sequence extended by reflection at its ends, ``val.window_batch`` windows per forward pass
-    (default 4). Frames are padded to the network's size needs with ``size_multiple`` (EDVR with
-    ``hr_in``: 16).
+    (default 4). Frames are padded to the sizes the network takes (EDVR with ``hr_in``: multiples of 16).
     """
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.window = opt['network_g']['num_frame']
+        if not self.traits.restores_windows:
+            raise ValueError(f'SlidingWindowModel: {opt["network_g"]["type"]} restores whole clips, not the centre of '
+                             'a window; use model_type: VideoDeblurModel.')
+        self.window = self.traits.window
         self.window_batch = (opt.get('val') or {}).get('window_batch', 4)
 
     def training_outputs(self):
@@ -43,7 +44,3 @@ class SlidingWindowModel(VideoDeblurModel):
             batch = torch.cat([lqs[:, w] for w in windows[start:start + self.window_batch]])
             outputs.append(self.spatial_padding.run(lambda frames: net(frames).unsqueeze(1), batch)[:, 0])
         return torch.cat(outputs).unsqueeze(0)
-
-    def complexity(self, net, height, width, num_frames):
-        """Per restored frame: one window in, its centre frame out."""
-        return measure_complexity(net, *self.spatial_padding.target(height, width), self.window, num_outputs=1)

@@ -26,7 +26,7 @@ import torch
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 
-from memdeblur.archs.fast_inference import streamline_residual_blocks
+from memdeblur.inference.fast_path import streamline_residual_blocks
 from memdeblur.models.training_precision import TrainingPrecision
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.option_check import OptionError

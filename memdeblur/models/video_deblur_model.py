@@ -1,23 +1,20 @@
-"""VideoDeblurModel: training and evaluation of whole-clip video deblurring networks in BasicSR.
+"""VideoDeblurModel: training and evaluation of video deblurring networks in BasicSR.
 
 Extends BasicSR's ``VideoRecurrentModel`` and overrides only what differs for deblurring:
 
 * checkpoints of either format load through ``memdeblur.utils.checkpoint`` (the authors'
-  original files too), checked key by key;
+  original files too), checked key by key; checkpoints and training states are written atomically;
 * training: the step of ``memdeblur.models.training_step`` (one loss over the network's output(s),
   gradient-norm clipping, EMA, ``train.precision``/``channels_last``/``compile``), under BasicSR's
   ``VideoRecurrentModel.optimize_parameters`` (``train.fix_flow``);
-* evaluation over ``VideoDeblurTestDataset`` (whole sequences or windows) with every metric of
-  ``val.metrics`` for the output and for the blurry input, both PSNR/SSIM conventions (BasicSR's
-  and the released evaluation's), per-sequence and frame-averaged results, frames saved as PNG,
-  a labelled blurry | restored | sharp comparison (PSNR, edge sharpness, zoomed crop of the
-  region that moves most) per sequence and, when testing, Markdown/CSV tables
-  with parameters, GMACs and runtime;
+* the network's needs come from its ``network_traits``: frame margins (ESTRNN) filled by reflection, frame
+  sizes padded (EDVR, BasicVSR++);
+* evaluation over ``VideoDeblurTestDataset`` (whole sequences or windows): the model restores, the
+  ``memdeblur.evaluation`` package scores (both PSNR/SSIM conventions, output and blurry input), draws the
+  comparison pictures and writes the reports (Markdown, CSV, JSON) with complexity and runtime;
 * CPU and multi-process CPU runs (gaps 4 and 5 of ``memdeblur.basicsr_compat``);
-* no silently wrong result: misspelt or mistyped options are refused (``MODEL_OPTIONS``), a
-  non-finite loss stops training, non-finite inputs or outputs stop evaluation, naming the frames;
-* checkpoints and training states are written atomically (a kill mid-save leaves the previous
-  file, never a truncated one).
+* no silently wrong result: misspelt or mistyped options are refused (``model_options``), a
+  non-finite loss stops training, non-finite inputs or outputs stop evaluation, naming the frames.
 """
 import collections
 import os
@@ -25,119 +22,51 @@ import os.path as osp
 import time
 
 import torch
-from basicsr.metrics import calculate_metric
 from basicsr.models.video_recurrent_model import VideoRecurrentModel
-from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils import get_root_logger, imwrite
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch import distributed as dist
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from tqdm import tqdm
 
-from memdeblur.archs.fast_inference import prepare_fast
-from memdeblur.metrics.released_metric import truncate_to_uint8
-from memdeblur.models.padding import SpatialPadding, reflect_indices
+from memdeblur.evaluation.comparison_image import comparison_image
+from memdeblur.evaluation.complexity import network_complexity
+from memdeblur.evaluation.results_table import summarize
+from memdeblur.evaluation.scoring import FrameScorer, check_finite_frames
+from memdeblur.evaluation.test_report import RunFacts, write_test_report
+from memdeblur.inference.fast_path import prepare_fast
+from memdeblur.inference.padding import SpatialPadding, reflect_indices
+from memdeblur.models.model_options import check_model_options
 from memdeblur.models.training_step import TrainingStep
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.checkpoint import load_pretrained
-from memdeblur.utils.comparison_image import comparison_image
-from memdeblur.utils.complexity import measure_complexity
-from memdeblur.utils.memory import peak_memory
-from memdeblur.utils.option_check import (ANY, BOOL, DICT, INT, NUMBER, STR, OptionError, check_options, one_of,
-                                           optional)
+from memdeblur.utils.memory import peak_memory_mib
+from memdeblur.utils.network_traits import network_traits
 from memdeblur.utils.precision import PRECISIONS
-from memdeblur.utils.results_table import summarize, write_csv, write_markdown
-
-
-# Every option BasicSR's pipeline or this model reads, per section; anything else is a typo.
-MODEL_OPTIONS = {
-    None: {
-        'name': STR, 'model_type': STR, 'scale': INT, 'num_gpu': ANY, 'manual_seed': optional(INT),
-        'is_train': BOOL, 'dist': BOOL, 'rank': INT, 'world_size': INT, 'auto_resume': BOOL, 'root_path': STR,
-        'datasets': DICT, 'network_g': DICT, 'path': DICT, 'train': DICT, 'val': optional(DICT),
-        'logger': DICT, 'dist_params': DICT, 'find_unused_parameters': BOOL,
-        'size_multiple': INT, 'min_size': INT,
-    },
-    'train': {
-        'ema_decay': NUMBER, 'max_norm': optional(NUMBER), 'optim_g': DICT, 'scheduler': DICT,
-        'total_iter': INT, 'warmup_iter': INT, 'pixel_opt': DICT, 'fix_flow': optional(INT),
-        'flow_lr_mul': NUMBER, 'precision': one_of(*PRECISIONS), 'channels_last': BOOL, 'compile': BOOL,
-    },
-    'val': {
-        'val_freq': NUMBER, 'save_img': BOOL, 'metrics': optional(DICT), 'complexity': DICT,
-        'border_frames': one_of('reflect', 'inner'), 'window_batch': INT,
-        'fast': BOOL, 'precision': one_of(*PRECISIONS),
-    },
-    'path': {
-        'pretrain_network_g': optional(STR), 'strict_load_g': BOOL, 'param_key_g': one_of('params', 'params_ema'),
-        'resume_state': optional(STR), 'experiments_root': STR, 'models': STR, 'training_states': STR, 'log': STR,
-        'visualization': STR, 'results_root': STR,
-    },
-    'logger': {'print_freq': NUMBER, 'save_checkpoint_freq': NUMBER, 'use_tb_logger': BOOL, 'wandb': optional(DICT)},
-}
-
-
-def check_model_options(opt):
-    """Refuse unknown or mistyped keys in the sections of ``opt`` that BasicSR and this model read."""
-    check_options(opt, MODEL_OPTIONS[None], 'options', required=('name', 'model_type', 'network_g', 'path'))
-    for section, schema in MODEL_OPTIONS.items():
-        if section is not None and opt.get(section) is not None:
-            check_options(opt[section], schema, f'options section {section!r}')
-    for part in ('optim_g', 'scheduler'):  # passed to torch as they are: 'lr: 5e-4' would arrive as text
-        for key, value in (opt.get('train') or {}).get(part, {}).items():
-            if key != 'type' and isinstance(value, str):
-                raise OptionError(f'options section train:{part}: {key!r} is the text {value!r}; write a number '
-                                  f'(YAML reads 5e-4 as text: write !!float 5e-4 or 0.0005).')
-
-
-def check_finite_frames(frames, what, names):
-    """Raise ``ValueError`` naming every frame of ``frames`` (T, ...) that holds NaN or Inf values.
-
-    Args:
-        frames (Tensor): (T, C, H, W).
-        what (str): e.g. ``'input frames of sequence GOPRO_0001'``.
-        names (list[str]): The T frame names.
-    """
-    finite = torch.isfinite(frames).flatten(1).all(dim=1)
-    if not finite.all():
-        bad = [names[i] for i in (~finite).nonzero().flatten().tolist()]
-        raise ValueError(f'Non-finite (NaN or Inf) values in {what}: frames {", ".join(bad[:8])}'
-                         f'{" ..." if len(bad) > 8 else ""}.')
-
-
-def metric_inputs(frame, gt_img):
-    """What every metric function receives for one (3, H, W) [0, 1] frame: BasicSR's rounded uint8
-    image (``img``), the released truncated one (``img_truncated``), and the ground truth (``img2``);
-    all (H, W, 3) BGR."""
-    return {
-        'img': tensor2img(frame),
-        'img_truncated': truncate_to_uint8(frame.flip(0).permute(1, 2, 0).float().numpy()),
-        'img2': gt_img,
-    }
-
-
-def score_frame(inputs, metrics_opt):
-    """Every metric of ``val.metrics`` on one frame's ``metric_inputs``."""
-    return {metric: calculate_metric(inputs, opt) for metric, opt in metrics_opt.items()}
 
 
 @MODEL_REGISTRY.register()
 class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
-    """Whole-clip video deblurring model: (B, T, 3, H, W) blurry in, the same size restored out."""
+    """Video deblurring model: (B, T, 3, H, W) blurry in, the same size restored out."""
 
     def __init__(self, opt):
         check_model_options(opt)
         super().__init__(opt)
-        self._input_scores = {}  # (dataset, sequence, frame) -> the blurry input's metric values
-        # size_multiple / min_size: frames are padded for networks that need them (EDVR: 16; BasicVSR++: 256)
-        self.spatial_padding = SpatialPadding(opt.get('size_multiple', 1), opt.get('min_size', 0))
+        self._scorer = None  # FrameScorer of val.metrics, made at the first validation
+        self.traits = network_traits(self.net_g)
+        if 'size_multiple' in opt or 'min_size' in opt:
+            get_root_logger().warning('Options size_multiple / min_size are deprecated: networks declare the frame '
+                                      'sizes they take (network_traits); the values given apply on top.')
+        self.spatial_padding = SpatialPadding.for_network(self.net_g, opt.get('size_multiple', 1),
+                                                          opt.get('min_size', 0))
         self.border_frames = (opt.get('val') or {}).get('border_frames', 'reflect')
 
     def frame_margins(self):
         """(first, last): how many frames at the start and the end of a clip the network gives no
-        output for (ESTRNN: its past and future frames); none for whole-clip networks."""
-        return 0, 0
+        output for (``network_traits``: ESTRNN's past and future frames); none for most networks."""
+        return self.traits.frame_margins
 
     def model_to_device(self, net):
         """Gap 4: DistributedDataParallel with CUDA ``device_ids`` only when the model is on a GPU. For training,
@@ -256,7 +185,7 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
     def inference_network(self):
         """The network ``test`` runs: the EMA one when there is one, in eval mode; with ``val.fast``
         (testing only) a prepared copy: BatchNorm folded, in-place residuals, channels-last, sparse read-outs,
-        weights in ``val.precision`` (``memdeblur.archs.fast_inference``), made once; on a CPU the process then
+        weights in ``val.precision`` (``memdeblur.inference.fast_path``), made once; on a CPU the process then
         keeps freed memory for reuse (``memdeblur.utils.allocator``)."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         if not (self.opt.get('val') or {}).get('fast') or self.is_train:
@@ -319,25 +248,21 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
         check_finite_frames(outputs, f'the network output for sequence {folder} (diverged weights?)',
                             names[keep_from:keep_to])
         outputs.clamp_(0, 1)
+        if self._scorer is None:
+            self._scorer = FrameScorer(metrics_opt)
         out_dir = osp.join(self.opt['path']['visualization'], dataset_name,
                            *([str(current_iter)] if self.is_train else []), folder)
         middle = item['sequence_length'] // 2
         records = []
         for offset, output in enumerate(outputs, start=keep_from):
             name = names[offset]
-            gt_img = tensor2img(item['gt'][offset])
-            restored = metric_inputs(output, gt_img)
-            blurry = metric_inputs(item['lq'][offset], gt_img)
-            # the blurry input's scores never change: computed at the first validation only
-            input_key = (dataset_name, folder, name)
-            if input_key not in self._input_scores:
-                self._input_scores[input_key] = score_frame(blurry, metrics_opt)
-            records.append({'sequence': folder, 'frame': name, 'output': score_frame(restored, metrics_opt),
-                            'input': self._input_scores[input_key]})
+            record, restored, blurry, sharp = self._scorer.score(dataset_name, folder, name, output,
+                                                                 item['lq'][offset], item['gt'][offset])
+            records.append(record)
             if save_img:
                 imwrite(restored['img'], osp.join(out_dir, f'{name}.png'))
             if item['frame_start'] + offset == middle:
-                comparison = comparison_image(blurry['img'], [('restored', restored['img'])], gt_img)
+                comparison = comparison_image(blurry['img'], [('restored', restored['img'])], sharp)
                 imwrite(comparison, osp.join(osp.dirname(out_dir), f'{folder}_comparison_{name}.png'))
         return records
 
@@ -357,10 +282,6 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
             message += f'\t   {row["sequence"]}: ' + ', '.join(f'{m} {row[m]:.4f}' for m in metrics) + '\n'
         get_root_logger().info(message)
 
-    def complexity(self, net, height, width, num_frames):
-        """Parameters and GMACs per restored frame (``memdeblur.utils.complexity``), at the padded size."""
-        return measure_complexity(net, *self.spatial_padding.target(height, width), num_frames)
-
     def _border_convention(self):
         first, last = self.frame_margins()
         if not (first or last):
@@ -371,31 +292,24 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
         return f'inner frames only: the first {first} and last {last} of each window not scored'
 
     def _write_tables(self, dataset_name, rows, seconds_per_frame):
-        """Markdown and CSV tables in the results folder, with model size, cost and speed."""
+        """The run's report (``memdeblur.evaluation.test_report``) in the results folder, with model size, cost and
+        speed."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         complexity = self.opt['val'].get('complexity', {})
         height, width = complexity.get('height', 720), complexity.get('width', 1280)
         num_frames = complexity.get('num_frames', 100)
-        cost = self.complexity(net, height, width, num_frames)
-        device = (torch.cuda.get_device_name() if self.device.type == 'cuda'
-                  else f'CPU, {torch.get_num_threads()} threads')
-        facts = {
-            'model': self.opt['network_g']['type'],
-            'weights': self.opt['path'].get('pretrain_network_g'),
-            'frames scored': rows[-1]['frames'],
-            'parameters': f'{cost.parameters / 1e6:.3f} M',
-            f'GMACs per frame at {height}x{width}': f'{cost.thop_gmacs:.2f} (thop module hooks, T={num_frames})',
-            'GMACs per frame, exact': f'{cost.exact_gmacs:.2f} (torch.utils.flop_counter; attention '
-                                      f'{cost.attention_gmacs:.2f})',
-            'runtime per frame': f'{seconds_per_frame:.4f} s at the test frame size ({device})',
-            'peak memory': peak_memory(self.device),
-            'border frames': self._border_convention(),
-            'conventions': 'psnr/ssim: BasicSR (rounded to uint8); *_released: truncated to uint8, '
-                           'scikit-image SSIM; averages over all frames',
-        }
+        cost = network_complexity(net, *self.spatial_padding.target(height, width), num_frames)
+        memory, memory_kind = peak_memory_mib(self.device)
+        facts = RunFacts(
+            network=type(net).__name__, weights=self.opt['path'].get('pretrain_network_g'),
+            parameters=cost.parameters, gmacs_authors=cost.thop_gmacs, gmacs_exact=cost.exact_gmacs,
+            gmacs_attention=cost.attention_gmacs, complexity_size=[height, width, num_frames],
+            seconds_per_frame=seconds_per_frame,
+            device=(torch.cuda.get_device_name() if self.device.type == 'cuda'
+                    else f'CPU, {torch.get_num_threads()} threads'),
+            peak_memory_mib=memory, peak_memory_kind=memory_kind, border_frames=self._border_convention())
         base = osp.join(self.opt['path']['results_root'], dataset_name)
-        write_csv(base + '_metrics.csv', rows)
-        write_csv(base + '_summary.csv', [{'item': label, 'value': value} for label, value in facts.items()])
-        write_markdown(base + '_metrics.md', f'{self.opt["name"]} on {dataset_name}', rows, facts)
-        get_root_logger().info(f'Tables: {base}_metrics.md, {base}_metrics.csv, {base}_summary.csv; frames and '
-                               f'comparisons under {osp.join(self.opt["path"]["visualization"], dataset_name)}')
+        written = write_test_report(base, self.opt['name'], dataset_name, rows, list(self.opt['val']['metrics']),
+                                    facts)
+        get_root_logger().info(f'Results: {", ".join(written)}; frames and comparisons under '
+                               f'{osp.join(self.opt["path"]["visualization"], dataset_name)}')

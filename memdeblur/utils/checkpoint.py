@@ -7,8 +7,8 @@ Two formats exist:
   ``model.`` (single GPU) or ``module.model.`` (their multi-GPU trainer) and the original
   module names.
 
-An official checkpoint is converted by renaming keys with a per-architecture table of
-regular expressions (``OFFICIAL_KEY_RULES``); no original module code is involved. Every
+An official checkpoint is converted by renaming keys with the regular expressions the network declares
+(``network_traits(net).official_keys``, a ``KeyRules``); no original module code is involved. Every
 load is checked key by key and shape by shape against the target network first, so a wrong
 file or a different configuration fails with a list of the differences, never silently.
 """
@@ -16,62 +16,17 @@ import collections
 import contextlib
 import os.path as osp
 import re
+import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, field
 
 import torch
 from basicsr.utils import get_root_logger
+from basicsr.utils.registry import ARCH_REGISTRY
 
 from memdeblur.utils.atomic_save import atomic_torch_save
+from memdeblur.utils.network_traits import KeyRules, bare_network, network_traits
 
 OFFICIAL_PREFIXES = ('module.model.', 'model.', 'module.')
-
-
-@dataclass(frozen=True)
-class KeyRules:
-    """How one architecture's official keys map to ours.
-
-    Attributes:
-        renames (list[tuple[str, str]]): ``(pattern, replacement)`` pairs for ``re.sub``, applied
-            in order to each key after the prefix is stripped; the first matching rule wins.
-        dropped (list[str]): Patterns of official keys that our network does not have because
-            the released model never uses them.
-    """
-
-    renames: list = field(default_factory=list)
-    dropped: list = field(default_factory=list)
-
-
-_MEMORY_ENCODERS = r'(key_encoder|value_encoder_mem|value_encoder_feat)'
-_MEMORY_DECODERS = r'(decoder_mem|decoder_feat)'
-
-OFFICIAL_KEY_RULES = {
-    'MemDeblurNet':
-    KeyRules(
-        renames=[
-            (r'^downsampling\.', 'encoder.'),
-            (r'^upsampling\.', 'decoder.'),
-            (r'^forward_resblocks\.main\.0\.', 'forward_trunk.'),
-            (r'^backward_resblocks\.', 'backward_trunk.'),
-            (rf'^memory\.{_MEMORY_ENCODERS}\.forward_resblocks\.', r'memory.\1.trunk.'),
-            (rf'^memory\.{_MEMORY_ENCODERS}\.(conv1|bn1|layer1)\.', r'memory.\1.stem.\2.'),
-            (r'^memory\.key_proj\.key_proj\.', 'memory.key_proj.'),
-            (rf'^memory\.{_MEMORY_DECODERS}\.forward_resblocks\.', r'memory.\1.trunk.'),
-            (rf'^memory\.{_MEMORY_DECODERS}\.upsample\.0\.', r'memory.\1.upsample_conv.'),
-        ],
-        dropped=[r'^conv_hr\.', r'^conv_last\.']),
-    'ESTRNNNet':
-    KeyRules(renames=[
-        (r'^cell\.F_B([012])\.', r'cell.encoder.\1.'),
-        (r'^cell\.F_R\.RDBs\.', 'cell.trunk.rdbs.'),
-        (r'^cell\.F_R\.', 'cell.trunk.'),
-        (r'^cell\.F_h\.', 'cell.hidden_head.'),
-        (r'^fusion\.F_f\.', 'fusion.channel_attention.'),
-        (r'^fusion\.F_p\.', 'fusion.projection.'),
-        (r'^fusion\.fusion\.', 'fusion.merge.'),
-        (r'^recons\.model\.', 'reconstructor.'),
-    ]),
-}
 
 
 class CheckpointError(ValueError):
@@ -104,19 +59,22 @@ def is_official_checkpoint(checkpoint):
     return isinstance(checkpoint, dict) and isinstance(checkpoint.get('state_dict'), dict)
 
 
-def convert_official_state_dict(state_dict, arch='MemDeblurNet'):
+def convert_official_state_dict(state_dict, rules=None):
     """Rename an official state dict's keys to ours.
 
     Args:
         state_dict (dict[str, Tensor]): Keys as the authors saved them (any known prefix).
-        arch (str): Architecture whose rules apply (a key of ``OFFICIAL_KEY_RULES``).
+        rules (KeyRules | None): The target network's rules (``official_key_rules(net)``); None: the released
+            MemDeblur's. A registered architecture name is still taken (deprecated).
 
     Returns:
         OrderedDict[str, Tensor]: The same tensors under our key names, unused ones dropped.
     """
-    if arch not in OFFICIAL_KEY_RULES:
-        raise CheckpointError(f'No official key rules for {arch!r}; known: {sorted(OFFICIAL_KEY_RULES)}.')
-    rules = OFFICIAL_KEY_RULES[arch]
+    if not isinstance(rules, KeyRules):
+        if rules is not None:
+            warnings.warn('convert_official_state_dict(state_dict, arch_name) is deprecated; pass '
+                          'official_key_rules(net).', DeprecationWarning, stacklevel=2)
+        rules = ARCH_REGISTRY.get(rules or 'MemDeblurNet').official_keys
     converted = OrderedDict()
     for key, value in state_dict.items():
         key = _strip_prefix(key)
@@ -131,6 +89,15 @@ def convert_official_state_dict(state_dict, arch='MemDeblurNet'):
     return converted
 
 
+def official_key_rules(net):
+    """The ``KeyRules`` ``net`` declares for the authors' checkpoints; ``CheckpointError`` when it has none."""
+    rules = network_traits(net).official_keys
+    if rules is None:
+        raise CheckpointError(f'{type(bare_network(net)).__name__} declares no original-format checkpoint keys '
+                              '(network_traits: official_keys); give a BasicSR checkpoint ({"params": ...}).')
+    return rules
+
+
 def _strip_prefix(key):
     for prefix in OFFICIAL_PREFIXES:
         if key.startswith(prefix):
@@ -138,13 +105,13 @@ def _strip_prefix(key):
     return key
 
 
-def extract_state_dict(checkpoint, source, arch='MemDeblurNet', param_key='params'):
+def extract_state_dict(checkpoint, source, net, param_key='params'):
     """The network weights inside a loaded checkpoint of either format, under our key names.
 
     Args:
         checkpoint (dict): What ``read_checkpoint`` returned.
         source (str): File name, for error messages.
-        arch (str): Target architecture (selects the official key rules).
+        net (nn.Module): The target network (its official key rules apply to an official checkpoint).
         param_key (str): BasicSR key to prefer (``'params'`` or ``'params_ema'``); the other one
             is used when it is missing, as BasicSR does.
 
@@ -152,7 +119,7 @@ def extract_state_dict(checkpoint, source, arch='MemDeblurNet', param_key='param
         OrderedDict[str, Tensor]
     """
     if is_official_checkpoint(checkpoint):
-        return convert_official_state_dict(checkpoint['state_dict'], arch)
+        return convert_official_state_dict(checkpoint['state_dict'], official_key_rules(net))
     if isinstance(checkpoint, dict):
         for key in (param_key, 'params', 'params_ema'):
             if isinstance(checkpoint.get(key), dict):
@@ -243,9 +210,9 @@ def load_pretrained(net, path, param_key='params', strict=True):
     Raises:
         CheckpointError: for an unreadable file, a checkpoint that does not fit, or NaN/Inf weights.
     """
-    net = getattr(net, 'module', net)
+    net = bare_network(net)
     arch = type(net).__name__
-    state_dict = extract_state_dict(read_checkpoint(path), path, arch, param_key)
+    state_dict = extract_state_dict(read_checkpoint(path), path, net, param_key)
     check_finite(state_dict, path)
     expected = net.state_dict()
     if strict:
@@ -286,7 +253,7 @@ def convert_checkpoint(src, dst, net, overwrite=False):
         raise CheckpointError(f'Checkpoint {src!r} is not in the official format (no state_dict); '
                               f'found keys {sorted(checkpoint) if isinstance(checkpoint, dict) else "none"}.')
     arch = type(net).__name__
-    state_dict = convert_official_state_dict(checkpoint['state_dict'], arch)
+    state_dict = convert_official_state_dict(checkpoint['state_dict'], official_key_rules(net))
     check_state_dict(net.state_dict(), state_dict, src, arch)
     check_finite(state_dict, src)
     atomic_torch_save({'params': state_dict}, dst)

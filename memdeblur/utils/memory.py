@@ -22,8 +22,15 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def peak_memory(device):
-    """Peak memory of this process so far, as text: CUDA allocations on a GPU, resident memory on a CPU."""
+def peak_memory_mib(device):
+    """(MiB, what it measures) of this process's peak memory so far: CUDA allocations on a GPU, resident memory
+    on a CPU."""
     if device.type == 'cuda':
-        return f'{torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB (CUDA, allocated)'
-    return f'{peak_rss_mib():.0f} MiB (process peak resident memory)'
+        return torch.cuda.max_memory_allocated(device) / 2**20, 'CUDA, allocated'
+    return peak_rss_mib(), 'process peak resident memory'
+
+
+def peak_memory(device):
+    """``peak_memory_mib`` as text, e.g. ``2031 MiB (process peak resident memory)``."""
+    mib, kind = peak_memory_mib(device)
+    return f'{mib:.0f} MiB ({kind})'

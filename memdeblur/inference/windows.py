@@ -10,10 +10,11 @@ the overlaps, bounding memory in space as well.
 """
 import torch
 
-from memdeblur.archs.fast_inference import clip_restorer
-from memdeblur.models.padding import reflect_indices
-from memdeblur.video.exact_restorer import whole_window_restorer
-from memdeblur.video.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.inference.fast_path import clip_restorer
+from memdeblur.inference.padding import SpatialPadding, reflect_indices
+from memdeblur.inference.exact import whole_window_restorer
+from memdeblur.inference.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.utils.network_traits import network_traits
 
 
 def restore_stream(restore, frames, window=30, overlap=6):
@@ -82,7 +83,7 @@ def restore_tiled(restore, clip, tile, overlap):
     return total / count
 
 
-def window_restorer(runner, context, device, margins, tile, tile_overlap):
+def window_restorer(runner, context, device, margins, tile, tile_overlap, padding=SpatialPadding()):
     """A function restoring a uint8 window (T, 3, H, W) to uint8 (``restore`` of ``restore_stream``).
 
     MemDeblur on whole frames (no tiles, or one tile covering the frame) goes through
@@ -97,11 +98,12 @@ def window_restorer(runner, context, device, margins, tile, tile_overlap):
         margins (tuple[int, int]): Past and future frames the network needs (ESTRNN), else (0, 0).
         tile (int): Tile side in pixels, 0 for whole frames.
         tile_overlap (int): Pixels shared by neighbouring tiles.
+        padding (SpatialPadding): The frame sizes the network takes (``SpatialPadding.for_network``).
     """
     compiled = hasattr(runner, '_orig_mod')
-    restore_whole = None if compiled or not hasattr(runner, 'restore_frames') else whole_window_restorer(
+    restore_whole = None if compiled or not network_traits(runner).whole_sequence_passes else whole_window_restorer(
         runner, context, device)
-    restore_clip = clip_restorer(runner, context, device)
+    restore_clip = clip_restorer(runner, context, device, padding)
     before, after = margins
 
     def restore_part(clip):

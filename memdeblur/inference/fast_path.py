@@ -28,6 +28,7 @@ from basicsr.archs.arch_util import ResidualBlockNoBN
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from memdeblur.inference.padding import SpatialPadding
 from memdeblur.utils.precision import PRECISIONS, refuse_float16_without_gpu
 
 # Layers whose inputs and weights autocast casts to its precision, on CPUs and GPUs alike.
@@ -141,18 +142,20 @@ def inference_runner(net, device, precision='float32', fast=True, compile_net=Fa
     return runner, context
 
 
-def clip_restorer(runner, context, device):
+def clip_restorer(runner, context, device, padding=SpatialPadding()):
     """A function restoring one clip with ``inference_runner``'s results: (T, 3, H, W) float [0, 1] on the CPU ->
-    the same, clamped, on the CPU."""
+    the same, clamped, on the CPU; frames padded to the sizes the network takes (``padding``) and cropped back."""
     device = torch.device(device)
 
     def restore(clip):
         with context():
-            return runner(clip.unsqueeze(0).to(device))[0].float().clamp(0, 1).cpu()
+            return padding.run(runner, clip.unsqueeze(0).to(device))[0].float().clamp(0, 1).cpu()
 
     return restore
 
 
 def fast_restore_fn(net, device, precision='float32', fast=True, compile_net=False):
-    """``clip_restorer`` of ``inference_runner(net, device, precision, fast, compile_net)``."""
-    return clip_restorer(*inference_runner(net, device, precision, fast, compile_net), device)
+    """``clip_restorer`` of ``inference_runner(net, device, precision, fast, compile_net)``, padding frames as the
+    network needs."""
+    return clip_restorer(*inference_runner(net, device, precision, fast, compile_net), device,
+                         SpatialPadding.for_network(net))

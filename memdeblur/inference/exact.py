@@ -1,6 +1,6 @@
 """Whole-sequence restoration in bounded memory: ``--exact``, and MemDeblur's windows in less memory.
 
-Windowed restoration (``windowed_restorer``) bounds memory by giving each window its own
+Windowed restoration (``memdeblur.inference.windows``) bounds memory by giving each window its own
 backward pass and memory banks, so its outputs differ slightly from processing the whole video
 at once (95 dB PSNR with the default windows). MemDeblur's whole-sequence result needs the
 backward pass over every frame before the first forward step, and each scale's pass over every
@@ -37,7 +37,8 @@ import numpy as np
 import torch
 
 from memdeblur.data.errors import DataError
-from memdeblur.video.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.inference.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.utils.network_traits import bare_network, network_traits
 
 FINEST = 'outputs'
 
@@ -168,11 +169,12 @@ class ScratchStorage:
 
 
 def check_exact_supported(net):
-    """Raise DataError unless ``net`` (or the module a torch.compile wrapper runs) has ``restore_frames``."""
-    module = getattr(net, '_orig_mod', net)
-    if not hasattr(module, 'restore_frames'):
-        raise DataError(f'--exact needs MemDeblurNet (whole-sequence passes); {type(module).__name__} is restored '
-                        'in windows.')
+    """The network inside ``net``'s wrappers; DataError unless it declares whole-sequence passes (``network_traits``:
+    ``restore_frames``)."""
+    module = bare_network(net)
+    if not network_traits(module).whole_sequence_passes:
+        raise DataError(f'--exact needs a network with whole-sequence passes (MemDeblur); {type(module).__name__} is '
+                        'restored in windows.')
     return module
 
 

@@ -24,6 +24,8 @@ from thop import profile
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from memdeblur.utils.network_traits import network_traits
+
 ATTENTION_OPS = ('bmm', )  # the memory read-out: (keys x query) affinity and (values x weights) products
 
 
@@ -89,3 +91,13 @@ def measure_complexity(net, height=720, width=1280, num_frames=100, num_outputs=
         attention = sum(v for op, v in flops.items() if str(op).split('.')[-1] in ATTENTION_OPS)
         cost.exact_gmacs, cost.attention_gmacs = sum(flops.values()) / 2 / per_frame, attention / 2 / per_frame
     return cost
+
+
+def network_complexity(net, height=720, width=1280, num_frames=100, exact=True):
+    """``measure_complexity`` per restored frame, as the network restores: a sliding-window network (EDVR) on one
+    window, restoring its centre; a network with frame margins (ESTRNN) on at least one frame more than them.
+    ``height`` and ``width`` are those the network runs at (padded: ``SpatialPadding.target``)."""
+    traits = network_traits(net)
+    if traits.restores_windows:
+        return measure_complexity(net, height, width, traits.window, num_outputs=1, exact=exact)
+    return measure_complexity(net, height, width, max(num_frames, sum(traits.frame_margins) + 1), exact=exact)

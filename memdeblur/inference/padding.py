@@ -5,13 +5,17 @@
   extended by reflection about their end frames (``reflect_indices``), as ESTRNN's and EDVR's
   test code pad, so every frame gets an output.
 * In space: some networks need sides that are multiples of a number (EDVR with ``hr_in``: 16) or
-  at least a size (BasicVSR++ on full-resolution input: 256, since its flow network runs at 1/4).
+  at least a size (BasicVSR++ on full-resolution input: 256, since its flow network runs at 1/4), as their
+  ``network_traits`` declare.
   Frames are reflect-padded at the bottom and right (replicated where the image is too small to
   reflect) and the output cropped back (``SpatialPadding``).
 """
+import math
 from dataclasses import dataclass
 
 import torch.nn.functional as F
+
+from memdeblur.utils.network_traits import network_traits
 
 
 def reflect_indices(num_frames, before, after):
@@ -42,6 +46,13 @@ class SpatialPadding:
 
     multiple: int = 1
     min_size: int = 0
+
+    @classmethod
+    def for_network(cls, net, multiple=1, min_size=0):
+        """The padding ``net`` needs (``network_traits``: ``size_multiple``, ``min_size``), combined with a further
+        ``multiple`` and ``min_size`` (those an older options file sets)."""
+        traits = network_traits(net)
+        return cls(math.lcm(traits.size_multiple, multiple), max(traits.min_size, min_size))
 
     def target(self, height, width):
         return tuple(-(-max(side, self.min_size) // self.multiple) * self.multiple for side in (height, width))

@@ -1,0 +1,208 @@
+"""Deblurring whole videos and frame folders with one network: what ``tools/deblur_video.py`` runs, for library
+users too.
+
+    from memdeblur.inference.video_deblurring import VideoDeblurrer, network_from_options
+    from memdeblur.data.video_io import find_inputs
+    deblurrer = VideoDeblurrer(network_from_options(read_options('options/test_memdeblur_gopro_ds.yml')))
+    for seq in find_inputs('clips/'):
+        deblurrer.deblur(seq, f'out/{seq.name}.mp4')
+
+Each sequence is streamed: frames are read, restored in overlapping windows (``memdeblur.inference.windows``)
+or, with ``exact``, as one whole with per-frame state in scratch files (``memdeblur.inference.exact``), and
+written as they come, so memory does not grow with the length of the video. What the network needs comes from
+its ``network_traits``: frame margins filled by reflection, frame sizes padded; networks that restore the centre
+of a window (EDVR) are tested with ``tools/test.py`` instead.
+"""
+import collections
+import os.path as osp
+import tempfile
+import time
+
+import numpy as np
+import torch
+from basicsr.archs import build_network
+from tqdm import tqdm
+
+from memdeblur.data.errors import DataError
+from memdeblur.data.video_io import VIDEO_EXTENSIONS, VideoWriter, list_frame_files
+from memdeblur.inference.exact import FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame, \
+    restore_exact
+from memdeblur.inference.fast_path import inference_runner
+from memdeblur.inference.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.inference.padding import SpatialPadding
+from memdeblur.inference.windows import restore_stream, window_restorer
+from memdeblur.utils.allocator import retain_freed_memory
+from memdeblur.utils.checkpoint import load_pretrained
+from memdeblur.utils.memory import peak_memory_mib
+from memdeblur.utils.network_traits import network_traits
+from memdeblur.utils.outputs import check_outputs
+
+AUTO_TILE_AREA = 1280 * 720  # frames larger than this are tiled by default
+AUTO_TILE = 512
+
+
+def network_from_options(opt, opt_path='options', ckpt=None):
+    """The network of a test options file (read by ``read_options``), loaded from ``ckpt`` or the file's
+    ``path:pretrain_network_g`` (BasicSR or the authors' format)."""
+    if 'network_g' not in opt:
+        raise DataError(f'{opt_path} has no network_g section.')
+    weights = ckpt or (opt.get('path') or {}).get('pretrain_network_g')
+    if not weights:
+        raise DataError(f'No weights: give --ckpt or set path:pretrain_network_g in {opt_path}.')
+    return load_pretrained(build_network(dict(opt['network_g'])), weights)
+
+
+def plan_outputs(inputs, output, kind):
+    """The output path of every input sequence: ``output`` for one, ``output/<name>[.mp4]`` for several.
+
+    Args:
+        inputs (list[VideoInput]): The sequences.
+        output (str): A video file name or a folder.
+        kind (str): ``auto`` (mp4 when ``output`` has a video extension, else PNG frames), ``mp4`` or ``png``.
+    """
+    if kind == 'auto':
+        kind = 'mp4' if output.lower().endswith(VIDEO_EXTENSIONS) else 'png'
+    elif kind == 'png' and output.lower().endswith(VIDEO_EXTENSIONS):
+        raise DataError(f'--format png writes a folder of frames, but {output} is named like a video file; '
+                        'name a folder, or drop --format png for a video.')
+    if len(inputs) == 1:
+        if kind == 'mp4' and not output.lower().endswith(VIDEO_EXTENSIONS):
+            return [output + '.mp4']
+        return [output]
+    if output.lower().endswith(VIDEO_EXTENSIONS):
+        raise DataError(f'{len(inputs)} input sequences need an output folder, not {output}.')
+    return [osp.join(output, seq.name + ('.mp4' if kind == 'mp4' else '')) for seq in inputs]
+
+
+def check_planned_outputs(outputs, inputs, overwrite):
+    """Refuse, before a network is loaded, outputs that ``VideoWriter`` would refuse after it: existing ones
+    (without ``overwrite``) and any that is, holds or lies inside one of ``inputs`` (paths)."""
+    for out in outputs:
+        is_video = out.lower().endswith(VIDEO_EXTENSIONS)
+        check_outputs(files=[out] if is_video else [], folders=[] if is_video else [out], overwrite=overwrite,
+                      inputs=inputs)
+
+
+def output_frame_names(seq):
+    """The names of a frame folder's frames (the output keeps them); None for a video file."""
+    return None if seq.is_video_file else [osp.splitext(f)[0] for f in list_frame_files(seq.path)]
+
+
+def to_image(restored):
+    """(3, H, W) uint8 tensor -> (H, W, 3) numpy, as the writers take it."""
+    return restored.permute(1, 2, 0).numpy()
+
+
+class VideoDeblurrer:
+    """Deblurs sequences (``memdeblur.data.video_io.VideoInput``) into videos or frame folders with one network.
+
+    Args:
+        net (nn.Module): A loaded network that restores whole clips (any ``network_traits`` but a window).
+        device (torch.device | str): Where it runs.
+        precision (str): ``float32``, ``bfloat16`` or ``float16`` (GPUs).
+        fast (bool): The fast path (``memdeblur.inference.fast_path``); False runs the network as it is.
+        compile_net (bool): ``torch.compile`` the network.
+        window, overlap (int): Frames restored together and shared by consecutive windows.
+        tile (int | str): Tile side in pixels, 0 for whole frames, ``auto``: ``AUTO_TILE`` for frames larger than
+            1280x720.
+        tile_overlap (int): Pixels shared by neighbouring tiles.
+        exact (bool): Restore each sequence as one whole (``whole_sequence_passes`` networks), per-frame state in
+            ``scratch``.
+        scratch (str | None): Folder for ``exact``'s scratch files (default: the system's temporary folder).
+        side_by_side (bool): Write input | deblurred side by side.
+    """
+
+    def __init__(self, net, device='cpu', precision='float32', fast=True, compile_net=False, window=30, overlap=6,
+                 tile='auto', tile_overlap=32, exact=False, scratch=None, side_by_side=False):
+        traits = network_traits(net)
+        if traits.restores_windows:
+            raise DataError(f'{type(net).__name__} restores the centre of a {traits.window}-frame window; this tool '
+                            'runs networks that restore whole clips (MemDeblur, ESTRNN, BasicVSR++): test '
+                            'sliding-window networks (EDVR) with tools/test.py.')
+        self.device = torch.device(device)
+        self.margins = traits.frame_margins
+        self.padding = SpatialPadding.for_network(net)
+        self.runner, self.context = inference_runner(net, self.device, precision, fast=fast, compile_net=compile_net)
+        if self.device.type == 'cpu' and fast:
+            retain_freed_memory()
+        if exact:
+            check_exact_supported(self.runner)
+        self.window, self.overlap, self.tile, self.tile_overlap = window, overlap, tile, tile_overlap
+        self.exact, self.scratch, self.side_by_side = exact, scratch or tempfile.gettempdir(), side_by_side
+
+    def deblur(self, seq, out_path, inputs=(), overwrite=False):
+        """Deblur one sequence into ``out_path`` (a video file or a folder of PNG frames).
+
+        Args:
+            seq (VideoInput): The sequence.
+            out_path (str): Where its output goes (written whole or not at all).
+            inputs (Iterable[str]): Paths the output may not be, hold or lie in (everything the run reads).
+            overwrite (bool): Replace an existing output.
+
+        Returns:
+            dict: ``sequence``, ``output``, ``frames``, ``seconds``, ``frames_per_second``, ``peak_memory_mib``
+            (of the process so far) and ``peak_memory_kind``: what the tool's summary prints and its
+            ``--summary`` JSON holds.
+        """
+        frames = seq.frames()
+        first = next(frames, None)
+        frames.close()
+        if first is None:
+            raise DataError(f'{seq.path} holds no frames.')
+        start = time.perf_counter()
+        writer = VideoWriter(out_path, seq.fps, output_frame_names(seq), list(inputs), overwrite)
+        with writer:
+            if self.exact:
+                self._deblur_exact(seq, writer)
+            else:
+                self._deblur_windows(seq, writer, self._tile_size(*first.shape[:2]))
+        seconds = time.perf_counter() - start
+        memory, kind = peak_memory_mib(self.device)
+        return {'sequence': seq.name, 'output': out_path, 'frames': writer.count, 'seconds': seconds,
+                'frames_per_second': writer.count / seconds, 'peak_memory_mib': memory, 'peak_memory_kind': kind}
+
+    def _tile_size(self, height, width):
+        if self.tile == 'auto':
+            return AUTO_TILE if height * width > AUTO_TILE_AREA else 0
+        return self.tile
+
+    def _write(self, writer, original, restored):
+        image = to_image(restored)
+        writer.write(np.concatenate([original, image], axis=1) if self.side_by_side else image)
+
+    def _deblur_windows(self, seq, writer, tile):
+        """Stream the sequence through overlapping windows into ``writer``."""
+        restore = window_restorer(self.runner, self.context, self.device, self.margins, tile, self.tile_overlap,
+                                  self.padding)
+        originals = collections.deque()  # input frames waiting for their restored frame (for side by side)
+
+        def frames():
+            for frame in seq.frames():
+                if self.side_by_side:
+                    originals.append(frame)
+                yield torch.from_numpy(frame).permute(2, 0, 1)
+
+        with tqdm(total=seq.num_frames or None, unit='frame', desc=seq.name) as bar:
+            for restored in restore_stream(restore, frames(), self.window, self.overlap):
+                self._write(writer, originals.popleft() if self.side_by_side else None, restored)
+                bar.update()
+
+    def _deblur_exact(self, seq, writer):
+        """Restore the sequence as one whole (``restore_exact``) into ``writer``."""
+        with tempfile.TemporaryDirectory(prefix='memdeblur_exact_', dir=self.scratch) as scratch:
+            decoded = FileFrames(osp.join(scratch, 'input.bin'), 0, torch.device('cpu'))
+            try:
+                for frame in tqdm(seq.frames(), total=seq.num_frames or None, unit='frame',
+                                  desc=f'{seq.name} reading'):
+                    decoded.append(torch.from_numpy(frame))
+                frames = RecomputedFrames(lambda frame: to_float_frames(frame.permute(2, 0, 1)), decoded)
+                with tqdm(total=len(decoded) * passes_per_frame(self.runner), unit='step',
+                          desc=f'{seq.name} exact') as bar:
+
+                    def write(index, restored):
+                        self._write(writer, decoded[index].numpy(), to_uint8_frames(restored))
+
+                    with self.context():
+                        restore_exact(self.runner, frames, write, scratch, self.device, on_write=bar.update)
+            finally:
+                decoded.close()

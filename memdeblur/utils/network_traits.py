@@ -1,0 +1,102 @@
+"""What the rest of the project needs to know about a network, declared by the network.
+
+Models, tools, the checkpoint loader and the video code never ask which network they hold; they ask
+``network_traits(net)``:
+
+* ``frame_margins``: frames at the start and end of its input the network gives no output for
+  (ESTRNN's past and future frames); sequences are extended by reflection so every frame is restored;
+* ``window``: frames per window for a network that restores the centre frame of a window (EDVR);
+  None for whole-clip networks, (B, T, 3, H, W) in and out;
+* ``size_multiple``, ``min_size``: the frame sizes it can take; other frames are padded
+  (``memdeblur.inference.padding.SpatialPadding``);
+* ``official_keys``: how the authors' checkpoint keys map to ours (``KeyRules``), None when there is no
+  original-format checkpoint;
+* ``whole_sequence_passes``: it can restore a sequence frame by frame with per-frame state kept outside it
+  (``restore_frames``: the video tool's ``--exact`` and its memory-saving windows).
+
+A network of this project declares them with a ``traits()`` method beside its code. Networks of other
+packages (BasicSR's EDVR and BasicVSR++) are declared at the end of this module with ``declare_traits``;
+a network declared nowhere is a whole-clip network of any size.
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+from basicsr.archs.basicvsrpp_arch import BasicVSRPlusPlus
+from basicsr.archs.edvr_arch import EDVR
+
+
+@dataclass(frozen=True)
+class KeyRules:
+    """How an architecture's official checkpoint keys map to ours.
+
+    Attributes:
+        renames (list[tuple[str, str]]): ``(pattern, replacement)`` pairs for ``re.sub``, applied
+            in order to each key after the prefix is stripped; the first matching rule wins.
+        dropped (list[str]): Patterns of official keys that our network does not have because
+            the released model never uses them.
+    """
+
+    renames: list = field(default_factory=list)
+    dropped: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NetworkTraits:
+    """What one network instance needs from the code around it (see the module docstring)."""
+
+    frame_margins: tuple = (0, 0)
+    window: Optional[int] = None
+    size_multiple: int = 1
+    min_size: int = 0
+    official_keys: Optional[KeyRules] = None
+    whole_sequence_passes: bool = False
+
+    @property
+    def restores_windows(self):
+        """Whether the network restores the centre frame of ``window`` frames (else whole clips)."""
+        return self.window is not None
+
+
+_DECLARED = {}  # network class of another package -> function(net) -> NetworkTraits
+
+
+def declare_traits(network_class, describe):
+    """Declare the traits of a network class this project does not define: ``describe(net)`` gives them."""
+    _DECLARED[network_class] = describe
+
+
+def bare_network(net):
+    """The network inside a DDP / DataParallel wrapper or a ``torch.compile`` wrapper."""
+    net = getattr(net, 'module', net)
+    return getattr(net, '_orig_mod', net)
+
+
+def network_traits(net):
+    """The ``NetworkTraits`` of a network (wrappers unwrapped): its own ``traits()``, a declaration of its class,
+    or the defaults of a whole-clip network."""
+    net = bare_network(net)
+    if callable(getattr(net, 'traits', None)):
+        return net.traits()
+    for network_class in type(net).__mro__:
+        if network_class in _DECLARED:
+            return _DECLARED[network_class](net)
+    return NetworkTraits()
+
+
+def _edvr_traits(net):
+    """EDVR restores the centre of ``num_frame`` frames; its pyramid halves the size twice, after a 4x
+    reduction with ``hr_in``."""
+    fusion = getattr(net.fusion, 'feat_fusion', net.fusion)  # with and without TSA: num_frame * C -> C channels
+    return NetworkTraits(window=fusion.in_channels // fusion.out_channels, size_multiple=16 if net.hr_in else 4)
+
+
+def _basicvsrpp_traits(net):
+    """BasicVSR++ on full-resolution frames computes features at 1/4 and its flow at 1/4 of the frame, which
+    SpyNet needs at least 64x64."""
+    if net.is_low_res_input:
+        return NetworkTraits(min_size=64)
+    return NetworkTraits(size_multiple=4, min_size=256)
+
+
+declare_traits(EDVR, _edvr_traits)
+declare_traits(BasicVSRPlusPlus, _basicvsrpp_traits)
