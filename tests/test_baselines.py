@@ -11,7 +11,7 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.models import build_model
 
-from memdeblur.inference.padding import SpatialPadding, reflect_indices
+from memdeblur.utils.padding import SpatialPadding, reflect_indices
 from tests.conftest import REPO_ROOT
 from tests.pipeline_helpers import in_process_training_options, run_pipeline, write_options
 

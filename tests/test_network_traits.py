@@ -13,7 +13,7 @@ from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.data.frame_io import write_png
 from memdeblur.data.video_io import find_inputs
-from memdeblur.inference.padding import SpatialPadding
+from memdeblur.utils.padding import SpatialPadding
 from memdeblur.inference.video_deblurring import VideoDeblurrer
 from memdeblur.utils.checkpoint import CheckpointError, convert_official_state_dict, official_key_rules
 from memdeblur.utils.network_traits import NetworkTraits, network_traits

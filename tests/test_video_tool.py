@@ -12,7 +12,7 @@ import yaml
 
 from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.inference.fast_path import (clip_restorer, fast_restore_fn, fold_batch_norms, inference_runner,
-                                            store_autocast_weights, streamline_residual_blocks)
+                                           store_autocast_weights, streamline_residual_blocks)
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.data.errors import DataError
 from memdeblur.utils.checkpoint import load_pretrained

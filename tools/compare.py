@@ -25,12 +25,11 @@ import subprocess
 import sys
 
 import cv2
-import numpy as np
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from basicsr.data import build_dataset
 
-from memdeblur.data.frame_io import write_png
+from memdeblur.data.frame_io import to_uint8, write_png
 from memdeblur.utils.cli import run_tool, tool_parser
 from memdeblur.evaluation.comparison_image import comparison_image
 from memdeblur.utils.option_check import OptionError
@@ -114,7 +113,8 @@ def table_rows(out, entries):
         result = read_results(out, entry)
         row = {'model': entry['opt']['name'], 'network': result['network'], 'frames scored': result['frames_scored']}
         row.update({m: result['average'][m] for m in METRICS if m in result['average']})
-        row.update({'params': f'{result["parameters"] / 1e6:.3f} M', 'GMACs (authors\')': f'{result["gmacs_authors"]:.2f}',
+        row.update({'params': f'{result["parameters"] / 1e6:.3f} M',
+                    'GMACs (authors\')': f'{result["gmacs_authors"]:.2f}',
                     'GMACs (exact)': f'{result["gmacs_exact"]:.2f}',
                     'ms/frame': f'{1000 * result["seconds_per_frame"]:.1f}',
                     'peak memory': f'{result["peak_memory_mib"]:.0f} MiB ({result["peak_memory_kind"]})',
@@ -135,7 +135,7 @@ def write_images(out, entries, crop_fraction):
     for seq_idx, seq in enumerate(dataset.source.sequences):
         frame_idx = len(seq) // 2
         frame = seq.frame_names[frame_idx]
-        blurry, sharp = (np.rint(x[..., ::-1] * 255).astype(np.uint8) for x in dataset.source.read(seq_idx, frame_idx))
+        blurry, sharp = (to_uint8(x[..., ::-1]) for x in dataset.source.read(seq_idx, frame_idx))
         outputs = []
         for entry in entries:
             path = osp.join(out, 'results', entry['opt']['name'], 'visualization', entry['dataset']['name'],

@@ -25,7 +25,7 @@ import torch
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers the archs)
 from basicsr.archs import build_network
 
-from memdeblur.inference.padding import SpatialPadding
+from memdeblur.utils.padding import SpatialPadding
 from memdeblur.utils.network_traits import network_traits
 from memdeblur.evaluation.complexity import network_complexity
 from memdeblur.utils.memory import peak_rss_mib

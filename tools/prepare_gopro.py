@@ -2,32 +2,26 @@
 
     # BasicSR LMDBs: datasets/GOPRO_lmdb/{train,test}/{blur,blur_gamma,sharp}.lmdb
     python tools/prepare_gopro.py datasets/GOPRO_Large datasets/GOPRO_lmdb --format lmdb
-    # ESTRNN/MemDeblur LMDB of downsampled GOPRO (960x540 from blur_gamma), name gopro_ds
-    python tools/prepare_gopro.py datasets/GOPRO_Large datasets/gopro_ds_lmdb --format estrnn_lmdb --downsample 960x540
+    # ESTRNN/MemDeblur LMDB of downsampled GOPRO (540x960 from blur_gamma), name gopro_ds
+    python tools/prepare_gopro.py datasets/GOPRO_Large datasets/gopro_ds_lmdb --format estrnn_lmdb --size 540x960
     # a downsampled GOPRO_Large-layout folder
-    python tools/prepare_gopro.py datasets/GOPRO_Large datasets/GOPRO_ds --format folder --downsample 960x540
+    python tools/prepare_gopro.py datasets/GOPRO_Large datasets/GOPRO_ds --format folder --size 540x960
+
+Sizes are HEIGHTxWIDTH, as in every tool (--downsample WIDTHxHEIGHT still works, with a deprecation note).
 
 Every sequence is checked first (missing or mismatched frames fail with their names). Existing
 outputs are never replaced unless --force is given, and a destination that is, contains or lies
 inside the source is refused.
 """
-import argparse
 import os.path as osp
+import sys
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.data.errors import DataError
 from memdeblur.data.prepare import write_basicsr_lmdb, write_estrnn_lmdb, write_gopro_folder
-from memdeblur.utils.cli import run_tool, tool_parser
+from memdeblur.utils.cli import frame_size, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import check_output_location, plain_name_problem
-
-
-def parse_size(text):
-    try:
-        width, height = (int(v) for v in text.lower().split('x'))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT such as 960x540, got {text!r}') from err
-    return width, height
 
 
 def build_parser():
@@ -37,21 +31,28 @@ def build_parser():
     parser.add_argument('dst', help='output folder')
     parser.add_argument('--format', choices=('lmdb', 'estrnn_lmdb', 'folder'), required=True,
                         help='lmdb: BasicSR LMDBs per split and folder; estrnn_lmdb: the LMDB ESTRNN and MemDeblur '
-                        'ship; folder: a GOPRO_Large-layout copy (with --downsample)')
+                        'ship; folder: a GOPRO_Large-layout copy (with --size)')
     parser.add_argument('--splits', nargs='+', default=['train', 'test'], help='splits to convert')
     parser.add_argument('--blur-dirs', nargs='+', choices=('blur', 'blur_gamma'),
                         help='blurry folders to convert (default: both for lmdb, blur_gamma otherwise)')
-    parser.add_argument('--downsample', type=parse_size, metavar='WxH',
-                        help='resize every frame, e.g. 960x540 (default: keep the size)')
-    parser.add_argument('--name', help='ESTRNN data set name (default gopro_ds with --downsample, else gopro_ori)')
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument('--size', type=frame_size, metavar='HxW',
+                      help='resize every frame, e.g. 540x960 (default: keep the size)')
+    size.add_argument('--downsample', type=frame_size, metavar='WxH',
+                      help='deprecated: --size with WIDTHxHEIGHT, e.g. 960x540 (use --size 540x960)')
+    parser.add_argument('--name', help='ESTRNN data set name (default gopro_ds with --size, else gopro_ori)')
     parser.add_argument('--force', action='store_true', help='replace existing outputs')
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.downsample:
+        args.size = args.downsample[::-1]
+        print(f'Note: --downsample WxH is deprecated; use --size {args.size[0]}x{args.size[1]} (HEIGHTxWIDTH, as every '
+              'other tool).', file=sys.stderr)
     blur_dirs = args.blur_dirs or (['blur', 'blur_gamma'] if args.format == 'lmdb' else ['blur_gamma'])
-    name = args.name or ('gopro_ds' if args.downsample else 'gopro_ori')
+    name = args.name or ('gopro_ds' if args.size else 'gopro_ori')
     if plain_name_problem(name):
         raise OptionError(f'--name {name!r}: {plain_name_problem(name)}.')
     if args.format == 'estrnn_lmdb' and len(blur_dirs) != 1:
@@ -64,12 +65,12 @@ def main(argv=None):
             raise OptionError(f'--splits {split!r}: {plain_name_problem(split)}.')
         split_root = osp.join(args.src, split)
         if args.format == 'lmdb':
-            written = write_basicsr_lmdb(split_root, osp.join(args.dst, split), blur_dirs, args.downsample,
+            written = write_basicsr_lmdb(split_root, osp.join(args.dst, split), blur_dirs, args.size,
                                          args.force)
         elif args.format == 'estrnn_lmdb':
-            written = write_estrnn_lmdb(split_root, args.dst, name, split, blur_dirs[0], args.downsample, args.force)
+            written = write_estrnn_lmdb(split_root, args.dst, name, split, blur_dirs[0], args.size, args.force)
         else:
-            written = write_gopro_folder(split_root, osp.join(args.dst, split), blur_dirs, args.downsample,
+            written = write_gopro_folder(split_root, osp.join(args.dst, split), blur_dirs, args.size,
                                          args.force)
         print(f'{split}: wrote {len(written)} outputs under {args.dst}')
     return 0

@@ -13,12 +13,14 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from memdeblur.archs.blocks import RDB, RDBDown, conv
-from memdeblur.archs.input_checks import check_input_frames, pad_to_multiple
+from memdeblur.archs.input_checks import check_input_frames
 from memdeblur.utils.network_traits import KeyRules, NetworkTraits
+from memdeblur.utils.padding import SpatialPadding
 from memdeblur.utils.option_check import INT, checked_options, one_of
 
 ACTIVATIONS = {'relu': nn.ReLU, 'leakyrelu': lambda: nn.LeakyReLU(0.1), 'gelu': nn.GELU}
 SIZE_MULTIPLE = 4  # the encoder halves the size twice and the reconstructor doubles it twice
+PAD = SpatialPadding(SIZE_MULTIPLE)  # frames are padded inside, the outputs cropped back
 
 
 class DenseTrunk(nn.Module):
@@ -170,7 +172,7 @@ class ESTRNNNet(nn.Module):
         if t <= self.past_frames + self.future_frames:
             raise ValueError(f'ESTRNNNet with {self.past_frames} past and {self.future_frames} future frames needs '
                              f'more than {self.past_frames + self.future_frames} frames, got {t}.')
-        frames = [pad_to_multiple(lqs[:, i] - 0.5, SIZE_MULTIPLE) for i in range(t)]
+        frames = [PAD.pad(lqs[:, i] - 0.5) for i in range(t)]
         hidden = frames[0].new_zeros(b, self.n_features, frames[0].shape[2] // 4, frames[0].shape[3] // 4)
         feats = []
         for frame in frames:

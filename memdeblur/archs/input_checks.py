@@ -1,11 +1,11 @@
 """What every video network of this project checks and does to its input before computing.
 
 Inputs that would give silently wrong outputs are refused with a message saying what is
-wrong (shape, empty batch, integer type, NaN/Inf, 0-255 range), and frames whose sides are
-not multiples of what the network needs are reflect-padded (the caller crops the output back).
+wrong (shape, empty batch, integer type, NaN/Inf, 0-255 range).
 """
 import torch
-import torch.nn.functional as F
+
+from memdeblur.utils.naming import listed, non_finite_entries
 
 # Inputs are refused outside this range: [0, 1] with room for overshooting augmentations or resampling.
 INPUT_RANGE = (-0.5, 1.5)
@@ -23,21 +23,11 @@ def check_input_frames(lqs, name):
                         '`frames.float() / 255` (8-bit) or `/ 65535` (16-bit).')
     if lqs.device.type == 'meta':  # shapes only (complexity counting): there are no values to check
         return
-    finite = torch.isfinite(lqs).flatten(2).all(dim=2)  # (B, T)
-    if not finite.all():
-        bad = [f'(batch {b}, frame {t})' for b, t in (~finite).nonzero().tolist()]
-        raise ValueError(f'{name} got non-finite (NaN or Inf) input frames: {", ".join(bad[:8])}'
-                         f'{" ..." if len(bad) > 8 else ""}.')
+    frames = [f'(batch {b}, frame {t})' for b in range(lqs.shape[0]) for t in range(lqs.shape[1])]
+    bad = non_finite_entries(lqs.flatten(0, 1), frames)
+    if bad:
+        raise ValueError(f'{name} got non-finite (NaN or Inf) input frames: {listed(bad)}.')
     low, high = (v.item() for v in torch.aminmax(lqs.detach()))
     if low < INPUT_RANGE[0] or high > INPUT_RANGE[1]:
         hint = ' (0-255 values? divide by 255)' if high > 2 else ''
         raise ValueError(f'{name} expects frames in [0, 1], got values in [{low:.3g}, {high:.3g}]{hint}.')
-
-
-def pad_to_multiple(frames, multiple):
-    """Reflect-pad (B, C, H, W) frames at the bottom and right to multiples of ``multiple``."""
-    h, w = frames.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    if not (pad_h or pad_w):
-        return frames
-    return F.pad(frames, (0, pad_w, 0, pad_h), mode='reflect')

@@ -15,14 +15,16 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from memdeblur.archs.blocks import RDBDown, conv
-from memdeblur.archs.input_checks import check_input_frames, pad_to_multiple
+from memdeblur.archs.input_checks import check_input_frames
 from memdeblur.archs.memory_bank import MemoryBank
 from memdeblur.archs.memory_branch import MemoryBranch
 from memdeblur.utils.network_traits import KeyRules, NetworkTraits
+from memdeblur.utils.padding import SpatialPadding, round_up
 from memdeblur.utils.option_check import BOOL, INT, INT_LIST, checked_options, one_of, optional
 
 FEAT_CHANNELS = 48  # channels of the encoder D's output: 3 -> 12 -> 48 through two RDBDown(x4)
 SIZE_MULTIPLE = 4  # D halves the size twice
+PAD = SpatialPadding(SIZE_MULTIPLE)  # frames are padded inside, the outputs cropped back
 # What the forward bank memorises under each key (the paper's Table 6): the released model keeps
 # "r" (restored) and "h" (hidden) as separate values; the variants keep one of them, or one joint
 # value encoded from both.
@@ -57,11 +59,6 @@ class InMemoryFrames:
     @staticmethod
     def mapped(name, fn, items):
         return [fn(item) for item in items]
-
-
-def round_up(value, multiple):
-    """Smallest multiple of ``multiple`` that is >= ``value``."""
-    return -(-value // multiple) * multiple
 
 
 def resize(x, size):
@@ -248,7 +245,7 @@ class MemDeblurNet(nn.Module):
         t, h, w = lqs.shape[1], lqs.shape[3], lqs.shape[4]
         if h < 16 or w < 16:
             raise ValueError(f'MemDeblurNet needs frames of at least 16x16 pixels, got {h}x{w}.')
-        frames = [pad_to_multiple(lqs[:, i] - 0.5, SIZE_MULTIPLE) for i in range(t)]
+        frames = [PAD.pad(lqs[:, i] - 0.5) for i in range(t)]
         outputs = [torch.stack(scale_out, dim=1) + 0.5 for scale_out in self._restore(frames, InMemoryFrames())]
         outputs[-1] = outputs[-1][..., :h, :w]
         return outputs if return_scales else outputs[-1]
@@ -275,7 +272,7 @@ class MemDeblurNet(nn.Module):
 
         def prepare(frame):
             check_input_frames(frame.unsqueeze(1), type(self).__name__)
-            return pad_to_multiple(frame - 0.5, SIZE_MULTIPLE)
+            return PAD.pad(frame - 0.5)
 
         self._restore(storage.mapped('frames', prepare, frames), storage)
 

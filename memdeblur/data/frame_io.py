@@ -11,14 +11,27 @@ the same whatever its container. Formats are handled explicitly, never by accide
 
 Errors are ``FrameError`` and name the frame.
 """
+import os
+
 import cv2
 import numpy as np
 from PIL import Image
 
 from memdeblur.data.errors import FrameError
+from memdeblur.data.frame_names import natural_sorted
 from memdeblur.utils.outputs import write_bytes
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def list_frame_files(folder):
+    """The image files of a folder (``IMAGE_EXTENSIONS``), in natural order (frame 2 before frame 10)."""
+    return natural_sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def to_uint8(image):
+    """A [0, 1] float image as uint8, rounded and clipped: how frames are stored and written."""
+    return np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
 
 
 def decode_frame(data, name):

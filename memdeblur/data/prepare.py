@@ -17,21 +17,20 @@ import os.path as osp
 
 import cv2
 import lmdb
-import numpy as np
 from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
 from memdeblur.data import estrnn_lmdb
-from memdeblur.data.frame_io import read_frame, write_png
+from memdeblur.data.frame_io import read_frame, to_uint8, write_png
 from memdeblur.data.video_sources import FolderVideoSource
 from memdeblur.utils.outputs import staged_outputs
 
 
 def load_uint8_bgr(path, size=None):
-    """A frame as uint8 BGR (OpenCV's order, which both LMDB formats store), optionally resized to (W, H)."""
-    image = np.rint(read_frame(path)[..., ::-1] * 255).astype(np.uint8)
-    if size is not None and (image.shape[1], image.shape[0]) != tuple(size):
-        image = cv2.resize(image, tuple(size), interpolation=cv2.INTER_AREA)
+    """A frame as uint8 BGR (OpenCV's order, which both LMDB formats store), optionally resized to (H, W)."""
+    image = to_uint8(read_frame(path)[..., ::-1])
+    if size is not None and image.shape[:2] != tuple(size):
+        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     return image
 
 
@@ -54,7 +53,7 @@ def write_basicsr_lmdb(split_root, out_split_root, blur_dirs=('blur', 'blur_gamm
         split_root (str): e.g. ``GOPRO_Large/train``.
         out_split_root (str): Folder receiving ``<blur_dir>.lmdb`` and ``sharp.lmdb``.
         blur_dirs (tuple[str]): Blurry folders to convert.
-        size (tuple[int, int] | None): Resize every frame to (W, H).
+        size (tuple[int, int] | None): Resize every frame to (H, W).
         overwrite (bool): Replace existing outputs.
         compress_level (int): PNG compression inside the LMDB.
 
@@ -92,7 +91,7 @@ def write_estrnn_lmdb(split_root, out_root, name, split, blur_dir='blur_gamma', 
     paths = estrnn_lmdb.lmdb_paths(out_root, name, split)
     entries = []
     for seq in source.sequences:
-        width, height = size if size is not None else (seq.width, seq.height)
+        height, width = size if size is not None else (seq.height, seq.width)
         entries.append({'length': len(seq), 'name': seq.name, 'frame_names': list(seq.frame_names),
                         'height': height, 'width': width})
     map_size = 2 * sum(e['length'] * e['height'] * e['width'] * 3 for e in entries) + (1 << 20)

@@ -27,7 +27,7 @@ import numpy as np
 import skimage.data
 from tqdm import tqdm
 
-from memdeblur.data.frame_io import write_png
+from memdeblur.data.frame_io import to_uint8, write_png
 from memdeblur.utils.outputs import staged_outputs
 
 PHOTOS = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'motorcycle_left.png')
@@ -161,10 +161,6 @@ def blur_from_subframes(subframes):
     plain = stack.mean(0)
     linear = np.power(stack, GAMMA).mean(0)
     return plain, np.power(linear, 1 / GAMMA)
-
-
-def to_uint8(image):
-    return np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
 
 
 def render_sequence(rng, num_frames, height, width, subframes, motion=None):

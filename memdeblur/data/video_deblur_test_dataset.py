@@ -5,8 +5,8 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from memdeblur.data.dataset_options import check_dataset_options
-from memdeblur.data.errors import DataError
 from memdeblur.data.video_sources import build_video_source
+from memdeblur.utils.frame_windows import split_into_windows
 from memdeblur.utils.option_check import INT, OptionError, OptionType, at_least
 
 TEST_DATASET_OPTIONS = {
@@ -14,30 +14,6 @@ TEST_DATASET_OPTIONS = {
                             lambda value: INT(value) and (value == -1 or value >= 1)),
     'overlap': at_least(0),
 }
-
-
-def split_into_windows(num_frames, window, overlap):
-    """Windows covering ``range(num_frames)``, each with the part of it whose outputs are kept.
-
-    Consecutive windows share ``overlap`` frames; the shared frames are split between them so that
-    every frame is kept exactly once, from the window where it has the most context. The last
-    window ends at the last frame.
-
-    Returns:
-        list[tuple[int, int, int, int]]: ``(start, stop, keep_start, keep_stop)``, the keep range
-        relative to the window.
-    """
-    if window <= 0 or window >= num_frames:
-        return [(0, num_frames, 0, num_frames)]
-    if not 0 <= overlap < window:
-        raise DataError(f'overlap must be in [0, num_frame), got overlap={overlap}, num_frame={window}.')
-    starts = list(range(0, num_frames - window, window - overlap)) + [num_frames - window]
-    windows = []
-    for i, start in enumerate(starts):
-        keep_from = 0 if i == 0 else (starts[i - 1] + window + start) // 2
-        keep_to = num_frames if i == len(starts) - 1 else (start + window + starts[i + 1]) // 2
-        windows.append((start, start + window, keep_from - start, keep_to - start))
-    return windows
 
 
 @DATASET_REGISTRY.register()

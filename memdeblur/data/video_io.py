@@ -15,7 +15,7 @@ import av
 import numpy as np
 
 from memdeblur.data.errors import DataError
-from memdeblur.data.frame_io import IMAGE_EXTENSIONS, read_frame, write_png
+from memdeblur.data.frame_io import IMAGE_EXTENSIONS, list_frame_files, read_frame, to_uint8, write_png
 from memdeblur.data.frame_names import natural_sorted
 from memdeblur.utils.outputs import OutputError, staged_outputs
 
@@ -40,10 +40,6 @@ class VideoInput:
 
 def is_video_file(path):
     return osp.isfile(path) and path.lower().endswith(VIDEO_EXTENSIONS)
-
-
-def list_frame_files(folder):
-    return natural_sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
 def find_inputs(path, fps=None):
@@ -106,7 +102,7 @@ def read_folder_frames(folder):
     size = None
     for name in list_frame_files(folder):
         path = osp.join(folder, name)
-        frame = np.rint(read_frame(path) * 255).astype(np.uint8)
+        frame = to_uint8(read_frame(path))
         if size is None:
             size = frame.shape
         elif frame.shape != size:

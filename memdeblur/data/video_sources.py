@@ -34,7 +34,7 @@ from basicsr.utils import FileClient, get_root_logger
 
 from memdeblur.data import estrnn_lmdb
 from memdeblur.data.errors import DataError, FrameError
-from memdeblur.data.frame_io import IMAGE_EXTENSIONS, decode_frame, probe_frame, read_frame, to_float_rgb
+from memdeblur.data.frame_io import decode_frame, list_frame_files, probe_frame, read_frame, to_float_rgb
 from memdeblur.data.frame_names import natural_sorted, numbering_gaps
 from memdeblur.data.lmdb_files import open_lmdb_readonly
 from memdeblur.utils.option_check import BOOL, INT_LIST, STR, one_of, optional
@@ -94,10 +94,6 @@ def build_video_source(opt, on_error=None):
         return BasicsrLmdbVideoSource(dataroot, opt.get('blur_dir', 'blur'))
     return EstrnnLmdbVideoSource(dataroot, opt.get('lmdb_name', 'gopro_ds'), opt.get('split', 'train'),
                                  opt.get('frame_size'))
-
-
-def _list_images(folder):
-    return natural_sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
 def warn_numbering_gaps(sequence, frame_names, where):
@@ -182,7 +178,7 @@ class FolderVideoSource:
 
     def _scan_sequence(self, name):
         lq_dir, gt_dir = osp.join(self.dataroot, name, self.lq_sub), osp.join(self.dataroot, name, self.gt_sub)
-        lq_frames, gt_frames = _list_images(lq_dir), _list_images(gt_dir)
+        lq_frames, gt_frames = list_frame_files(lq_dir), list_frame_files(gt_dir)
         if not lq_frames:
             raise DataError(f'Sequence {name}: no frames in {lq_dir}.')
         missing_gt = sorted(set(lq_frames) - set(gt_frames))

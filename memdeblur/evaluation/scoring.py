@@ -4,11 +4,11 @@ Each metric function of BasicSR's registry receives the same dict (``metric_inpu
 image (``img``), the released evaluation's truncated one (``img_truncated``) and the ground truth (``img2``), so
 both conventions are computed from one restored frame.
 """
-import torch
 from basicsr.metrics import calculate_metric
 from basicsr.utils import tensor2img
 
 from memdeblur.metrics.released_metric import truncate_to_uint8
+from memdeblur.utils.naming import listed, non_finite_entries
 
 
 def check_finite_frames(frames, what, names):
@@ -19,11 +19,9 @@ def check_finite_frames(frames, what, names):
         what (str): e.g. ``'input frames of sequence GOPRO_0001'``.
         names (list[str]): The T frame names.
     """
-    finite = torch.isfinite(frames).flatten(1).all(dim=1)
-    if not finite.all():
-        bad = [names[i] for i in (~finite).nonzero().flatten().tolist()]
-        raise ValueError(f'Non-finite (NaN or Inf) values in {what}: frames {", ".join(bad[:8])}'
-                         f'{" ..." if len(bad) > 8 else ""}.')
+    bad = non_finite_entries(frames, names)
+    if bad:
+        raise ValueError(f'Non-finite (NaN or Inf) values in {what}: frames {listed(bad)}.')
 
 
 def metric_inputs(frame, gt_img):

@@ -28,7 +28,7 @@ from basicsr.archs.arch_util import ResidualBlockNoBN
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from memdeblur.inference.padding import SpatialPadding
+from memdeblur.utils.padding import SpatialPadding
 from memdeblur.utils.precision import PRECISIONS, refuse_float16_without_gpu
 
 # Layers whose inputs and weights autocast casts to its precision, on CPUs and GPUs alike.

@@ -29,7 +29,7 @@ from memdeblur.inference.exact import FileFrames, RecomputedFrames, check_exact_
     restore_exact
 from memdeblur.inference.fast_path import inference_runner
 from memdeblur.inference.frame_tensors import to_float_frames, to_uint8_frames
-from memdeblur.inference.padding import SpatialPadding
+from memdeblur.utils.padding import SpatialPadding
 from memdeblur.inference.windows import restore_stream, window_restorer
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.checkpoint import load_pretrained

@@ -11,9 +11,10 @@ the overlaps, bounding memory in space as well.
 import torch
 
 from memdeblur.inference.fast_path import clip_restorer
-from memdeblur.inference.padding import SpatialPadding, reflect_indices
+from memdeblur.utils.padding import SpatialPadding, reflect_indices
 from memdeblur.inference.exact import whole_window_restorer
 from memdeblur.inference.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.utils.frame_windows import kept_by_earlier
 from memdeblur.utils.network_traits import network_traits
 
 
@@ -28,7 +29,7 @@ def restore_stream(restore, frames, window=30, overlap=6):
     """
     if not 0 <= overlap < window:
         raise ValueError(f'overlap must be in [0, window), got overlap={overlap}, window={window}.')
-    keep_tail = overlap - overlap // 2  # shared frames taken from the later window
+    keep_tail = overlap - kept_by_earlier(overlap)  # shared frames taken from the later window
     buffer, skip, pending = [], 0, []
     for frame in frames:
         if pending and len(buffer) == overlap:  # a new frame: the next window will output the pending ones
@@ -38,7 +39,7 @@ def restore_stream(restore, frames, window=30, overlap=6):
             restored = restore(torch.stack(buffer))
             yield from restored[skip:window - keep_tail]
             pending = list(restored[window - keep_tail:])
-            buffer, skip = buffer[window - overlap:], overlap // 2
+            buffer, skip = buffer[window - overlap:], kept_by_earlier(overlap)
     if pending and len(buffer) == overlap:  # the stream ended right after a window
         yield from pending
     elif buffer:

@@ -2,7 +2,7 @@
 import torch
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from memdeblur.inference.padding import reflect_indices
+from memdeblur.utils.padding import reflect_indices
 from memdeblur.models.video_deblur_model import VideoDeblurModel
 
 

@@ -36,13 +36,14 @@ from memdeblur.evaluation.results_table import summarize
 from memdeblur.evaluation.scoring import FrameScorer, check_finite_frames
 from memdeblur.evaluation.test_report import RunFacts, write_test_report
 from memdeblur.inference.fast_path import prepare_fast
-from memdeblur.inference.padding import SpatialPadding, reflect_indices
+from memdeblur.utils.padding import SpatialPadding, reflect_indices
 from memdeblur.models.model_options import check_model_options
 from memdeblur.models.training_step import TrainingStep
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.checkpoint import load_pretrained
 from memdeblur.utils.memory import peak_memory_mib
+from memdeblur.utils.naming import listed, non_finite_entries
 from memdeblur.utils.network_traits import network_traits
 from memdeblur.utils.precision import PRECISIONS
 
@@ -144,9 +145,12 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
     def feed_data(self, data):
         """Move a batch to the device; a training batch with NaN/Inf frames is refused, naming its clips."""
         for side in ('lq', 'gt'):
-            if side in data and not torch.isfinite(data[side]).all():
-                raise ValueError(f'Non-finite (NaN or Inf) values in the {side} frames of training clips '
-                                 f'{data.get("key", "(unnamed)")}.')
+            if side in data:
+                keys = data.get('key') or [f'#{i}' for i in range(len(data[side]))]
+                bad = non_finite_entries(data[side], keys)
+                if bad:
+                    raise ValueError(f'Non-finite (NaN or Inf) values in the {side} frames of training clips '
+                                     f'{listed(bad)}.')
         super().feed_data(data)
 
     def test(self):

@@ -24,6 +24,7 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from memdeblur.utils.atomic_save import atomic_torch_save
+from memdeblur.utils.naming import listed
 from memdeblur.utils.network_traits import KeyRules, bare_network, network_traits
 
 OFFICIAL_PREFIXES = ('module.model.', 'model.', 'module.')
@@ -153,9 +154,7 @@ def check_state_dict(expected, state_dict, source, arch='MemDeblurNet', max_list
     for title, items in (('missing from the checkpoint', missing), ('not in the network', unexpected),
                          ('shape differs', wrong_shape)):
         if items:
-            shown = ', '.join(items[:max_listed]) + (f', ... ({len(items) - max_listed} more)'
-                                                      if len(items) > max_listed else '')
-            lines.append(f'  {len(items)} {title}: {shown}')
+            lines.append(f'  {len(items)} {title}: {listed(items, max_listed)}')
     raise CheckpointError('\n'.join(lines))
 
 
@@ -167,9 +166,8 @@ def check_finite(state_dict, source, max_listed=8):
     """
     bad = [k for k, v in state_dict.items() if torch.is_floating_point(v) and not torch.isfinite(v).all()]
     if bad:
-        shown = ', '.join(bad[:max_listed]) + (f', ... ({len(bad) - max_listed} more)' if len(bad) > max_listed else '')
         raise CheckpointError(f'Checkpoint {source!r} holds non-finite (NaN or Inf) values in {len(bad)} '
-                              f'tensor(s): {shown}.')
+                              f'tensor(s): {listed(bad, max_listed)}.')
 
 
 def select_loadable(expected, state_dict, source, arch, logger):

@@ -8,7 +8,7 @@ Models, tools, the checkpoint loader and the video code never ask which network 
 * ``window``: frames per window for a network that restores the centre frame of a window (EDVR);
   None for whole-clip networks, (B, T, 3, H, W) in and out;
 * ``size_multiple``, ``min_size``: the frame sizes it can take; other frames are padded
-  (``memdeblur.inference.padding.SpatialPadding``);
+  (``memdeblur.utils.padding.SpatialPadding``);
 * ``official_keys``: how the authors' checkpoint keys map to ours (``KeyRules``), None when there is no
   original-format checkpoint;
 * ``whole_sequence_passes``: it can restore a sequence frame by frame with per-frame state kept outside it

@@ -18,6 +18,11 @@ import torch.nn.functional as F
 from memdeblur.utils.network_traits import network_traits
 
 
+def round_up(value, multiple):
+    """Smallest multiple of ``multiple`` that is >= ``value``."""
+    return -(-value // multiple) * multiple
+
+
 def reflect_indices(num_frames, before, after):
     """Frame indices of a sequence extended by ``before``/``after`` frames reflected about its ends.
 
@@ -55,19 +60,19 @@ class SpatialPadding:
         return cls(math.lcm(traits.size_multiple, multiple), max(traits.min_size, min_size))
 
     def target(self, height, width):
-        return tuple(-(-max(side, self.min_size) // self.multiple) * self.multiple for side in (height, width))
+        """The padded (height, width)."""
+        return tuple(round_up(max(side, self.min_size), self.multiple) for side in (height, width))
 
     def pad(self, frames):
-        """(B, T, C, H, W) frames padded at the bottom and right."""
+        """(..., C, H, W) frames padded at the bottom and right."""
         h, w = frames.shape[-2:]
         target_h, target_w = self.target(h, w)
         if (target_h, target_w) == (h, w):
             return frames
-        b, t, c = frames.shape[:3]
-        flat = frames.reshape(b * t, c, h, w)
+        flat = frames.reshape(-1, *frames.shape[-3:])
         pad = (0, target_w - w, 0, target_h - h)
         mode = 'reflect' if target_h - h < h and target_w - w < w else 'replicate'
-        return F.pad(flat, pad, mode=mode).view(b, t, c, target_h, target_w)
+        return F.pad(flat, pad, mode=mode).view(*frames.shape[:-2], target_h, target_w)
 
     def run(self, net, frames, **kwargs):
         """``net(frames)`` on padded frames, every output (a tensor or a list of them) cropped back."""
