@@ -53,8 +53,11 @@ gap    BasicSR 1.4.2 behaviour                                     closed by
 =====  ==========================================================  =============================
 
 This module must run before the first ``import basicsr``; ``memdeblur/__init__.py`` imports
-it first. Gaps 4, 5 and 9 are methods, closed in the model class that overrides them; gaps 10
-and 11 are closed for the duration of a pipeline run by ``trusted_pipeline``, which the tools use.
+it first. Importing it closes only what importing BasicSR and building its networks need (gaps 1,
+8 and 13); gaps 4, 5 and 9 are methods, closed in the model class that overrides them; gaps 2, 3, 6,
+10 and 11 change BasicSR's pipeline and are closed for the duration of a pipeline run by
+``trusted_pipeline``, which our entry points use: a program that imports memdeblur and runs BasicSR's own
+pipeline functions gets BasicSR's behaviour.
 """
 import contextlib
 import copy
@@ -250,8 +253,29 @@ _basicsr_parse_options = basicsr.utils.options.parse_options
 
 
 @contextlib.contextmanager
+def patched(patches):
+    """Set ``(module, name, replacement)`` attributes for the duration of the block, then restore the originals."""
+    originals = [(module, name, getattr(module, name)) for module, name, _ in patches]
+    try:
+        for module, name, replacement in patches:
+            setattr(module, name, replacement)
+        yield
+    finally:
+        for module, name, original in originals:
+            setattr(module, name, original)
+
+
+def pipeline_gaps():
+    """Gaps 2, 3 and 6, closed where our entry points run BasicSR's training and test pipelines (inside
+    ``trusted_pipeline``), not for every program that imports memdeblur."""
+    return patched([(basicsr.train, 'load_resume_state', load_resume_state),
+                    (basicsr.train, 'create_train_val_dataloader', create_train_val_dataloader),
+                    (basicsr.utils.options, 'init_dist', init_dist)])
+
+
+@contextlib.contextmanager
 def trusted_pipeline(opt, argv):
-    """Gaps 10 and 11, for one run of BasicSR's train or test pipeline.
+    """Gaps 10 and 11, and the pipeline gaps (``pipeline_gaps``), for one run of BasicSR's train or test pipeline.
 
     Inside the block, BasicSR's ``parse_options`` receives ``opt`` (already read safely, overrides
     applied and checked by ``memdeblur.utils.run_options.read_options``) instead of reading the file
@@ -284,18 +308,11 @@ def trusted_pipeline(opt, argv):
                (basicsr.test, 'parse_options', parse_prepared_options),
                (basicsr.utils.misc, 'mkdir_and_rename', archive_own_folder),
                (basicsr.train, 'mkdir_and_rename', archive_own_folder)]
-    originals = [(module, name, getattr(module, name)) for module, name, _ in patches]
-    try:
-        for module, name, replacement in patches:
-            setattr(module, name, replacement)
+    with patched(patches), pipeline_gaps():
         yield
-    finally:
-        for module, name, original in originals:
-            setattr(module, name, original)
 
 
+# What must hold for every user of memdeblur's networks: the same BasicVSR++ on every device, its deformable
+# convolution under CPU autocast. Gap 1 is closed above, before basicsr is first imported.
 build_basicvsrpp_alignment_without_cuda()
 _DEFORM_CONV2D_AUTOCAST_CPU = deform_conv2d_autocast_on_cpu()
-basicsr.train.load_resume_state = load_resume_state
-basicsr.train.create_train_val_dataloader = create_train_val_dataloader
-basicsr.utils.options.init_dist = init_dist

@@ -5,6 +5,8 @@ import sys
 
 import torch
 
+from memdeblur import basicsr_compat
+
 
 def test_basicsr_imports_after_memdeblur_on_current_torchvision():
     """Gap 1: a fresh interpreter imports basicsr (all of it) once memdeblur is imported."""
@@ -43,11 +45,12 @@ def test_resume_state_loads_on_cpu_from_the_experiment_folder(tmp_path):
         torch.save({'params': {'w': param.detach()}}, tmp_path / 'models' / f'net_g_{iteration}.pth')
     opt = {'auto_resume': True, 'name': 'exp', 'network_g': {},
            'path': {'training_states': str(states), 'models': str(tmp_path / 'models'), 'resume_state': None}}
-    state = basicsr.train.load_resume_state(opt)
+    with basicsr_compat.pipeline_gaps():
+        state = basicsr.train.load_resume_state(opt)
+        assert basicsr.train.load_resume_state({'auto_resume': False, 'path': {'resume_state': None}}) is None
     assert state['iter'] == 10 and opt['path']['resume_state'] == str(states / '10.state')
     assert opt['path']['pretrain_network_g'] == str(tmp_path / 'models' / 'net_g_10.pth')
     assert state['optimizers'][0]['state'][0]['exp_avg'].device.type == 'cpu'
-    assert basicsr.train.load_resume_state({'auto_resume': False, 'path': {'resume_state': None}}) is None
 
 
 def test_auto_resume_skips_a_truncated_state_or_checkpoint_with_a_warning(tmp_path, basicsr_log):
@@ -65,7 +68,8 @@ def test_auto_resume_skips_a_truncated_state_or_checkpoint_with_a_warning(tmp_pa
     (models / 'net_g_8.pth').write_bytes(network[:40])
     opt = {'auto_resume': True, 'name': 'exp', 'network_g': {},
            'path': {'training_states': str(states), 'models': str(models), 'resume_state': None}}
-    state = basicsr.train.load_resume_state(opt)
+    with basicsr_compat.pipeline_gaps():
+        state = basicsr.train.load_resume_state(opt)
     assert state['iter'] == 4 and opt['path']['pretrain_network_g'] == str(models / 'net_g_4.pth')
     warnings = basicsr_log
     assert any('skipping iteration 12' in w and '12.state' in w for w in warnings), warnings
@@ -75,8 +79,9 @@ def test_auto_resume_skips_a_truncated_state_or_checkpoint_with_a_warning(tmp_pa
 
 def test_distributed_init_without_gpus_uses_gloo():
     """Gap 3: BasicSR's init_dist path (through parse_options) works on a CPU-only machine."""
-    code = ('import os, memdeblur, basicsr.utils.options as o, torch.distributed as d; '
+    code = ('import os, memdeblur.basicsr_compat as c, basicsr.utils.options as o, torch.distributed as d; '
             'os.environ.update(RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="29531"); '
+            'g = c.pipeline_gaps(); g.__enter__(); '
             'o.init_dist("pytorch"); print(d.get_backend(), d.get_world_size()); d.destroy_process_group()')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             env={**os.environ, 'CUDA_VISIBLE_DEVICES': ''})
@@ -89,17 +94,30 @@ def test_enough_epochs_to_reach_total_iter_when_the_last_batch_is_dropped(synthe
     import logging
 
     import basicsr.train
-    from memdeblur import basicsr_compat
     opt = {'world_size': 1, 'rank': 0, 'num_gpu': 0, 'dist': False, 'manual_seed': 0, 'train': {'total_iter': 24},
            'datasets': {'train': {'name': 'train', 'type': 'VideoDeblurDataset', 'phase': 'train',
                                   'dataroot': str(synthetic_gopro / 'train'), 'num_frame': 4, 'gt_size': 32,
                                   'num_worker_per_gpu': 0, 'batch_size_per_gpu': 3}}}
     logger = logging.getLogger('test')
-    loader, _, _, total_epochs, total_iters = basicsr.train.create_train_val_dataloader(opt, logger)
+    with basicsr_compat.pipeline_gaps():
+        loader, _, _, total_epochs, total_iters = basicsr.train.create_train_val_dataloader(opt, logger)
     assert len(loader.dataset) == 10 and len(loader) == 3
     assert (total_epochs + 1) * len(loader) >= total_iters == 24  # BasicSR trains epochs 0..total_epochs
     _, _, _, basicsr_epochs, _ = basicsr_compat._basicsr_create_train_val_dataloader(opt, logger)
     assert (basicsr_epochs + 1) * len(loader) < 24  # the gap: BasicSR alone stops at iteration 21
+
+
+def test_importing_memdeblur_leaves_basicsrs_pipeline_as_it_is():
+    """Gaps 2, 3 and 6 are closed where our entry points run BasicSR's pipeline, not by ``import memdeblur``."""
+    import basicsr.train
+    import basicsr.utils.options
+    patched = [(basicsr.train, 'load_resume_state'), (basicsr.train, 'create_train_val_dataloader'),
+               (basicsr.utils.options, 'init_dist')]
+    originals = [getattr(module, name) for module, name in patched]
+    assert all(f.__module__.startswith('basicsr.') for f in originals)
+    with basicsr_compat.pipeline_gaps():
+        assert all(getattr(module, name).__module__ == 'memdeblur.basicsr_compat' for module, name in patched)
+    assert [getattr(module, name) for module, name in patched] == originals
 
 
 def test_basicvsrpp_has_its_deformable_alignment_without_cuda(monkeypatch):

@@ -113,7 +113,7 @@ def test_non_finite_outputs_stop_evaluation_naming_sequence_and_frames(tmp_path)
     item = window_item()
     with pytest.raises(ValueError, match=r'network output for sequence GOPRO_0042 \(diverged weights\?\): frames '
                        r'000001, 000002, 000003'):
-        model._evaluate_window(item, {}, 'test', 1, save_img=False)
+        model.evaluate_window(item, {}, 'test', 1, save_img=False)
 
 
 @pytest.mark.parametrize('side, what', [('lq', 'blurry input'), ('gt', 'sharp frames')])
@@ -123,4 +123,4 @@ def test_non_finite_test_frames_name_the_sequence_and_frame(tmp_path, side, what
     item[side][1, 0, 5, 5] = float('nan')
     with pytest.raises(ValueError, match=rf'Non-finite \(NaN or Inf\) values in the {what} of sequence GOPRO_0042: '
                        r'frames 000002\.'):
-        model._evaluate_window(item, {}, 'test', 1, save_img=False)
+        model.evaluate_window(item, {}, 'test', 1, save_img=False)

@@ -1,6 +1,6 @@
 """Every tool explains itself: --help describes it with examples and gives each option its default."""
-import argparse
 import importlib
+import re
 
 import pytest
 
@@ -11,19 +11,35 @@ TOOLS = ('check_data', 'compare', 'complexity', 'convert_checkpoint', 'deblur_vi
          'prepare_gopro', 'verify_official_checkpoint')
 
 
+def option_entries(help_text):
+    """{destination: (option, its help in one line)} of every option ``--help`` lists; the destination is named as
+    argparse documents it (the first long option, else the first short one, without dashes)."""
+    lines = help_text.splitlines()
+    entries, current = {}, None
+    for line in lines[lines.index('options:') + 1:]:
+        if re.match(r'  -', line):
+            head, _, text = line.strip().partition('  ')
+            flags = [flag.split(' ')[0] for flag in head.split(', ')]
+            option = next((f for f in flags if f.startswith('--')), flags[0])
+            current = entries[option.lstrip('-').replace('-', '_')] = [option, text.strip()]
+        elif line.startswith('   ') and current is not None:
+            current[1] = (current[1] + ' ' + line.strip()).strip()
+        else:
+            current = None
+    return entries
+
+
 def documented(parser):
-    """(option, problem) for every option whose help is missing or hides its default."""
+    """(help text, [(option, problem)]) for every option whose help is missing or hides its default."""
     help_text = parser.format_help()
     problems = []
-    for action in parser._actions:
-        if isinstance(action, argparse._HelpAction):
+    for dest, (option, text) in option_entries(help_text).items():
+        if option == '--help':
             continue
-        name = action.option_strings[0] if action.option_strings else action.dest
-        if not action.help:
-            problems.append((name, 'no help'))
-        elif action.option_strings and action.default not in (None, False) and 'default' not in \
-                parser._get_formatter()._get_help_string(action):
-            problems.append((name, 'default not shown'))
+        if not text:
+            problems.append((option, 'no help'))
+        elif parser.get_default(dest) not in (None, False) and 'default' not in text:
+            problems.append((option, 'default not shown'))
     return help_text, problems
 
 

@@ -224,7 +224,7 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
         indices = range(rank, len(dataset), world_size)
         for idx in tqdm(indices, desc=f'Test {dataset_name}', unit='window', disable=rank != 0):
             item = dataset[idx]
-            records += self._evaluate_window(item, metrics_opt, dataset_name, current_iter, save_img)
+            records += self.evaluate_window(item, metrics_opt, dataset_name, current_iter, save_img)
             seconds += self.forward_seconds
             frames += item['lq'].shape[0]
         if world_size > 1:
@@ -238,8 +238,10 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
             if not self.is_train:
                 self._write_tables(dataset_name, rows, seconds / max(frames, 1))
 
-    def _evaluate_window(self, item, metrics_opt, dataset_name, current_iter, save_img):
-        """Restore one window and score its kept frames; returns one record per kept frame."""
+    def evaluate_window(self, item, metrics_opt, dataset_name, current_iter, save_img):
+        """Restore one window (an item of ``VideoDeblurTestDataset``) and score its kept frames with ``metrics_opt``;
+        saves the restored frames (``save_img``) and the sequence's comparison picture under the visualization
+        folder. Returns one score record per kept frame (``FrameScorer.score``)."""
         folder, names = item['folder'], item['frame_names']
         check_finite_frames(item['lq'], f'the blurry input of sequence {folder}', names)
         check_finite_frames(item['gt'], f'the sharp frames of sequence {folder}', names)
@@ -286,7 +288,8 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
             message += f'\t   {row["sequence"]}: ' + ', '.join(f'{m} {row[m]:.4f}' for m in metrics) + '\n'
         get_root_logger().info(message)
 
-    def _border_convention(self):
+    def border_convention(self):
+        """How the first and last frames of each sequence are restored and scored, in words (results tables)."""
         first, last = self.frame_margins()
         if not (first or last):
             return 'every frame restored from the sequence itself'
@@ -311,7 +314,7 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
             seconds_per_frame=seconds_per_frame,
             device=(torch.cuda.get_device_name() if self.device.type == 'cuda'
                     else f'CPU, {torch.get_num_threads()} threads'),
-            peak_memory_mib=memory, peak_memory_kind=memory_kind, border_frames=self._border_convention())
+            peak_memory_mib=memory, peak_memory_kind=memory_kind, border_frames=self.border_convention())
         base = osp.join(self.opt['path']['results_root'], dataset_name)
         written = write_test_report(base, self.opt['name'], dataset_name, rows, list(self.opt['val']['metrics']),
                                     facts)
