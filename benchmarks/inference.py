@@ -37,7 +37,7 @@ import memdeblur  # noqa: F401,E402,I001
 from memdeblur.inference.fast_path import fast_restore_fn  # noqa: E402
 from memdeblur.archs.memdeblur_arch import MemDeblurNet  # noqa: E402
 from memdeblur.utils.allocator import retain_freed_memory  # noqa: E402
-from memdeblur.utils.cli import frame_size, tool_parser  # noqa: E402
+from memdeblur.cli import frame_size, tool_parser  # noqa: E402
 from memdeblur.evaluation.complexity import measure_complexity  # noqa: E402
 from memdeblur.evaluation.results_table import write_lines  # noqa: E402
 

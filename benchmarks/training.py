@@ -49,7 +49,7 @@ sys.path.insert(0, REPO_ROOT)
 import torch  # noqa: E402
 
 import memdeblur  # noqa: F401,E402,I001
-from memdeblur.utils.cli import frame_size, tool_parser  # noqa: E402
+from memdeblur.cli import frame_size, tool_parser  # noqa: E402
 from memdeblur.evaluation.results_table import write_lines  # noqa: E402
 
 RELEASED_OPTIONS = osp.join(REPO_ROOT, 'options', 'train_memdeblur_gopro_ds.yml')

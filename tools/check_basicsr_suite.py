@@ -23,7 +23,7 @@ from collections import Counter
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.data.errors import DataError
-from memdeblur.utils.cli import run_tool, tool_parser
+from memdeblur.cli import run_tool, tool_parser
 from memdeblur.utils.outputs import check_outputs, write_text_atomic
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -30,7 +30,7 @@ import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers
 from basicsr.data import build_dataset
 
 from memdeblur.data.frame_io import to_uint8, write_png
-from memdeblur.utils.cli import run_tool, tool_parser
+from memdeblur.cli import run_tool, tool_parser
 from memdeblur.evaluation.comparison_image import comparison_image
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import staged_outputs
@@ -40,7 +40,7 @@ from memdeblur.utils.run_options import read_options
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # tools/test.py's pipeline, with results under the folder given first (compare's staging folder)
-RUNNER = ('import sys, memdeblur; from basicsr.test import test_pipeline; from memdeblur.utils.cli import '
+RUNNER = ('import sys, memdeblur; from basicsr.test import test_pipeline; from memdeblur.cli import '
           'run_basicsr_pipeline; root = sys.argv.pop(1); run_basicsr_pipeline(test_pipeline, root, "", False)')
 METRICS = ('psnr', 'ssim', 'psnr_released', 'ssim_released')
 SOURCE_KEYS = ('dataroot', 'layout', 'blur_dir', 'lmdb_name', 'split', 'frame_size')

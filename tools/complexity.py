@@ -9,7 +9,7 @@ Columns: the authors' convention (thop module hooks, as their released cost_prof
 normalisations and activations counted, the memory attention's matrix products not) and an
 exact count (torch.utils.flop_counter: every convolution and matrix product, attention included,
 its share shown separately; element-wise work not counted). Counting runs on PyTorch's meta device
-(shapes only, no arithmetic), so 100 frames at 720x1280 take well under a minute per network.
+(shapes only, no arithmetic), so even 100 frames at 720x1280 need no memory for feature maps.
 --run also times a real forward pass and reports its peak memory on the device given.
 """
 import csv
@@ -29,7 +29,7 @@ from memdeblur.utils.padding import SpatialPadding
 from memdeblur.utils.network_traits import network_traits
 from memdeblur.evaluation.complexity import network_complexity
 from memdeblur.utils.memory import peak_rss_mib
-from memdeblur.utils.cli import frame_size, run_tool, tool_parser
+from memdeblur.cli import frame_size, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import write_text_atomic
 from memdeblur.utils.run_options import read_options

@@ -7,22 +7,19 @@
 
 No ground truth is needed. --opt takes any test options file: its network_g and its weights
 (path:pretrain_network_g, or --ckpt; BasicSR or the authors' format) are used; MemDeblur,
-ESTRNN and BasicVSR++ (any whole-clip network) are supported. --summary writes what the last
-lines print (frames, seconds, peak memory per sequence) as JSON for scripts. Library users get
-the same from memdeblur.inference.video_deblurring.VideoDeblurrer. Frames are read and written as a stream and
-restored in overlapping windows (--window, --overlap), so memory does not grow with the length
-of the video (1280x720 on our CPU, released network, float32: 2.6 GB peak for 30 frames, 3.0 GB
-for 300); large frames are restored in overlapping tiles (--tile, --tile-overlap). Output:
-an mp4 (same frame rate, H.264 CRF 17, visually lossless) or a folder of PNG frames; nothing
-existing is replaced without --force, and nothing is left behind when a run fails.
+ESTRNN and BasicVSR++ (any whole-clip network) are supported. Frames are read and written as a
+stream and restored in overlapping windows (--window, --overlap), so memory does not grow with
+the length of the video; large frames are restored in overlapping tiles (--tile, --tile-overlap).
+Output: an mp4 (same frame rate, H.264 CRF 17, visually lossless) or a folder of PNG frames;
+nothing existing is replaced without --force, and nothing is left behind when a run fails.
+--summary writes what the last lines print (frames, seconds, peak memory per sequence) as JSON
+for scripts. Library users get the same from memdeblur.inference.video_deblurring.VideoDeblurrer.
 
 --exact (MemDeblur) restores each sequence as one whole instead of in windows: the outputs equal
 whole-sequence processing (bit for bit on the CPU), with memory still bounded because the
-per-frame states live in scratch files (--scratch) and the encoder is recomputed. It costs disk
-space, about 21 MB per 720p frame for the released network (decoded input and states, removed
-afterwards: 21 GB for 1000 frames), and time: 1.06x whole-sequence processing in memory
-(measured on our CPU, released network, 12 frames of 128x128); windows recompute their overlaps.
-At 1280x720 it peaked at 2.0 GB for 30 frames and 2.1 GB for 100 (benchmarks/video_memory.py).
+per-frame states live in scratch files (--scratch: about 21 MB per 720p frame for the released
+network, removed afterwards) and the encoder is recomputed. Its time and memory, and the
+windows', are measured in docs/benchmarks.md.
 """
 import argparse
 import json
@@ -35,7 +32,7 @@ import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers
 from memdeblur.data.video_io import find_inputs
 from memdeblur.inference.video_deblurring import (AUTO_TILE, VideoDeblurrer, check_planned_outputs,
                                                   network_from_options, plan_outputs)
-from memdeblur.utils.cli import run_tool, tool_parser
+from memdeblur.cli import run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import check_outputs, write_text_atomic
 from memdeblur.utils.precision import PRECISIONS, refuse_float16_without_gpu

@@ -32,7 +32,7 @@ import torch
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from memdeblur.data.errors import DataError
 from memdeblur.data.synthetic import settings_mismatch
-from memdeblur.utils.cli import run_tool, tool_parser
+from memdeblur.cli import run_tool, tool_parser
 from memdeblur.utils.run_options import read_options
 from memdeblur.evaluation.comparison_image import edge_sharpness
 from memdeblur.evaluation.test_report import read_test_report

@@ -19,7 +19,7 @@ import sys
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.data.errors import DataError
 from memdeblur.data.prepare import write_basicsr_lmdb, write_estrnn_lmdb, write_gopro_folder
-from memdeblur.utils.cli import frame_size, run_tool, tool_parser
+from memdeblur.cli import frame_size, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import check_output_location, plain_name_problem
 

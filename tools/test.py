@@ -18,7 +18,7 @@ import os.path as osp
 import memdeblur  # noqa: F401,I001  (first: closes BasicSR's gaps, registers everything)
 from basicsr.test import test_pipeline
 
-from memdeblur.utils.cli import run_basicsr_pipeline
+from memdeblur.cli import run_basicsr_pipeline
 
 if __name__ == '__main__':
     run_basicsr_pipeline(test_pipeline, osp.dirname(osp.dirname(osp.abspath(__file__))), __doc__, training=False)

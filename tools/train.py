@@ -20,7 +20,7 @@ import os.path as osp
 import memdeblur  # noqa: F401,I001  (first: closes BasicSR's gaps, registers everything)
 from basicsr.train import train_pipeline
 
-from memdeblur.utils.cli import run_basicsr_pipeline
+from memdeblur.cli import run_basicsr_pipeline
 
 if __name__ == '__main__':
     run_basicsr_pipeline(train_pipeline, osp.dirname(osp.dirname(osp.abspath(__file__))), __doc__, training=True)

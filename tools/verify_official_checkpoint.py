@@ -18,7 +18,7 @@ import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers
 from basicsr.archs import build_network
 
 from memdeblur.utils.checkpoint import convert_checkpoint, load_pretrained, read_checkpoint
-from memdeblur.utils.cli import run_tool, tool_parser
+from memdeblur.cli import run_tool, tool_parser
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FIXTURES_ROOT = os.environ.get('MEMDEBLUR_FIXTURES_ROOT', osp.join(REPO_ROOT, '..', 'shared', 'fixtures'))

@@ -58,7 +58,7 @@ def sparse_top_k_readout(keys, query, values, top_k, max_elements=SPARSE_CHUNK_E
     A query position's read-out depends on its own column of logits only, so the query positions
     are taken in chunks small enough that no intermediate (logits, gathered values) holds more
     than about ``max_elements`` numbers: at 720x1280 the whole (18000, 3600) logit matrix and its
-    temporaries would take ~0.8 GB, more than all of a frame's other tensors.
+    temporaries would outweigh all of a frame's other tensors.
 
     Args:
         keys (Tensor): (B, Ck, N).
@@ -106,11 +106,9 @@ class MemoryBank:
         sparse (bool): With ``top_k``, gather the ``top_k`` selected values per query position
             instead of multiplying all values by a mostly-zero weight matrix: the same sum in
             another order (float rounding apart). Used for query maps of at least
-            ``SPARSE_MIN_POSITIONS`` positions, where it pays: measured on 2 CPU cores, one read at
-            720x1280 (3600 query positions, 18000 memory positions, two value maps) took 0.26 s
-            instead of 0.85 s (0.57 s when all query positions were taken in one chunk, with
-            ~0.7 GB more memory); at 256x256 (256 positions) the dense read-out is as fast or
-            faster. Default: False (the released computation).
+            ``SPARSE_MIN_POSITIONS`` positions, where it pays (large maps; on small ones the dense
+            read-out is as fast or faster, ``docs/benchmarks.md``). Default: False (the released
+            computation).
         float32_affinity (bool): Compute the logits and their softmax in float32 even under autocast (the
             training banks: mixed-precision training keeps the attention out of bfloat16/float16, whose
             rounding of large squared distances would move the softmax weights). A no-op for float32

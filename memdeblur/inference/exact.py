@@ -2,17 +2,16 @@
 
 Windowed restoration (``memdeblur.inference.windows``) bounds memory by giving each window its own
 backward pass and memory banks, so its outputs differ slightly from processing the whole video
-at once (95 dB PSNR with the default windows). MemDeblur's whole-sequence result needs the
+at once (by how much: ``docs/benchmarks.md``). MemDeblur's whole-sequence result needs the
 backward pass over every frame before the first forward step, and each scale's pass over every
 frame before the next scale starts; ``MemDeblurNet.forward`` therefore keeps inputs, features,
-keys, backward states and outputs of all T frames in memory (about 100 MB per 720p frame,
-released network).
+keys, backward states and outputs of all T frames in memory, so its memory grows with T.
 
 ``restore_exact`` runs the same computation (``MemDeblurNet.restore_frames``) with its per-frame
 sequences placed so that memory stays bounded:
 
 * frames, encoder features and keys are recomputed when needed (``RecomputedFrames``; the
-  encoder is deterministic, and its full-resolution passes are ~5% of the network's work),
+  encoder is deterministic, and its full-resolution passes are a small part of the network's work),
   the last two kept;
 * backward states and the coarser scales' outputs go to files in a scratch folder
   (``FileFrames``), read back with ``pread``, so they occupy neither the heap nor, as a memory
@@ -21,8 +20,8 @@ sequences placed so that memory stays bounded:
 
 Memory is then that of a few frames plus the banks (bounded by ``test_mem_length``); the price
 is disk space (per frame, the backward state and the two coarser outputs in float32:
-4·(c/16 + 3/16 + 3/4) bytes per pixel, 18 MB at 720p for the released c = 64, plus the decoded
-input the tool keeps, 2.8 MB) and the recomputed encoder passes.
+4·(c/16 + 3/16 + 3/4) bytes per pixel for c channels, plus the decoded input the tool keeps, 3 bytes per
+pixel) and the recomputed encoder passes.
 The outputs equal ``forward``'s on the same device and precision (tested bit for bit on CPU).
 
 ``whole_window_restorer`` applies the same placement to one window of the video tool, with the
@@ -216,12 +215,11 @@ def restore_exact(net, frames, sink, scratch, device, on_write=None):
 def whole_window_restorer(net, context, device):
     """A function restoring a uint8 window (T, 3, H, W) to uint8, as ``net(whole window)`` does, in less memory.
 
-    ``MemDeblurNet.forward`` holds every frame's input, features, keys, backward state and outputs
-    in float32, about 100 MB per 720p frame (released network): a default window of 30 such frames
-    needs 4.5 GB. Here ``restore_exact`` keeps only the backward states and coarser outputs in
-    memory, recomputes frames, features and keys, and converts each output to uint8 as it comes:
-    about 25 MB per 720p frame. Results equal ``forward``'s (bit for bit on the CPU); the
-    recomputed encoder passes cost about 10% more time at 720p.
+    ``MemDeblurNet.forward`` holds every frame's input, features, keys, backward state and outputs in float32.
+    Here ``restore_exact`` keeps only the backward states and coarser outputs in memory, recomputes frames,
+    features and keys, and converts each output to uint8 as it comes: a fraction of the memory
+    (``docs/benchmarks.md``), the results equal to ``forward``'s (bit for bit on the CPU), at the price of the
+    recomputed encoder passes.
 
     Args:
         net (MemDeblurNet): In eval mode on ``device`` (possibly from ``prepare_fast``; not compiled:

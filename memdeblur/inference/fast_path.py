@@ -11,8 +11,8 @@
   without multiplying it by a ``res_scale`` of 1: one full-size tensor fewer per block. Exact.
 * precision: ``bfloat16`` autocast on CPUs that support it (AVX-512 BF16 / AMX), ``float16`` or
   ``bfloat16`` on GPUs; ``float32`` otherwise. The weights of the layers autocast runs in that
-  precision are stored in it, so autocast no longer casts them at every call (~8,500 casts per 8
-  frames of 256x256, 5% of the bfloat16 time on our CPU). Exact: the same casts, made once.
+  precision are stored in it, so autocast no longer casts them at every call. Exact: the same casts, made
+  once.
 * optionally ``torch.compile``.
 * on a CPU, the entry points (``tools/deblur_video.py``, ``val.fast``) also make the process keep freed
   memory for reuse (``memdeblur.utils.allocator``): a process setting, not applied here.

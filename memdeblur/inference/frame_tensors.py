@@ -1,7 +1,7 @@
 """Frames as tensors: uint8 (..., 3, H, W) as read and written, float32 in [0, 1] as the networks take them.
 
-The video tool keeps frames waiting in a window as uint8 (2.8 MB per 720p frame instead of 11 MB in
-float32) and converts a frame only when the network reads it.
+The video tool keeps frames waiting in a window as uint8 (a quarter of their float32 size) and converts a
+frame only when the network reads it.
 """
 import torch
 

@@ -1,7 +1,7 @@
 """Restoring a stream of frames in bounded memory: overlapping windows in time, overlapping tiles in space.
 
-A recurrent network run on a whole sequence keeps state for every frame (MemDeblur's forward:
-~100 MB per 720p frame), so memory grows with the video's length. ``restore_stream`` feeds the network
+A recurrent network run on a whole sequence keeps state for every frame, so memory grows with the
+video's length. ``restore_stream`` feeds the network
 windows of ``window`` frames that share ``overlap`` frames with the next; each shared frame is
 taken from the window where it has more context (the first half of the overlap from the earlier
 window, the rest from the later), so every frame is output exactly once and only ``window``

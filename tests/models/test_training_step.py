@@ -180,7 +180,7 @@ def test_bfloat16_training_through_the_tool_resumes_from_its_state(synthetic_gop
     opt['logger']['save_checkpoint_freq'] = 2
     opt['val']['val_freq'] = 1000
     opt_path = write_options(tmp_path, opt)
-    code = ('import sys, memdeblur; from basicsr.train import train_pipeline; from memdeblur.utils.cli import '
+    code = ('import sys, memdeblur; from basicsr.train import train_pipeline; from memdeblur.cli import '
             'run_basicsr_pipeline; run_basicsr_pipeline(train_pipeline, sys.argv.pop(1), "", training=True)')
 
     def train(*args):

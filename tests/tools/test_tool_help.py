@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from memdeblur.utils.cli import basicsr_parser
+from memdeblur.cli import basicsr_parser
 from tests.pipeline_helpers import run_tool
 
 TOOLS = ('check_data', 'compare', 'complexity', 'convert_checkpoint', 'deblur_video', 'demo', 'make_synthetic_gopro',

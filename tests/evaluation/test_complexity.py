@@ -6,7 +6,7 @@ from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.evaluation.complexity import measure_complexity
 from tests.conftest import TINY_MEMDEBLUR
 from tests.pipeline_helpers import run_tool
-from tests.test_paper_variants import ROWS
+from tests.archs.test_paper_variants import ROWS
 
 
 def test_exact_count_adds_the_attention_that_module_hooks_miss():

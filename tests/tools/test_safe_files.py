@@ -258,7 +258,7 @@ def test_a_second_writer_of_the_same_output_is_refused(tmp_path):
 WRITE_FOREVER = '''
 import sys, time, numpy as np
 from fractions import Fraction
-from memdeblur.utils.cli import run_tool
+from memdeblur.cli import run_tool
 from memdeblur.data.video_io import VideoWriter
 
 def main(argv):

@@ -1,0 +1,124 @@
+"""Restoring clips and streams: windows in time, tiles in space, the fast path, whole windows exactly."""
+import copy
+
+import pytest
+import torch
+
+from memdeblur.archs.estrnn_arch import ESTRNNNet
+from memdeblur.archs.memdeblur_arch import MemDeblurNet
+from memdeblur.inference.exact import whole_window_restorer
+from memdeblur.inference.fast_path import (clip_restorer, fast_restore_fn, fold_batch_norms, inference_runner,
+                                           store_autocast_weights, streamline_residual_blocks)
+from memdeblur.inference.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.inference.windows import restore_stream, restore_tiled, window_restorer
+from memdeblur.utils.checkpoint import load_pretrained
+from tests.conftest import TINY_MEMDEBLUR
+
+
+@pytest.mark.parametrize('length, window, overlap', [(1, 4, 2), (4, 4, 2), (5, 4, 2), (6, 4, 2), (23, 7, 3),
+                                                      (20, 5, 0), (9, 3, 2)])
+def test_windows_output_every_frame_once_in_order_from_the_window_with_more_context(length, window, overlap):
+    frames = [torch.full((1, 2, 2), float(i)) for i in range(length)]
+    calls = []
+
+    def restore(clip):  # tags each output with the window it came from
+        calls.append(clip[:, 0, 0, 0].tolist())
+        return clip + 1000 * len(calls)
+
+    outputs = [o[0, 0, 0].item() for o in restore_stream(restore, iter(frames), window, overlap)]
+    assert [o % 1000 for o in outputs] == list(range(length))
+    assert all(len(c) <= window for c in calls)
+    for value in outputs:  # a frame shared by two windows comes from the one where it is further from the edge
+        frame, window_index = int(value % 1000), int(value // 1000) - 1
+        clip = calls[window_index]
+        position = clip.index(frame)
+        others = [c for c in calls if frame in c and c is not clip]
+        for other in others:
+            other_position = other.index(frame)
+            own = min(position, len(clip) - 1 - position) if frame not in (0, length - 1) else 0
+            alternative = min(other_position, len(other) - 1 - other_position)
+            assert own >= alternative - 1  # at most one frame less context (odd overlaps split unevenly)
+
+
+def test_tiles_cover_every_pixel_and_average_their_overlaps():
+    clip = torch.rand(2, 3, 50, 70)
+    assert torch.allclose(restore_tiled(lambda x: x, clip, 24, 8), clip)
+    assert torch.equal(restore_tiled(lambda x: x * 2, clip, 0, 0), clip * 2)
+    shapes = []
+    restore_tiled(lambda x: shapes.append(tuple(x.shape[-2:])) or x, clip, 24, 8)
+    assert set(shapes) == {(24, 24)} and len(shapes) == 3 * 4
+    with pytest.raises(ValueError, match='tile overlap must be'):
+        restore_tiled(lambda x: x, clip, 24, 24)
+
+
+def test_whole_window_restorer_equals_the_whole_clip_result(memdeblur_official_checkpoint):
+    """The tool's MemDeblur windows (features recomputed, outputs kept as uint8) equal ``net(window)``, bit for bit."""
+    net = load_pretrained(MemDeblurNet(), memdeblur_official_checkpoint)
+    torch.manual_seed(0)
+    window = torch.randint(0, 256, (5, 3, 64, 96), dtype=torch.uint8)
+    for precision, fast in (('float32', False), ('float32', True), ('bfloat16', True)):
+        runner, context = inference_runner(net, 'cpu', precision, fast=fast)
+        whole = to_uint8_frames(clip_restorer(runner, context, 'cpu')(to_float_frames(window)))
+        assert torch.equal(whole_window_restorer(runner, context, 'cpu')(window), whole), (precision, fast)
+
+
+def test_window_restorer_takes_and_gives_uint8_on_every_path():
+    """The tool's windows: MemDeblur whole frames (restore_frames), tiles and networks without restore_frames
+    (clip_restorer on float32), ESTRNN with its margins; uint8 in, uint8 out, the same size; both MemDeblur paths
+    agree, and a tile covering the whole frame restores whole frames."""
+    torch.manual_seed(0)
+    window = torch.randint(0, 256, (6, 3, 40, 56), dtype=torch.uint8)
+    cpu = torch.device('cpu')
+    runner, context = inference_runner(MemDeblurNet(**TINY_MEMDEBLUR), cpu)
+    whole = window_restorer(runner, context, cpu, (0, 0), tile=0, tile_overlap=0)(window)
+    forward_only = lambda clip: runner(clip)  # noqa: E731  (no restore_frames, as for a compiled network)
+    through_clips = window_restorer(forward_only, context, cpu, (0, 0), tile=0, tile_overlap=0)(window)
+    tiled = window_restorer(runner, context, cpu, (0, 0), tile=32, tile_overlap=8)(window)
+    estrnn = ESTRNNNet(n_features=8, n_blocks=2)
+    estrnn_runner, estrnn_context = inference_runner(estrnn, cpu)
+    margins = (estrnn.past_frames, estrnn.future_frames)
+    by_estrnn = window_restorer(estrnn_runner, estrnn_context, cpu, margins, tile=0, tile_overlap=0)(window)
+    for restored in (whole, through_clips, tiled, by_estrnn):
+        assert restored.dtype == torch.uint8 and restored.shape == window.shape
+    assert torch.equal(whole, through_clips)
+    assert not torch.equal(tiled, whole)  # tiles see less context
+    runner.forward = lambda clip: pytest.fail('a tile covering the frame took the float32 clip path')
+    assert torch.equal(window_restorer(runner, context, cpu, (0, 0), tile=64, tile_overlap=8)(window), whole)
+
+
+def test_fast_path_matches_the_plain_network(memdeblur_official_checkpoint):
+    net = load_pretrained(MemDeblurNet(), memdeblur_official_checkpoint).eval()
+    clip = torch.rand(4, 3, 64, 96)
+    plain = fast_restore_fn(net, 'cpu', fast=False)(clip)
+    fast = fast_restore_fn(net, 'cpu')(clip)
+    assert (fast - plain).abs().max() < 1e-4
+    assert fold_batch_norms(MemDeblurNet(**TINY_MEMDEBLUR).eval()) == 3 * 11  # three ResNet stems
+    torch.manual_seed(0)
+    estrnn = ESTRNNNet(n_features=8, n_blocks=2).eval()
+    long_clip = torch.rand(6, 3, 32, 32)
+    assert (fast_restore_fn(estrnn, 'cpu')(long_clip) - fast_restore_fn(estrnn, 'cpu', fast=False)(long_clip)).abs(
+    ).max() < 1e-4
+    bf16 = fast_restore_fn(net, 'cpu', precision='bfloat16')(clip)
+    assert torch.isfinite(bf16).all() and (bf16 - plain).abs().mean() < 0.05
+    with pytest.raises(ValueError, match='float16 is for GPUs'):
+        fast_restore_fn(net, 'cpu', precision='float16')
+
+
+def test_fast_path_rewrites_change_no_value():
+    """In-place residual blocks (float32 and under autocast) and weights stored in the autocast precision give
+    the very values of the network as it is, for MemDeblur and for ESTRNN (whose attention has linear layers)."""
+    torch.manual_seed(0)
+    memdeblur = MemDeblurNet(**TINY_MEMDEBLUR).eval()
+    estrnn = ESTRNNNet(n_features=8, n_blocks=2).eval()
+    clip = torch.rand(1, 6, 3, 32, 32)
+    streamlined = copy.deepcopy(memdeblur)
+    assert streamline_residual_blocks(streamlined) == 2 + 1 + 5 * 2  # forward, backward, 3 encoders + 2 decoders
+    with torch.inference_mode():
+        assert torch.equal(streamlined(clip), memdeblur(clip))
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            for net in (memdeblur, estrnn):
+                stored = copy.deepcopy(net)
+                store_autocast_weights(stored, torch.bfloat16)
+                assert torch.bfloat16 in {p.dtype for p in stored.parameters()}
+                assert torch.equal(stored(clip), net(clip))
+            assert torch.equal(streamlined(clip), memdeblur(clip))
