@@ -67,9 +67,7 @@ def training(lines, num_gpu=1):
             'logger:save_checkpoint_freq=30', f'datasets:train:dataroot={data}/train',
             f'datasets:val:dataroot={data}/test', 'datasets:train:num_worker_per_gpu=2'
         ]
-        runner = ('import sys, memdeblur; from basicsr.train import train_pipeline; '
-                  'train_pipeline(sys.argv.pop(1))')
-        command = [sys.executable, '-c', runner, root, '-opt',
+        command = [sys.executable, '-m', 'memdeblur.pipeline_in_folder', 'train', root, '-opt',
                    osp.join(REPO_ROOT, 'options', 'train_memdeblur_synthetic.yml'), '--force_yml', *overrides]
         start = time.perf_counter()
         result = subprocess.run(command, cwd=root, capture_output=True, text=True,

@@ -31,7 +31,6 @@ set in datasets/synthetic_gopro, made if missing); experiments/ and results/ get
 Writes Markdown to ``--out`` (default benchmarks/results/training_<device>.md, training_quality_<device>.md).
 """
 import argparse
-import csv
 import datetime
 import json
 import os
@@ -51,6 +50,7 @@ import torch  # noqa: E402
 import memdeblur  # noqa: F401,E402,I001
 from memdeblur.cli import frame_size, tool_parser  # noqa: E402
 from memdeblur.evaluation.results_table import write_lines  # noqa: E402
+from memdeblur.evaluation.test_report import read_test_report  # noqa: E402
 
 RELEASED_OPTIONS = osp.join(REPO_ROOT, 'options', 'train_memdeblur_gopro_ds.yml')
 SYNTHETIC_TRAIN = osp.join('options', 'train_memdeblur_synthetic.yml')
@@ -249,11 +249,10 @@ def quality(args):
         weights = osp.join('experiments', name, 'models', 'net_g_latest.pth')
         run_tool(osp.join('tools', 'test.py'), '-opt', SYNTHETIC_TEST, '--force_yml', f'name={name}',
                  f'path:pretrain_network_g={weights}')
-        with open(osp.join(REPO_ROOT, 'results', name, 'SyntheticGOPRO_test_metrics.csv')) as f:
-            average = list(csv.DictReader(f))[-1]
-        lines.append(f'| {precision} | {seconds / 60:.1f} min | {float(average["psnr"]):.4f} dB | '
-                     f'{float(average["psnr_released"]):.4f} dB | {float(average["ssim"]):.4f} | '
-                     f'{float(average["psnr (blurry input)"]):.4f} dB |')
+        result = read_test_report(osp.join(REPO_ROOT, 'results', name, 'SyntheticGOPRO_test'))
+        average, blurry = result['average'], result['blurry_input_average']
+        lines.append(f'| {precision} | {seconds / 60:.1f} min | {average["psnr"]:.4f} dB | '
+                     f'{average["psnr_released"]:.4f} dB | {average["ssim"]:.4f} | {blurry["psnr"]:.4f} dB |')
     return lines
 
 

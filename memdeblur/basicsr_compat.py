@@ -2,7 +2,7 @@
 
 BasicSR 1.4.2 is the toolbox users have, but it predates current torchvision and assumes
 CUDA in a few paths. Each gap gets one small, named fix and one test
-(``tests/test_basicsr_compat.py``), so that the day BasicSR fixes a gap its line can go.
+(``tests/utils/test_basicsr_compat.py``), so that the day BasicSR fixes a gap its line can go.
 
 =====  ==========================================================  =============================
 gap    BasicSR 1.4.2 behaviour                                     closed by

@@ -1,8 +1,9 @@
 """Running BasicSR's train/test pipelines in a subprocess, rooted in a temporary folder, and the tools.
 
-``tools/train.py`` and ``tools/test.py`` call ``train_pipeline``/``test_pipeline`` with the
-repository as root, so experiments land in the checkout; tests call the same pipelines with a
-temporary root instead, in a fresh interpreter (BasicSR's logger and argv parsing are global).
+``tools/train.py`` and ``tools/test.py`` run ``train_pipeline``/``test_pipeline`` with the
+repository as root, so experiments land in the checkout; tests run them the same way
+(``memdeblur.pipeline_in_folder``) with a temporary root instead, in a fresh interpreter (BasicSR's logger and
+argv parsing are global).
 """
 import contextlib
 import io
@@ -19,8 +20,6 @@ from memdeblur.utils import run_options
 
 from tests.conftest import REPO_ROOT
 
-RUNNER = ('import sys, memdeblur; from basicsr.{kind} import {kind}_pipeline; '
-          'root = sys.argv.pop(1); {kind}_pipeline(root)')
 
 
 def write_options(root, opt, name='options.yml'):
@@ -30,9 +29,15 @@ def write_options(root, opt, name='options.yml'):
     return path
 
 
+def pipeline_command(kind, root, opt_path, *args):
+    """The command running BasicSR's ``kind`` (train or test) pipeline as our tools do, rooted in ``root``."""
+    return [sys.executable, '-m', 'memdeblur.pipeline_in_folder', kind, str(root), '-opt', str(opt_path), *args]
+
+
 def run_pipeline(kind, root, opt_path, *args, timeout=600):
-    """Run ``basicsr.<kind>.<kind>_pipeline(root)`` with ``-opt opt_path`` and extra arguments."""
-    command = [sys.executable, '-c', RUNNER.format(kind=kind), str(root), '-opt', str(opt_path), *args]
+    """Run BasicSR's ``kind`` pipeline as ``tools/train.py`` / ``tools/test.py`` do, with ``root`` for experiments/
+    and results/, on ``-opt opt_path`` and extra arguments."""
+    command = pipeline_command(kind, root, opt_path, *args)
     env = {**os.environ, 'PYTHONPATH': REPO_ROOT}
     return subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
 

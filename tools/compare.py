@@ -39,9 +39,6 @@ from memdeblur.evaluation.test_report import read_test_report
 from memdeblur.utils.run_options import read_options
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-# tools/test.py's pipeline, with results under the folder given first (compare's staging folder)
-RUNNER = ('import sys, memdeblur; from basicsr.test import test_pipeline; from memdeblur.cli import '
-          'run_basicsr_pipeline; root = sys.argv.pop(1); run_basicsr_pipeline(test_pipeline, root, "", False)')
 METRICS = ('psnr', 'ssim', 'psnr_released', 'ssim_released')
 SOURCE_KEYS = ('dataroot', 'layout', 'blur_dir', 'lmdb_name', 'split', 'frame_size')
 
@@ -94,8 +91,8 @@ def run_test(entry, out):
     """
     overrides = [f'datasets:{entry["phase"]}:dataroot={json.dumps(str(entry["dataset"]["dataroot"]))}',
                  'val:save_img=true']
-    command = [sys.executable, '-c', RUNNER, osp.abspath(out), '-opt', osp.abspath(entry['path']), '--force_yml',
-               *overrides]
+    command = [sys.executable, '-m', 'memdeblur.pipeline_in_folder', 'test', osp.abspath(out), '-opt',
+               osp.abspath(entry['path']), '--force_yml', *overrides]
     print(f'\n== {entry["opt"]["name"]}: {entry["path"]}', flush=True)
     result = subprocess.run(command, cwd=os.getcwd(), env={**os.environ, 'PYTHONPATH': REPO_ROOT})
     if result.returncode != 0:

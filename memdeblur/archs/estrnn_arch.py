@@ -5,7 +5,7 @@ A recurrent cell (residual dense blocks) encodes every frame at 1/4 size with a 
 carried forward; a global spatio-temporal attention module fuses the features of ``past``
 frames, the centre frame and ``future`` frames, and a reconstructor decodes the fused features
 to the centre frame. T frames in, T - past - future frames out. The computation follows the
-released model (``../shared/docs/official-estrnn.md``; ``tests/test_estrnn_arch.py`` against
+released model (``../shared/docs/official-estrnn.md``; ``tests/archs/test_estrnn_arch.py`` against
 the authors' float64 vectors), so its checkpoints load through ``memdeblur.utils.checkpoint``.
 """
 import torch

@@ -4,7 +4,7 @@ The deblurring branch encodes every frame (D), runs a recurrent backward pass at
 resolution, then forward passes coarse to fine, and decodes (U) a residual that is added to
 the blurry frame. The memory branch stores blurry-key / sharp-value pairs of restored frames
 in banks that every frame reads back by attention. The computation follows the released
-model exactly (see ``docs/architecture.md`` and ``tests/test_memdeblur_arch.py``), so the authors'
+model exactly (see ``docs/architecture.md`` and ``tests/archs/test_memdeblur_arch.py``), so the authors'
 checkpoints load through ``memdeblur.utils.checkpoint``.
 """
 import torch

@@ -1,8 +1,5 @@
 """The training step's options: precision, channels-last, compile; BasicSR's fix_flow; non-finite steps."""
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -11,9 +8,9 @@ from basicsr.models import build_model
 from memdeblur.archs.memory_bank import MemoryBank
 from memdeblur.models.training_step import check_compile_support
 from memdeblur.utils.option_check import OptionError
-from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
-from tests.pipeline_helpers import (in_process_training_options, load_options, run_tool, tiny_training_options,
-                                    write_options)
+from tests.conftest import TINY_MEMDEBLUR
+from tests.pipeline_helpers import (in_process_training_options, load_options, run_pipeline, run_tool,
+                                    tiny_training_options, write_options)
 
 
 def tiny_model(tmp_path, options='train_memdeblur_synthetic.yml', network=TINY_MEMDEBLUR, **train):
@@ -180,12 +177,8 @@ def test_bfloat16_training_through_the_tool_resumes_from_its_state(synthetic_gop
     opt['logger']['save_checkpoint_freq'] = 2
     opt['val']['val_freq'] = 1000
     opt_path = write_options(tmp_path, opt)
-    code = ('import sys, memdeblur; from basicsr.train import train_pipeline; from memdeblur.cli import '
-            'run_basicsr_pipeline; run_basicsr_pipeline(train_pipeline, sys.argv.pop(1), "", training=True)')
-
     def train(*args):
-        result = subprocess.run([sys.executable, '-c', code, str(tmp_path), '-opt', opt_path, *args], cwd=tmp_path,
-                                capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': REPO_ROOT})
+        result = run_pipeline('train', tmp_path, opt_path, *args)
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout + result.stderr
 

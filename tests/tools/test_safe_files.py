@@ -202,7 +202,7 @@ def make_frames(folder, count=3, size=(16, 24)):
 
 @pytest.fixture
 def tool_options(tmp_path):
-    """A test options file with a tiny MemDeblurNet and its weights (as in test_video_tool)."""
+    """A test options file with a tiny MemDeblurNet and its weights (as in tests/tools/test_deblur_video.py)."""
     from basicsr.archs import build_network
     from tests.conftest import TINY_MEMDEBLUR
     net = build_network({'type': 'MemDeblurNet', **TINY_MEMDEBLUR})

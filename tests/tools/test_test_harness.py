@@ -1,5 +1,6 @@
 """The test harness end to end: frames on disk -> BasicSR test pipeline -> PNGs, tables, metrics."""
 import csv
+import json
 
 import cv2
 import numpy as np
@@ -72,6 +73,13 @@ def test_released_checkpoint_reproduces_the_fixture_through_the_harness(memdeblu
         summary = {row['item']: row['value'] for row in csv.DictReader(f)}
     assert summary['parameters'] == '6.989 M' and summary['frames scored'] == '7'
     assert summary['GMACs per frame at 720x1280'].startswith('325.02')
+    structured = json.loads((results / 'Fixture_results.json').read_text())  # what tools and scripts read
+    assert structured['frames_scored'] == 7 and structured['network'] == 'MemDeblurNet'
+    assert structured['average']['psnr'] == pytest.approx(float(rows[-1]['psnr']))
+    assert structured['blurry_input_average']['psnr_released'] == pytest.approx(blurry_psnr, abs=1e-6)
+    assert [s['sequence'] for s in structured['sequences']] == ['FIXTURE']
+    assert round(structured['parameters'] / 1e6, 3) == 6.989
+    assert structured['complexity_size'] == [720, 1280, 8] and structured['seconds_per_frame'] > 0
 
 
 def test_wrong_checkpoint_stops_the_harness_with_the_differences(estrnn_official_checkpoint, synthetic_gopro,

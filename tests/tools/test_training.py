@@ -11,7 +11,8 @@ import torch
 
 from memdeblur.data.synthetic import write_synthetic_gopro
 from tests.conftest import REPO_ROOT
-from tests.pipeline_helpers import run_pipeline, synthetic_training_options, tiny_training_options, write_options
+from tests.pipeline_helpers import (pipeline_command, run_pipeline, synthetic_training_options, tiny_training_options,
+                                    write_options)
 
 pytestmark = pytest.mark.slow
 
@@ -60,8 +61,7 @@ def test_killed_training_resumes_with_the_same_iteration_and_learning_rate(synth
     log_path = tmp_path / 'first_run.log'
     with open(log_path, 'w') as log_file:
         first = subprocess.Popen(
-            [sys.executable, '-c', 'import sys, memdeblur; from basicsr.train import train_pipeline; '
-             'train_pipeline(sys.argv.pop(1))', str(tmp_path), '-opt', opt_path],
+            pipeline_command('train', tmp_path, opt_path),
             cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, 'PYTHONPATH': REPO_ROOT})
         deadline = time.time() + 300
         while 'iter:       5,' not in log_path.read_text() and first.poll() is None and time.time() < deadline:
@@ -92,11 +92,8 @@ def test_two_process_torchrun_on_cpu_saves_a_checkpoint(precision, synthetic_gop
     opt = tiny_training_options(synthetic_gopro, 'ddp', 2)
     opt['train']['precision'] = precision
     opt_path = write_options(tmp_path, opt)
-    runner = tmp_path / 'run_train.py'
-    runner.write_text('import sys, memdeblur\nfrom basicsr.train import train_pipeline\n'
-                      'train_pipeline(sys.argv.pop(1))\n')
     command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',
-               str(runner), str(tmp_path), '-opt', opt_path, '--launcher', 'pytorch']
+               *pipeline_command('train', tmp_path, opt_path, '--launcher', 'pytorch')[1:]]  # torchrun -m ...
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                             env={**os.environ, 'PYTHONPATH': REPO_ROOT, 'CUDA_VISIBLE_DEVICES': '',
                                  'OMP_NUM_THREADS': '1'})
