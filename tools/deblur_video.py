@@ -29,8 +29,8 @@ from fractions import Fraction
 import torch
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
-from memdeblur.data.video_io import find_inputs
-from memdeblur.inference.video_deblurring import (AUTO_TILE, VideoDeblurrer, check_planned_outputs,
+from memdeblur.data.video_io import DEFAULT_CRF, find_inputs
+from memdeblur.inference.video_deblurring import (AUTO_TILE, MIN_TILE, VideoDeblurrer, check_planned_outputs,
                                                   network_from_options, plan_outputs)
 from memdeblur.cli import run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
@@ -67,8 +67,11 @@ def build_parser():
                         help='run the network as it is (default: the fast path: BatchNorm folded, channels-last, '
                         'in-place residuals; on a CPU, freed memory kept for reuse: memdeblur/utils/allocator.py)')
     parser.add_argument('--compile', action='store_true', help='torch.compile the network (default: off)')
-    parser.add_argument('--fps', type=Fraction, help='frame rate of mp4 output for frame folders (default: 30; '
-                        'videos keep their own)')
+    parser.add_argument('--fps', type=frame_rate, help='frame rate of video output for frame folders, e.g. 25 or '
+                        '30000/1001 (default: 30; videos keep their own timestamps)')
+    parser.add_argument('--codec', help='video codec of video output (default: libx264; libvpx-vp9 for .webm)')
+    parser.add_argument('--crf', type=int, default=DEFAULT_CRF,
+                        help='constant rate factor of video output: lower is better and larger (0-51)')
     parser.add_argument('--exact', action='store_true',
                         help='MemDeblur only: restore each sequence as one whole, outputs equal to whole-sequence '
                         'processing, memory bounded by scratch files (no windows, no tiles)')
@@ -96,6 +99,17 @@ def choose_device(name):
     return device
 
 
+def frame_rate(text):
+    """``--fps``: a positive number or fraction such as 25 or 30000/1001."""
+    try:
+        rate = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        rate = None
+    if rate is None or rate <= 0:
+        raise argparse.ArgumentTypeError(f'expected a positive frame rate such as 25 or 30000/1001, got {text!r}')
+    return rate
+
+
 def tile_argument(text):
     """``--tile``: auto or a side in pixels (0: whole frames)."""
     if text == 'auto':
@@ -114,6 +128,11 @@ def check_arguments(args, device):
         raise OptionError('--exact restores whole frames; drop --tile (or use windows without --exact).')
     if args.tile not in ('auto', 0) and not 0 <= args.tile_overlap < args.tile:
         raise OptionError(f'--tile {args.tile} --tile-overlap {args.tile_overlap}: need 0 <= tile overlap < tile.')
+    if args.tile not in ('auto', 0) and args.tile < MIN_TILE:
+        raise OptionError(f'--tile {args.tile}: tiles of fewer than {MIN_TILE} pixels leave the network too little to '
+                          f'see; give --tile 0 (whole frames) or a side of at least {MIN_TILE}.')
+    if not 0 <= args.crf <= 63:
+        raise OptionError(f'--crf {args.crf}: need a value from 0 (lossless) to 51 (H.264) or 63 (VP9).')
     refuse_float16_without_gpu(args.precision, device.type, '--precision')
 
 
@@ -131,7 +150,8 @@ def main(argv=None):
     deblurrer = VideoDeblurrer(
         network_from_options(opt, args.opt, args.ckpt), device, args.precision, fast=not args.plain,
         compile_net=args.compile, window=args.window, overlap=args.overlap, tile=args.tile,
-        tile_overlap=args.tile_overlap, exact=args.exact, scratch=args.scratch, side_by_side=args.side_by_side)
+        tile_overlap=args.tile_overlap, exact=args.exact, scratch=args.scratch, side_by_side=args.side_by_side,
+        codec=args.codec, crf=args.crf)
     summaries = []
     for seq, out_path in zip(inputs, outputs):
         result = deblurrer.deblur(seq, out_path, read_paths, args.force)
@@ -139,6 +159,8 @@ def main(argv=None):
         print(f'{seq.name}: {result["frames"]} frames -> {out_path} ({result["seconds"]:.1f} s, '
               f'{result["frames_per_second"]:.2f} frames/s; peak memory so far {result["peak_memory_mib"]:.0f} MiB '
               f'({result["peak_memory_kind"]}))')
+        for note in result['notes']:
+            print(f'  {seq.name}: {note}')
         if args.summary:
             write_text_atomic(args.summary, json.dumps({'sequences': summaries}, indent=2) + '\n')
     return 0

@@ -1,15 +1,18 @@
 """Reading and writing videos and frame folders as streams of RGB frames, one frame in memory at a time.
 
 Inputs: a video file (anything FFmpeg decodes: mp4, mov, avi, mkv, ...; read with PyAV, which
-bundles FFmpeg), a folder of frames, or a folder of sequence folders. Outputs: an mp4 (H.264,
-CRF 17: visually lossless; yuv444p for odd frame sizes, which yuv420p cannot hold) or a folder
-of PNG frames. Frames are (H, W, 3) uint8 RGB numpy arrays.
+bundles FFmpeg), a folder of frames, or a folder of sequence folders. Outputs: a video in the container its
+name says (``OUTPUT_CONTAINERS``: H.264 at CRF 17 by default, visually lossless; VP9 for webm; yuv444p for odd
+frame sizes, which yuv420p cannot hold) or a folder of PNG frames. Frames are (H, W, 3) uint8 RGB numpy arrays.
+A video written from a video file keeps its timestamps, display rotation, colour conventions, audio, subtitle
+and data streams (``memdeblur.data.video_streams``).
 """
 import contextlib
 import os
 import os.path as osp
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Optional
 
 import av
 import numpy as np
@@ -17,25 +20,55 @@ import numpy as np
 from memdeblur.data.errors import DataError
 from memdeblur.data.frame_io import IMAGE_EXTENSIONS, list_frame_files, read_frame, to_uint8, write_png
 from memdeblur.data.frame_names import natural_sorted
+from memdeblur.data.video_streams import StreamCopier, VideoFacts, probe_video_facts
 from memdeblur.utils.outputs import OutputError, staged_outputs
 
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.m4v', '.webm', '.mpg', '.mpeg', '.wmv')
+# output extension -> (FFmpeg muxer, video codec, audio codec for audio the muxer cannot take as it is)
+OUTPUT_CONTAINERS = {
+    '.mp4': ('mp4', 'libx264', 'aac'), '.m4v': ('mp4', 'libx264', 'aac'), '.mov': ('mov', 'libx264', 'aac'),
+    '.mkv': ('matroska', 'libx264', 'aac'), '.avi': ('avi', 'libx264', 'aac'),
+    '.webm': ('webm', 'libvpx-vp9', 'libopus'),
+}
 DEFAULT_FPS = Fraction(30)  # for frame folders, which carry no frame rate
+DEFAULT_CRF = 17
+
+
+def output_container(path):
+    """(muxer, video codec, audio codec) of an output video's name; a clear error for names we cannot write."""
+    extension = osp.splitext(path)[1].lower()
+    if extension not in OUTPUT_CONTAINERS:
+        raise DataError(f'{path}: cannot write a video named {extension or "without an extension"}; name an '
+                        f'{", ".join(sorted(OUTPUT_CONTAINERS))} file, or a folder for PNG frames.')
+    return OUTPUT_CONTAINERS[extension]
+
+
+def is_video_name(path):
+    """Whether an output name asks for a video (any video extension, or .gif: refused by ``output_container``)."""
+    return path.lower().endswith(VIDEO_EXTENSIONS + ('.gif', ))
 
 
 @dataclass
 class VideoInput:
-    """One sequence to deblur: where it comes from, its name, frame rate and (approximate) length."""
+    """One sequence to deblur: where it comes from, its name, frame rate, (approximate) length, and for a video
+    file what it carries besides its pixels (``facts``)."""
 
     path: str
     name: str
     fps: Fraction
     num_frames: int  # 0 when the container does not say
     is_video_file: bool
+    facts: Optional[VideoFacts] = None
 
     def frames(self):
         """Yield (H, W, 3) uint8 RGB frames in order."""
-        return read_video_frames(self.path) if self.is_video_file else read_folder_frames(self.path)
+        return (frame for frame, _ in self.timed_frames())
+
+    def timed_frames(self):
+        """Yield (frame, timestamp in ``facts.time_base`` units, or None for frame folders) in order."""
+        if self.is_video_file:
+            return read_video_frames(self.path, self.facts)
+        return ((frame, None) for frame in read_folder_frames(self.path))
 
 
 def is_video_file(path):
@@ -82,17 +115,21 @@ def probe_video(path):
             # variable frame rate: the average rate; guessed_rate for streams that lack it
             fps = stream.average_rate or stream.guessed_rate or DEFAULT_FPS
             num_frames = stream.frames or 0
+            facts = probe_video_facts(container)
     except av.FFmpegError as err:
         raise DataError(f'Video {path} cannot be read: {err}') from err
-    return VideoInput(path, osp.splitext(osp.basename(path))[0], Fraction(fps), num_frames, True)
+    return VideoInput(path, osp.splitext(osp.basename(path))[0], Fraction(fps), num_frames, True, facts)
 
 
-def read_video_frames(path):
-    """Yield the frames of a video file, decoding one at a time."""
+def read_video_frames(path, facts=None):
+    """Yield (RGB frame, timestamp) of a video file, decoding one at a time; its pixels converted with the
+    video's own matrix and range (``facts.colour``), not FFmpeg's BT.601 default."""
+    conversion = facts.colour.conversion() if facts else {}
+    source = {f'src_{key}': value for key, value in conversion.items()}
     try:
         with av.open(path) as container:
             for frame in container.decode(video=0):
-                yield frame.to_ndarray(format='rgb24')
+                yield frame.reformat(format='rgb24', **source).to_ndarray(), frame.pts
     except av.FFmpegError as err:
         raise DataError(f'Video {path} is corrupt or truncated: {err}') from err
 
@@ -112,28 +149,44 @@ def read_folder_frames(folder):
 
 
 class VideoWriter:
-    """Writes RGB frames to an mp4 (H.264, CRF 17) or, for a path without a video extension, a folder of PNGs.
+    """Writes RGB frames to a video (the container its name says, ``OUTPUT_CONTAINERS``) or, for a path without a
+    video extension, a folder of PNGs.
 
     The output is written whole or not at all (``memdeblur.utils.outputs.staged_outputs``): frames go
     to a temporary sibling, which ``close`` checks (every PNG complete; the video read back with as
     many frames as were written) and only then renames into place; an error, Ctrl-C or SIGTERM
     leaves an existing output untouched and nothing behind. Use as a context manager.
 
+    A video written from a video file (``source``) keeps what the source carries besides its pixels: each frame
+    the timestamp given to ``write`` (variable frame rates keep their timing, the duration its length), the
+    display rotation, the colour conventions (matrix, range, primaries, transfer), and the audio, subtitle and
+    data streams (``StreamCopier``; ``notes`` says what was copied, re-encoded or left out).
+
     Args:
-        path (str): Output mp4 file or folder.
-        fps (Fraction): Frame rate of the mp4.
+        path (str): Output video file or folder.
+        fps (Fraction): Frame rate of a video written without timestamps.
         frame_names (list[str] | None): PNG file stems (default: 000000, 000001, ...).
         inputs (list[str]): What the run reads: the output may not be, contain or lie inside one.
         overwrite (bool): Replace an existing output (``--force``), if it is one this tool could have written.
+        source (VideoInput | None): The video file the frames come from.
+        codec (str | None): Video codec (default: the container's, ``OUTPUT_CONTAINERS``).
+        crf (int): Constant rate factor of the video codec (lower: better and larger). Default: 17.
     """
 
-    def __init__(self, path, fps, frame_names=None, inputs=(), overwrite=False):
+    def __init__(self, path, fps, frame_names=None, inputs=(), overwrite=False, source=None, codec=None,
+                 crf=DEFAULT_CRF):
         self.path = path
         self.fps = fps
         self.frame_names = frame_names
-        self.is_video = path.lower().endswith(VIDEO_EXTENSIONS)
+        self.is_video = is_video_name(path)
+        self.container_format = output_container(path) if self.is_video else None
+        self.source = source if source is not None and source.is_video_file else None
+        self.codec, self.crf = codec, crf
         self.count = 0
-        self._container = self._stream = None
+        self.notes = []
+        self._container = self._stream = self._copier = self._held = None
+        self._keeps_time = False
+        self._durations = {}  # timestamp -> how long the frame shows, for the packets the encoder gives back
         self._stage = contextlib.ExitStack()
         staging = self._stage.enter_context(staged_outputs(
             files=[path] if self.is_video else [], folders=[] if self.is_video else [path], overwrite=overwrite,
@@ -142,24 +195,77 @@ class VideoWriter:
         if not self.is_video:
             os.makedirs(self.tmp_path)
 
-    def write(self, frame):
-        """Append one (H, W, 3) uint8 RGB frame."""
+    def write(self, frame, pts=None):
+        """Append one (H, W, 3) uint8 RGB frame; ``pts``: its timestamp in the source's time base."""
         if not self.is_video:
             name = self.frame_names[self.count] if self.frame_names else f'{self.count:06d}'
             write_png(osp.join(self.tmp_path, f'{name}.png'), np.ascontiguousarray(frame[..., ::-1]))
         else:
             if self._container is None:
                 self._open_video(*frame.shape[:2])
-            for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
-                self._container.mux(packet)
+            video_frame = av.VideoFrame.from_ndarray(frame, format='rgb24').reformat(
+                format=self._stream.pix_fmt, **self._colour)
+            if self._keeps_time and pts is not None:
+                video_frame.pts, video_frame.time_base = pts, self._stream.codec_context.time_base
+                self._encode_held(until=pts)
+                self._held = video_frame  # encoded when the next frame's time says how long it shows
+            else:
+                if self._copier is not None:
+                    self._copier.mux_until(float(self.count / self.fps))
+                self._encode(video_frame)
         self.count += 1
 
+    def _encode(self, video_frame):
+        if video_frame is not None and video_frame.duration:
+            self._durations[video_frame.pts] = video_frame.duration
+        for packet in self._stream.encode(video_frame):
+            if packet.pts in self._durations:  # the encoder reorders frames: each packet gets its own frame's
+                packet.duration = self._durations.pop(packet.pts)
+            self._container.mux(packet)
+
+    def _encode_held(self, until):
+        """Encode the frame held back, shown until ``until`` (the next frame's timestamp, or the source's end), and
+        the source's other streams up to it."""
+        if self._held is None:
+            return
+        if until is not None and until > self._held.pts:
+            self._held.duration = until - self._held.pts
+        self._copier.mux_until(float(self._held.pts * self._held.time_base))
+        self._encode(self._held)
+        self._held = None
+
     def _open_video(self, height, width):
-        self._container = av.open(self.tmp_path, mode='w', format='mp4')
-        self._stream = self._container.add_stream('libx264', rate=self.fps)
+        muxer, video_codec, audio_codec = self.container_format
+        self._container = av.open(self.tmp_path, mode='w', format=muxer)
+        codec = self.codec or video_codec
+        try:
+            self._stream = self._container.add_stream(codec, rate=self.fps)
+        except (av.FFmpegError, ValueError) as err:
+            raise DataError(f'{self.path}: cannot encode video with codec {codec!r} ({err}).') from err
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = 'yuv420p' if height % 2 == 0 and width % 2 == 0 else 'yuv444p'
-        self._stream.options = {'crf': '17', 'preset': 'medium'}
+        self._stream.options = {'crf': str(self.crf)} if codec.startswith(('libx26', 'libvpx')) else {}
+        if codec == 'libx264':
+            self._stream.options['preset'] = 'medium'
+        elif codec == 'libvpx-vp9':
+            self._stream.options['b'] = '0'  # constant quality: VP9 takes crf with no target bitrate
+        self._colour = {}
+        self._keeps_time = self.source is not None and muxer != 'avi'
+        if self.source is not None:
+            facts = self.source.facts
+            if self._keeps_time:  # frames and packets in the source's time base, which the muxer rescales to its own
+                self._stream.codec_context.time_base = facts.time_base
+            if facts.rotation:
+                self._stream.set_display_rotation(facts.rotation)
+            context = self._stream.codec_context
+            for key, value in vars(facts.colour).items():
+                setattr(context, key, value)
+            self._colour = {f'dst_{key}': value for key, value in facts.colour.conversion().items()}
+            self._copier = StreamCopier(self.source.path, self._container, audio_codec)
+            self.notes = self._copier.notes
+            if not self._keeps_time:
+                self.notes.insert(0, f'the {muxer} container holds a constant frame rate: frames written at '
+                                     f'{float(self.fps):g} fps, the source\'s timestamps not kept')
 
     def _check_video(self):
         """Read the finished video back: it must open and hold every frame written."""
@@ -179,8 +285,11 @@ class VideoWriter:
             if self.count == 0:
                 raise DataError(f'No frame was written to {self.path}.')
             if self._container is not None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
+                if self._held is not None:
+                    self._encode_held(until=self.source.facts.end_pts)
+                self._encode(None)
+                if self._copier is not None:
+                    self._copier.finish()
                 self._container.close()
                 self._container = None
                 self._check_video()
@@ -193,6 +302,8 @@ class VideoWriter:
         """Drop the temporary output; an existing output stays as it was."""
         if self._container is not None:
             with contextlib.suppress(av.FFmpegError, OSError):
+                if self._copier is not None:
+                    self._copier.close()
                 self._container.close()
             self._container = None
         self._stage.__exit__(OutputError, OutputError('aborted'), None)

@@ -24,7 +24,8 @@ from basicsr.archs import build_network
 from tqdm import tqdm
 
 from memdeblur.data.errors import DataError
-from memdeblur.data.video_io import VIDEO_EXTENSIONS, VideoWriter, list_frame_files
+from memdeblur.evaluation.comparison_image import labelled
+from memdeblur.data.video_io import DEFAULT_CRF, VideoWriter, is_video_name, list_frame_files, output_container
 from memdeblur.inference.exact import FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame, \
     restore_exact
 from memdeblur.inference.fast_path import inference_runner
@@ -34,11 +35,12 @@ from memdeblur.inference.windows import restore_stream, window_restorer
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.checkpoint import load_pretrained
 from memdeblur.utils.memory import peak_memory_mib
-from memdeblur.utils.network_traits import network_traits
+from memdeblur.utils.network_traits import bare_network, network_traits
 from memdeblur.utils.outputs import check_outputs
 
 AUTO_TILE_AREA = 1280 * 720  # frames larger than this are tiled by default
 AUTO_TILE = 512
+MIN_TILE = 32  # smaller tiles leave a network almost nothing around each pixel (MemDeblur's coarsest scale: 2x2)
 
 
 def network_from_options(opt, opt_path='options', ckpt=None):
@@ -61,15 +63,15 @@ def plan_outputs(inputs, output, kind):
         kind (str): ``auto`` (mp4 when ``output`` has a video extension, else PNG frames), ``mp4`` or ``png``.
     """
     if kind == 'auto':
-        kind = 'mp4' if output.lower().endswith(VIDEO_EXTENSIONS) else 'png'
-    elif kind == 'png' and output.lower().endswith(VIDEO_EXTENSIONS):
+        kind = 'mp4' if is_video_name(output) else 'png'
+    elif kind == 'png' and is_video_name(output):
         raise DataError(f'--format png writes a folder of frames, but {output} is named like a video file; '
                         'name a folder, or drop --format png for a video.')
     if len(inputs) == 1:
-        if kind == 'mp4' and not output.lower().endswith(VIDEO_EXTENSIONS):
+        if kind == 'mp4' and not is_video_name(output):
             return [output + '.mp4']
         return [output]
-    if output.lower().endswith(VIDEO_EXTENSIONS):
+    if is_video_name(output):
         raise DataError(f'{len(inputs)} input sequences need an output folder, not {output}.')
     return [osp.join(output, seq.name + ('.mp4' if kind == 'mp4' else '')) for seq in inputs]
 
@@ -78,7 +80,9 @@ def check_planned_outputs(outputs, inputs, overwrite):
     """Refuse, before a network is loaded, outputs that ``VideoWriter`` would refuse after it: existing ones
     (without ``overwrite``) and any that is, holds or lies inside one of ``inputs`` (paths)."""
     for out in outputs:
-        is_video = out.lower().endswith(VIDEO_EXTENSIONS)
+        is_video = is_video_name(out)
+        if is_video:
+            output_container(out)  # a name we cannot write is refused here, before the network is loaded
         check_outputs(files=[out] if is_video else [], folders=[] if is_video else [out], overwrite=overwrite,
                       inputs=inputs)
 
@@ -110,16 +114,20 @@ class VideoDeblurrer:
             ``scratch``.
         scratch (str | None): Folder for ``exact``'s scratch files (default: the system's temporary folder).
         side_by_side (bool): Write input | deblurred side by side.
+        codec (str | None): Video codec of video outputs (default: the container's).
+        crf (int): Its constant rate factor.
     """
 
     def __init__(self, net, device='cpu', precision='float32', fast=True, compile_net=False, window=30, overlap=6,
-                 tile='auto', tile_overlap=32, exact=False, scratch=None, side_by_side=False):
+                 tile='auto', tile_overlap=32, exact=False, scratch=None, side_by_side=False, codec=None,
+                 crf=DEFAULT_CRF):
         traits = network_traits(net)
         if traits.restores_windows:
             raise DataError(f'{type(net).__name__} restores the centre of a {traits.window}-frame window; this tool '
                             'runs networks that restore whole clips (MemDeblur, ESTRNN, BasicVSR++): test '
                             'sliding-window networks (EDVR) with tools/test.py.')
         self.device = torch.device(device)
+        self.label = f'deblurred ({type(bare_network(net)).__name__})'
         self.margins = traits.frame_margins
         self.padding = SpatialPadding.for_network(net)
         self.runner, self.context = inference_runner(net, self.device, precision, fast=fast, compile_net=compile_net)
@@ -129,6 +137,7 @@ class VideoDeblurrer:
             check_exact_supported(self.runner)
         self.window, self.overlap, self.tile, self.tile_overlap = window, overlap, tile, tile_overlap
         self.exact, self.scratch, self.side_by_side = exact, scratch or tempfile.gettempdir(), side_by_side
+        self.codec, self.crf = codec, crf
 
     def deblur(self, seq, out_path, inputs=(), overwrite=False):
         """Deblur one sequence into ``out_path`` (a video file or a folder of PNG frames).
@@ -141,8 +150,8 @@ class VideoDeblurrer:
 
         Returns:
             dict: ``sequence``, ``output``, ``frames``, ``seconds``, ``frames_per_second``, ``peak_memory_mib``
-            (of the process so far) and ``peak_memory_kind``: what the tool's summary prints and its
-            ``--summary`` JSON holds.
+            (of the process so far), ``peak_memory_kind`` and ``notes`` (what became of the input's other
+            streams): what the tool's summary prints and its ``--summary`` JSON holds.
         """
         frames = seq.frames()
         first = next(frames, None)
@@ -150,7 +159,8 @@ class VideoDeblurrer:
         if first is None:
             raise DataError(f'{seq.path} holds no frames.')
         start = time.perf_counter()
-        writer = VideoWriter(out_path, seq.fps, output_frame_names(seq), list(inputs), overwrite)
+        writer = VideoWriter(out_path, seq.fps, output_frame_names(seq), list(inputs), overwrite, source=seq,
+                             codec=self.codec, crf=self.crf)
         with writer:
             if self.exact:
                 self._deblur_exact(seq, writer)
@@ -159,48 +169,53 @@ class VideoDeblurrer:
         seconds = time.perf_counter() - start
         memory, kind = peak_memory_mib(self.device)
         return {'sequence': seq.name, 'output': out_path, 'frames': writer.count, 'seconds': seconds,
-                'frames_per_second': writer.count / seconds, 'peak_memory_mib': memory, 'peak_memory_kind': kind}
+                'frames_per_second': writer.count / seconds, 'peak_memory_mib': memory, 'peak_memory_kind': kind,
+                'notes': writer.notes}
 
     def _tile_size(self, height, width):
         if self.tile == 'auto':
             return AUTO_TILE if height * width > AUTO_TILE_AREA else 0
         return self.tile
 
-    def _write(self, writer, original, restored):
+    def _write(self, writer, original, restored, pts):
         image = to_image(restored)
-        writer.write(np.concatenate([original, image], axis=1) if self.side_by_side else image)
+        if self.side_by_side:  # each half labelled, so a viewer can tell which is which
+            image = np.concatenate([labelled(original, 'input'), labelled(image, self.label)], axis=1)
+        writer.write(image, pts)
 
     def _deblur_windows(self, seq, writer, tile):
         """Stream the sequence through overlapping windows into ``writer``."""
         restore = window_restorer(self.runner, self.context, self.device, self.margins, tile, self.tile_overlap,
                                   self.padding)
-        originals = collections.deque()  # input frames waiting for their restored frame (for side by side)
+        waiting = collections.deque()  # (input frame for side by side, timestamp) of frames not yet written
 
         def frames():
-            for frame in seq.frames():
-                if self.side_by_side:
-                    originals.append(frame)
+            for frame, pts in seq.timed_frames():
+                waiting.append((frame if self.side_by_side else None, pts))
                 yield torch.from_numpy(frame).permute(2, 0, 1)
 
         with tqdm(total=seq.num_frames or None, unit='frame', desc=seq.name) as bar:
             for restored in restore_stream(restore, frames(), self.window, self.overlap):
-                self._write(writer, originals.popleft() if self.side_by_side else None, restored)
+                original, pts = waiting.popleft()
+                self._write(writer, original, restored, pts)
                 bar.update()
 
     def _deblur_exact(self, seq, writer):
         """Restore the sequence as one whole (``restore_exact``) into ``writer``."""
         with tempfile.TemporaryDirectory(prefix='memdeblur_exact_', dir=self.scratch) as scratch:
             decoded = FileFrames(osp.join(scratch, 'input.bin'), 0, torch.device('cpu'))
+            timestamps = []
             try:
-                for frame in tqdm(seq.frames(), total=seq.num_frames or None, unit='frame',
-                                  desc=f'{seq.name} reading'):
+                for frame, pts in tqdm(seq.timed_frames(), total=seq.num_frames or None, unit='frame',
+                                       desc=f'{seq.name} reading'):
                     decoded.append(torch.from_numpy(frame))
+                    timestamps.append(pts)
                 frames = RecomputedFrames(lambda frame: to_float_frames(frame.permute(2, 0, 1)), decoded)
                 with tqdm(total=len(decoded) * passes_per_frame(self.runner), unit='step',
                           desc=f'{seq.name} exact') as bar:
 
                     def write(index, restored):
-                        self._write(writer, decoded[index].numpy(), to_uint8_frames(restored))
+                        self._write(writer, decoded[index].numpy(), to_uint8_frames(restored), timestamps[index])
 
                     with self.context():
                         restore_exact(self.runner, frames, write, scratch, self.device, on_write=bar.update)

@@ -1,0 +1,179 @@
+"""Real footage in, real video out: tools/deblur_video.py keeps what a video carries besides its pixels.
+
+The clips are made here with PyAV as a phone makes them: H.264, AAC stereo, a 90-degree display rotation,
+30000/1001 fps with a frame held half a second (variable frame rate), BT.709 limited range. An identity network
+stands in for the deblurring one, so that what comes out can be compared with what went in.
+"""
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+import yaml
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+
+from tests.pipeline_helpers import run_tool
+
+BT709, LIMITED, FULL = 1, 1, 2
+HOLD = 15000  # ticks of 1/30000 s: the fifth frame comes half a second late
+
+
+@ARCH_REGISTRY.register()
+class IdentityTestNet(nn.Module):
+    """Returns its input: a whole-clip network whose output is known."""
+
+    def forward(self, lqs):
+        return lqs.clone()
+
+
+@pytest.fixture
+def identity_options(tmp_path):
+    weights = tmp_path / 'identity.pth'
+    torch.save({'params': {}}, weights)
+    path = tmp_path / 'identity.yml'
+    path.write_text(yaml.safe_dump({'name': 'identity', 'network_g': {'type': 'IdentityTestNet'},
+                                    'path': {'pretrain_network_g': str(weights)}}))
+    return str(path)
+
+
+def ramp_image(height=48, width=64):
+    """A grey ramp from black to white (16-235 after coding) with a red patch: range and matrix both show."""
+    image = np.tile(np.linspace(0, 255, width).round().astype(np.uint8)[None, :, None], (height, 1, 3))
+    image[:8, :8] = (200, 40, 40)
+    return image
+
+
+def phone_clip(path, frames=8, colour=(BT709, LIMITED), rotation=90, audio='aac'):
+    """A phone-like clip of ``test_image`` frames; returns its frames' timestamps."""
+    image = ramp_image()
+    timestamps = [i * 1001 + (HOLD if i >= frames // 2 else 0) for i in range(frames)]
+    with av.open(str(path), 'w') as out:
+        video = out.add_stream('libx264', rate=Fraction(30000, 1001))
+        video.height, video.width = image.shape[:2]
+        video.pix_fmt = 'yuv420p'
+        video.codec_context.time_base = Fraction(1, 30000)
+        video.set_display_rotation(rotation)
+        context = video.codec_context
+        context.colorspace, context.color_range = colour
+        context.color_primaries = context.color_trc = BT709
+        sound = out.add_stream(audio, rate=48000, layout='stereo')
+        for pts in timestamps:
+            frame = av.VideoFrame.from_ndarray(image, format='rgb24').reformat(
+                format='yuv420p', dst_colorspace=colour[0], dst_color_range=colour[1])
+            frame.pts, frame.time_base = pts, Fraction(1, 30000)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        samples = int(48000 * (timestamps[-1] + 1001) / 30000)
+        wave = (0.2 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)
+        for start in range(0, samples, 1024):
+            chunk = np.zeros((2, 1024), np.float32)
+            chunk[:, :len(wave[start:start + 1024])] = wave[start:start + 1024]
+            frame = av.AudioFrame.from_ndarray(chunk, format='fltp', layout='stereo')
+            frame.sample_rate, frame.pts = 48000, start
+            for packet in sound.encode(frame):
+                out.mux(packet)
+        for packet in sound.encode(None):
+            out.mux(packet)
+    return timestamps
+
+
+def facts(path):
+    """What a player sees of a video: frame times, rotation, colour tags, RGB frames, audio, duration."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+        first = frames[0]
+        rgb = [f.reformat(format='rgb24', src_colorspace=f.colorspace, src_color_range=f.color_range).to_ndarray()
+               for f in frames]
+        result = {'times': [round(f.time, 3) for f in frames], 'rotation': first.rotation,
+                  'colour': (int(first.colorspace), int(first.color_range)), 'rgb': rgb,
+                  'duration': container.duration, 'format': container.format.name}
+    with av.open(str(path)) as container:
+        audio = container.streams.audio
+        result['audio'] = None if not audio else (audio[0].codec_context.name, audio[0].codec_context.layout.name,
+                                                  sum(f.samples for f in container.decode(audio=0)))
+    return result
+
+
+def deblur(*args):
+    return run_tool('deblur_video.py', *args)
+
+
+def test_a_phone_clip_keeps_its_audio_rotation_timing_and_colour(identity_options, tmp_path):
+    source = tmp_path / 'phone.mp4'
+    phone_clip(source)
+    out = tmp_path / 'deblurred.mp4'
+    result = deblur(source, '-o', out, '--opt', identity_options)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'audio stream #1 (aac): copied without re-encoding' in result.stdout
+    before, after = facts(source), facts(out)
+    assert after['audio'] == before['audio'] and after['audio'][:2] == ('aac', 'stereo')
+    assert after['rotation'] == before['rotation'] == 90  # a player shows it upright, as the input
+    assert after['times'] == before['times'] and after['times'][4] - after['times'][3] > 0.5  # the held frame
+    assert after['duration'] == before['duration']
+    assert after['colour'] == (BT709, LIMITED)
+    for decoded, restored in zip(before['rgb'], after['rgb']):
+        grey = np.abs(decoded[20:, 8:-8].astype(int) - restored[20:, 8:-8].astype(int))
+        assert grey.max() <= 2  # the grey ramp round-trips within 2 code values
+    assert np.abs(after['rgb'][0][2:6, 2:6].astype(int) - np.array((200, 40, 40))).max() <= 6  # BT.709, not 601
+
+
+def test_full_range_input_is_decoded_and_written_as_full_range(identity_options, tmp_path):
+    source = tmp_path / 'full.mp4'
+    phone_clip(source, colour=(BT709, FULL))
+    out = tmp_path / 'deblurred.mp4'
+    assert deblur(source, '-o', out, '--opt', identity_options).returncode == 0
+    before, after = facts(source), facts(out)
+    assert after['colour'] == (BT709, FULL)
+    # within 4 code values (swscale's full-range conversions round less evenly); read as limited range, the
+    # ramp would be stretched by 255/219, 30 code values at its ends
+    assert np.abs(before['rgb'][0][20:, 8:-8].astype(int) - after['rgb'][0][20:, 8:-8].astype(int)).max() <= 4
+    assert after['rgb'][0][20:, -1].min() >= 245 and after['rgb'][0][20:, 0].max() <= 8  # black to white kept
+
+
+@pytest.mark.parametrize('name, container, video, audio, note', [
+    ('out.webm', 'matroska,webm', 'vp9', 'opus', 'the webm container does not take aac; re-encoded as libopus'),
+    ('out.mkv', 'matroska,webm', 'h264', 'aac', 'copied without re-encoding'),
+    ('out.mov', 'mov,mp4,m4a,3gp,3g2,mj2', 'h264', 'aac', 'copied without re-encoding'),
+    ('out.avi', 'avi', 'h264', 'aac', 'the avi container holds a constant frame rate'),
+])
+def test_the_container_is_the_one_the_name_says(identity_options, tmp_path, name, container, video, audio, note):
+    source = tmp_path / 'phone.mp4'
+    phone_clip(source)
+    result = deblur(source, '-o', tmp_path / name, '--opt', identity_options)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert note in result.stdout
+    with av.open(str(tmp_path / name)) as written:
+        assert written.format.name == container
+        assert [s.codec_context.name for s in written.streams] == [video, audio]
+        assert len(list(written.decode(video=0))) == 8
+
+
+def test_names_that_cannot_be_written_and_bad_values_are_refused_naming_the_flag(identity_options, tmp_path):
+    source = tmp_path / 'phone.mp4'
+    phone_clip(source)
+    gif = deblur(source, '-o', tmp_path / 'out.gif', '--opt', identity_options)
+    assert gif.returncode == 1 and 'cannot write a video named .gif' in gif.stderr
+    assert not (tmp_path / 'out.gif').exists()
+    for rate in ('1/0', '0', '-30', 'fast'):
+        refused = deblur(source, '-o', tmp_path / 'x.mp4', '--opt', identity_options, '--fps', rate)
+        assert refused.returncode == 2 and 'expected a positive frame rate' in refused.stderr, rate
+    tile = deblur(source, '-o', tmp_path / 'x.mp4', '--opt', identity_options, '--tile', '8', '--tile-overlap', '2')
+    assert tile.returncode == 1 and '--tile 8: tiles of fewer than 32 pixels' in tile.stderr
+    crf = deblur(source, '-o', tmp_path / 'x.mp4', '--opt', identity_options, '--crf', '99')
+    assert crf.returncode == 1 and '--crf 99' in crf.stderr
+    assert not list(tmp_path.glob('x.mp4*'))
+
+
+def test_side_by_side_halves_are_labelled(identity_options, tmp_path):
+    source = tmp_path / 'phone.mp4'
+    phone_clip(source)
+    out = tmp_path / 'side.mp4'
+    assert deblur(source, '-o', out, '--opt', identity_options, '--side-by-side').returncode == 0
+    frame = facts(out)['rgb'][0]
+    assert frame.shape[1] == 2 * 64 and frame.shape[0] > 48  # a banner above each half
+    banner = frame[:frame.shape[0] - 48]
+    assert banner.max() > 200 and np.median(banner) < 30  # white text on black
