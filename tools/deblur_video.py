@@ -23,6 +23,7 @@ windows', are measured in docs/benchmarks.md.
 """
 import argparse
 import json
+import math
 import tempfile
 from fractions import Fraction
 
@@ -30,8 +31,9 @@ import torch
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from memdeblur.data.video_io import DEFAULT_CRF, find_inputs
+from memdeblur.evaluation.no_reference import NIQE_MIN_SIDE
 from memdeblur.inference.video_deblurring import (AUTO_TILE, MIN_TILE, VideoDeblurrer, check_planned_outputs,
-                                                  network_from_options, plan_outputs)
+                                                  network_from_options, plan_outputs, report_paths)
 from memdeblur.cli import run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import check_outputs, write_text_atomic
@@ -77,6 +79,10 @@ def build_parser():
                         'processing, memory bounded by scratch files (no windows, no tiles)')
     parser.add_argument('--scratch', default=tempfile.gettempdir(),
                         help='folder for --exact\'s scratch files (about 21 MB per 720p frame, removed afterwards)')
+    parser.add_argument('--report', action='store_true',
+                        help='also write a report for footage without ground truth beside each output: edge '
+                        'sharpness and NIQE of every input and output frame, <output>_report.csv and a plot of both '
+                        'over time, <output>_report.png (NIQE costs seconds per large frame)')
     parser.add_argument('--summary', metavar='FILE.json',
                         help='also write the per-sequence summary (frames, seconds, peak memory) as JSON')
     parser.add_argument('--force', action='store_true', help='replace existing outputs')
@@ -147,11 +153,14 @@ def main(argv=None):
     check_planned_outputs(outputs, read_paths, args.force)
     if args.summary:
         check_outputs(files=[args.summary], overwrite=args.force, inputs=read_paths)
+    if args.report:
+        check_outputs(files=[path for out in outputs for path in report_paths(out)], overwrite=args.force,
+                      inputs=read_paths)
     deblurrer = VideoDeblurrer(
         network_from_options(opt, args.opt, args.ckpt), device, args.precision, fast=not args.plain,
         compile_net=args.compile, window=args.window, overlap=args.overlap, tile=args.tile,
         tile_overlap=args.tile_overlap, exact=args.exact, scratch=args.scratch, side_by_side=args.side_by_side,
-        codec=args.codec, crf=args.crf)
+        codec=args.codec, crf=args.crf, report=args.report)
     summaries = []
     for seq, out_path in zip(inputs, outputs):
         result = deblurrer.deblur(seq, out_path, read_paths, args.force)
@@ -161,6 +170,14 @@ def main(argv=None):
               f'({result["peak_memory_kind"]}))')
         for note in result['notes']:
             print(f'  {seq.name}: {note}')
+        if 'report' in result:
+            means = result['report']['means']
+            if math.isnan(means['niqe_input']):
+                niqe = f'NIQE not computed (frames under {NIQE_MIN_SIDE} pixels a side)'
+            else:
+                niqe = f'NIQE {means["niqe_input"]:.2f} -> {means["niqe_output"]:.2f}'
+            print(f'  {seq.name}: edge sharpness {means["sharpness_input"]:.1f} -> {means["sharpness_output"]:.1f}, '
+                  f'{niqe} (means over the frames; {result["report"]["csv"]}, {result["report"]["plot"]})')
         if args.summary:
             write_text_atomic(args.summary, json.dumps({'sequences': summaries}, indent=2) + '\n')
     return 0

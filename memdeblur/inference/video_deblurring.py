@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from memdeblur.data.errors import DataError
 from memdeblur.evaluation.comparison_image import labelled
+from memdeblur.evaluation.no_reference import FootageReport
 from memdeblur.data.video_io import DEFAULT_CRF, VideoWriter, is_video_name, list_frame_files, output_container
 from memdeblur.inference.exact import FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame, \
     restore_exact
@@ -87,6 +88,12 @@ def check_planned_outputs(outputs, inputs, overwrite):
                       inputs=inputs)
 
 
+def report_paths(out_path):
+    """(CSV, PNG) of the no-ground-truth report of an output video or frame folder, beside it."""
+    stem = osp.splitext(out_path)[0] if is_video_name(out_path) else osp.normpath(out_path)
+    return stem + '_report.csv', stem + '_report.png'
+
+
 def output_frame_names(seq):
     """The names of a frame folder's frames (the output keeps them); None for a video file."""
     return None if seq.is_video_file else [osp.splitext(f)[0] for f in list_frame_files(seq.path)]
@@ -116,11 +123,13 @@ class VideoDeblurrer:
         side_by_side (bool): Write input | deblurred side by side.
         codec (str | None): Video codec of video outputs (default: the container's).
         crf (int): Its constant rate factor.
+        report (bool): Also write a no-ground-truth report per sequence (``report_paths``): edge sharpness and
+            NIQE of input and output frames, CSV and plot (``memdeblur.evaluation.no_reference``).
     """
 
     def __init__(self, net, device='cpu', precision='float32', fast=True, compile_net=False, window=30, overlap=6,
                  tile='auto', tile_overlap=32, exact=False, scratch=None, side_by_side=False, codec=None,
-                 crf=DEFAULT_CRF):
+                 crf=DEFAULT_CRF, report=False):
         traits = network_traits(net)
         if traits.restores_windows:
             raise DataError(f'{type(net).__name__} restores the centre of a {traits.window}-frame window; this tool '
@@ -137,7 +146,8 @@ class VideoDeblurrer:
             check_exact_supported(self.runner)
         self.window, self.overlap, self.tile, self.tile_overlap = window, overlap, tile, tile_overlap
         self.exact, self.scratch, self.side_by_side = exact, scratch or tempfile.gettempdir(), side_by_side
-        self.codec, self.crf = codec, crf
+        self.codec, self.crf, self.report = codec, crf, report
+        self._report = None
 
     def deblur(self, seq, out_path, inputs=(), overwrite=False):
         """Deblur one sequence into ``out_path`` (a video file or a folder of PNG frames).
@@ -159,6 +169,7 @@ class VideoDeblurrer:
         if first is None:
             raise DataError(f'{seq.path} holds no frames.')
         start = time.perf_counter()
+        self._report = FootageReport() if self.report else None
         writer = VideoWriter(out_path, seq.fps, output_frame_names(seq), list(inputs), overwrite, source=seq,
                              codec=self.codec, crf=self.crf)
         with writer:
@@ -168,17 +179,25 @@ class VideoDeblurrer:
                 self._deblur_windows(seq, writer, self._tile_size(*first.shape[:2]))
         seconds = time.perf_counter() - start
         memory, kind = peak_memory_mib(self.device)
-        return {'sequence': seq.name, 'output': out_path, 'frames': writer.count, 'seconds': seconds,
-                'frames_per_second': writer.count / seconds, 'peak_memory_mib': memory, 'peak_memory_kind': kind,
-                'notes': writer.notes}
+        summary = {'sequence': seq.name, 'output': out_path, 'frames': writer.count, 'seconds': seconds,
+                   'frames_per_second': writer.count / seconds, 'peak_memory_mib': memory, 'peak_memory_kind': kind,
+                   'notes': writer.notes}
+        if self._report is not None:
+            csv_path, plot_path = report_paths(out_path)
+            self._report.write(csv_path, plot_path, f'{seq.name}: input and {self.label}')
+            summary['report'] = {'csv': csv_path, 'plot': plot_path, 'means': self._report.means()}
+        return summary
 
     def _tile_size(self, height, width):
         if self.tile == 'auto':
             return AUTO_TILE if height * width > AUTO_TILE_AREA else 0
         return self.tile
 
-    def _write(self, writer, original, restored, pts):
+    def _write(self, writer, original, restored, pts, seq):
         image = to_image(restored)
+        if self._report is not None:
+            shown = writer.count / seq.fps if pts is None else float(pts * seq.facts.time_base)
+            self._report.add(shown, original, image)
         if self.side_by_side:  # each half labelled, so a viewer can tell which is which
             image = np.concatenate([labelled(original, 'input'), labelled(image, self.label)], axis=1)
         writer.write(image, pts)
@@ -191,13 +210,13 @@ class VideoDeblurrer:
 
         def frames():
             for frame, pts in seq.timed_frames():
-                waiting.append((frame if self.side_by_side else None, pts))
+                waiting.append((frame if self.side_by_side or self.report else None, pts))
                 yield torch.from_numpy(frame).permute(2, 0, 1)
 
         with tqdm(total=seq.num_frames or None, unit='frame', desc=seq.name) as bar:
             for restored in restore_stream(restore, frames(), self.window, self.overlap):
                 original, pts = waiting.popleft()
-                self._write(writer, original, restored, pts)
+                self._write(writer, original, restored, pts, seq)
                 bar.update()
 
     def _deblur_exact(self, seq, writer):
@@ -215,7 +234,8 @@ class VideoDeblurrer:
                           desc=f'{seq.name} exact') as bar:
 
                     def write(index, restored):
-                        self._write(writer, decoded[index].numpy(), to_uint8_frames(restored), timestamps[index])
+                        self._write(writer, decoded[index].numpy(), to_uint8_frames(restored), timestamps[index],
+                                    seq)
 
                     with self.context():
                         restore_exact(self.runner, frames, write, scratch, self.device, on_write=bar.update)

@@ -4,9 +4,11 @@ The clips are made here with PyAV as a phone makes them: H.264, AAC stereo, a 90
 30000/1001 fps with a frame held half a second (variable frame rate), BT.709 limited range. An identity network
 stands in for the deblurring one, so that what comes out can be compared with what went in.
 """
+import csv
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -45,9 +47,13 @@ def ramp_image(height=48, width=64):
     return image
 
 
-def phone_clip(path, frames=8, colour=(BT709, LIMITED), rotation=90, audio='aac'):
-    """A phone-like clip of ``test_image`` frames; returns its frames' timestamps."""
-    image = ramp_image()
+def phone_clip(path, frames=8, colour=(BT709, LIMITED), rotation=90, audio='aac', size=(48, 64), texture=False):
+    """A phone-like clip of ``ramp_image`` frames (with ``texture``, random pixels added); returns its frames'
+    timestamps."""
+    image = ramp_image(*size)
+    if texture:
+        noise = np.random.default_rng(0).integers(-40, 40, image.shape)
+        image = np.clip(image.astype(int) + noise, 0, 255).astype(np.uint8)
     timestamps = [i * 1001 + (HOLD if i >= frames // 2 else 0) for i in range(frames)]
     with av.open(str(path), 'w') as out:
         video = out.add_stream('libx264', rate=Fraction(30000, 1001))
@@ -177,3 +183,28 @@ def test_side_by_side_halves_are_labelled(identity_options, tmp_path):
     assert frame.shape[1] == 2 * 64 and frame.shape[0] > 48  # a banner above each half
     banner = frame[:frame.shape[0] - 48]
     assert banner.max() > 200 and np.median(banner) < 30  # white text on black
+
+
+def test_a_report_for_footage_without_ground_truth(identity_options, tmp_path):
+    """--report: per-frame edge sharpness and NIQE of input and output at each frame's time, CSV and plot."""
+    source = tmp_path / 'phone.mp4'
+    timestamps = phone_clip(source, frames=6, size=(192, 208), texture=True)
+    result = deblur(source, '-o', tmp_path / 'out.mp4', '--opt', identity_options, '--report')
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(tmp_path / 'out_report.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r['time_s']) for r in rows] == pytest.approx([t / 30000 for t in timestamps])
+    for row in rows:  # the identity network: the output scores as the input
+        assert float(row['sharpness_input']) > 0 and float(row['niqe_input']) > 0
+        assert float(row['sharpness_output']) == pytest.approx(float(row['sharpness_input']))
+        assert float(row['niqe_output']) == pytest.approx(float(row['niqe_input']))
+    plot = cv2.imread(str(tmp_path / 'out_report.png'))
+    assert plot is not None and plot.shape[0] > 300 and plot.shape[1] > 600
+    assert 'edge sharpness ' in result.stdout and 'NIQE ' in result.stdout and 'out_report.png' in result.stdout
+    again = deblur(source, '-o', tmp_path / 'again.mp4', '--opt', identity_options, '--report')
+    assert again.returncode == 0
+    existing = deblur(source, '-o', tmp_path / 'out2.mp4', '--opt', identity_options, '--report')
+    (tmp_path / 'out3_report.csv').write_text('mine')
+    clash = deblur(source, '-o', tmp_path / 'out3.mp4', '--opt', identity_options, '--report')
+    assert existing.returncode == 0 and clash.returncode == 1 and 'out3_report.csv' in clash.stderr
+    assert (tmp_path / 'out3_report.csv').read_text() == 'mine' and not (tmp_path / 'out3.mp4').exists()
