@@ -81,6 +81,15 @@ def to_float_rgb(image, name, channel_order='bgr'):
     return np.ascontiguousarray(image, dtype=np.float32) / np.float32(scale)
 
 
+def frame_bits(path):
+    """Bits per channel of an image file (8 or 16); the file is decoded (its header alone does not say for every
+    format)."""
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise FrameError(f'Frame {path} is unreadable or corrupt.')
+    return 16 if image.dtype == np.uint16 else 8
+
+
 def probe_frame(path):
     """Read only an image file's header: its (height, width). Cheap enough for every frame at start.
 

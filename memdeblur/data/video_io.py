@@ -10,7 +10,7 @@ and data streams (``memdeblur.data.video_streams``).
 import contextlib
 import os
 import os.path as osp
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional
 
@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from memdeblur.data.errors import DataError
-from memdeblur.data.frame_io import IMAGE_EXTENSIONS, list_frame_files, read_frame, to_uint8, write_png
+from memdeblur.data.frame_io import IMAGE_EXTENSIONS, frame_bits, list_frame_files, read_frame, to_uint8, write_png
 from memdeblur.data.frame_names import natural_sorted
 from memdeblur.data.video_streams import StreamCopier, VideoFacts, probe_video_facts
 from memdeblur.utils.outputs import OutputError, staged_outputs
@@ -31,6 +31,7 @@ OUTPUT_CONTAINERS = {
     '.webm': ('webm', 'libvpx-vp9', 'libopus'),
 }
 DEFAULT_FPS = Fraction(30)  # for frame folders, which carry no frame rate
+BLURRY_SUBFOLDERS = ('blur_gamma', 'blur', 'input', osp.join('Blur', 'RGB'))  # GOPRO, DVD and BSD layouts
 DEFAULT_CRF = 17
 
 
@@ -59,6 +60,7 @@ class VideoInput:
     num_frames: int  # 0 when the container does not say
     is_video_file: bool
     facts: Optional[VideoFacts] = None
+    notes: list = field(default_factory=list)  # what the output will not keep of it, in words
 
     def frames(self):
         """Yield (H, W, 3) uint8 RGB frames in order."""
@@ -94,15 +96,39 @@ def find_inputs(path, fps=None):
         if not is_video_file(path):
             raise DataError(f'Input {path} is not a video file ({", ".join(VIDEO_EXTENSIONS)}) or a folder.')
         return [probe_video(path)]
-    frames = list_frame_files(path)
+    frames = sequence_frames_folder(path)
     if frames:
-        return [VideoInput(path, osp.basename(osp.normpath(path)), fps or DEFAULT_FPS, len(frames), False)]
+        return [folder_input(frames, osp.basename(osp.normpath(path)), fps)]
     sequences = [d for d in natural_sorted(os.listdir(path)) if osp.isdir(osp.join(path, d)) and not d.startswith('.')]
-    inputs = [find_inputs(osp.join(path, d), fps)[0] for d in sequences if list_frame_files(osp.join(path, d))]
+    found = {d: sequence_frames_folder(osp.join(path, d)) for d in sequences}
+    left_out = [d for d, frames in found.items() if frames is None]
+    if left_out and len(left_out) < len(found):
+        raise DataError(f'Input folder {path}: {", ".join(left_out)} hold(s) neither frames nor a '
+                        f'{"/".join(BLURRY_SUBFOLDERS)} folder of frames, unlike the other sequences; move them out '
+                        'or give the sequences one by one.')
+    inputs = [folder_input(frames, d, fps) for d, frames in found.items() if frames]
     if not inputs:
         raise DataError(f'Input folder {path} holds no frames ({", ".join(IMAGE_EXTENSIONS)}) and no folders of '
                         'frames.')
     return inputs
+
+
+def sequence_frames_folder(folder):
+    """The folder of a sequence's (blurry) frames: ``folder`` itself, or its blurry folder in a data set's layout
+    (GOPRO ``blur_gamma`` or ``blur``, DVD ``input``, BSD ``Blur/RGB``); None when neither holds frames."""
+    for candidate in (folder, *(osp.join(folder, sub) for sub in BLURRY_SUBFOLDERS)):
+        if osp.isdir(candidate) and list_frame_files(candidate):
+            return candidate
+    return None
+
+
+def folder_input(folder, name, fps):
+    """The ``VideoInput`` of a folder of frames; a note when they are 16-bit (restored and written as 8-bit)."""
+    files = list_frame_files(folder)
+    notes = []
+    if frame_bits(osp.join(folder, files[0])) > 8:
+        notes.append('16-bit frames: restored from and written as 8-bit frames')
+    return VideoInput(folder, name, fps or DEFAULT_FPS, len(files), False, notes=notes)
 
 
 def probe_video(path):

@@ -181,7 +181,7 @@ class VideoDeblurrer:
         memory, kind = peak_memory_mib(self.device)
         summary = {'sequence': seq.name, 'output': out_path, 'frames': writer.count, 'seconds': seconds,
                    'frames_per_second': writer.count / seconds, 'peak_memory_mib': memory, 'peak_memory_kind': kind,
-                   'notes': writer.notes}
+                   'notes': seq.notes + writer.notes}
         if self._report is not None:
             csv_path, plot_path = report_paths(out_path)
             self._report.write(csv_path, plot_path, f'{seq.name}: input and {self.label}')

@@ -208,3 +208,24 @@ def test_a_report_for_footage_without_ground_truth(identity_options, tmp_path):
     clash = deblur(source, '-o', tmp_path / 'out3.mp4', '--opt', identity_options, '--report')
     assert existing.returncode == 0 and clash.returncode == 1 and 'out3_report.csv' in clash.stderr
     assert (tmp_path / 'out3_report.csv').read_text() == 'mine' and not (tmp_path / 'out3.mp4').exists()
+
+
+def test_a_folder_mixing_layouts_and_16_bit_frames_is_read_and_said(identity_options, tmp_path):
+    """A plain frame folder beside a GOPRO-layout sequence (seqB/blur_gamma/): both are deblurred; 16-bit frames
+    are said to come out as 8-bit; a sequence folder without frames is named, not silently left out."""
+    clips = tmp_path / 'clips'
+    rng = np.random.default_rng(0)
+    for folder, dtype in ((clips / 'seqA', np.uint8), (clips / 'seqB' / 'blur_gamma', np.uint16)):
+        folder.mkdir(parents=True)
+        for index in range(3):
+            high = 256 if dtype == np.uint8 else 65536
+            cv2.imwrite(str(folder / f'{index:03d}.png'), rng.integers(0, high, (32, 40, 3)).astype(dtype))
+    (clips / 'seqB' / 'sharp').mkdir()
+    result = deblur(clips, '-o', tmp_path / 'out', '--opt', identity_options)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['seqA', 'seqB']
+    assert len(list((tmp_path / 'out' / 'seqB').glob('*.png'))) == 3
+    assert 'seqB: 16-bit frames: restored from and written as 8-bit frames' in result.stdout
+    (clips / 'notes').mkdir()
+    refused = deblur(clips, '-o', tmp_path / 'out2', '--opt', identity_options)
+    assert refused.returncode == 1 and 'notes hold(s) neither frames nor a blur_gamma' in refused.stderr
