@@ -4,6 +4,8 @@
     python tools/deblur_video.py frames/ -o deblurred_frames/ --opt options/test_memdeblur_gopro_ds.yml \
         --ckpt memdeblur_gopro_ds.pth.tar --side-by-side
     python tools/deblur_video.py clips/ -o out/ --opt options/baselines/test_estrnn_b15c80_bsd_2ms16ms.yml
+    torchrun --nproc_per_node=4 tools/deblur_video.py clips/ -o out/ --opt options/test_memdeblur_gopro_ds.yml
+    python tools/deblur_video.py clips/ -o out/ --opt options/test_memdeblur_gopro_ds.yml --resume
 
 No ground truth is needed. --opt takes any test options file: its network_g and its weights
 (path:pretrain_network_g, or --ckpt; BasicSR or the authors' format) are used; MemDeblur,
@@ -14,6 +16,8 @@ Output: an mp4 (same frame rate, H.264 CRF 17, visually lossless) or a folder of
 nothing existing is replaced without --force, and nothing is left behind when a run fails.
 --summary writes what the last lines print (frames, seconds, peak memory per sequence) as JSON
 for scripts. Library users get the same from memdeblur.inference.video_deblurring.VideoDeblurrer.
+Under torchrun the sequences of a folder are shared between the processes (each on its own GPU
+where there are GPUs), which write what one process writes; --resume skips the outputs that exist.
 
 --exact (MemDeblur) restores each sequence as one whole instead of in windows: the outputs equal
 whole-sequence processing (bit for bit on the CPU), with memory still bounded because the
@@ -24,6 +28,7 @@ windows', are measured in docs/benchmarks.md.
 import argparse
 import json
 import math
+import os
 import tempfile
 from fractions import Fraction
 
@@ -32,8 +37,9 @@ import torch
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from memdeblur.data.video_io import DEFAULT_CRF, find_inputs
 from memdeblur.evaluation.no_reference import NIQE_MIN_SIDE
-from memdeblur.inference.video_deblurring import (AUTO_TILE, MIN_TILE, VideoDeblurrer, check_planned_outputs,
-                                                  network_from_options, plan_outputs, report_paths)
+from memdeblur.inference.video_deblurring import (AUTO_TILE, MIN_TILE, ProcessShare, VideoDeblurrer,
+                                                  check_planned_outputs, network_from_options, plan_outputs,
+                                                  report_paths)
 from memdeblur.cli import run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import check_outputs, write_text_atomic
@@ -85,14 +91,18 @@ def build_parser():
                         'over time, <output>_report.png (NIQE costs seconds per large frame)')
     parser.add_argument('--summary', metavar='FILE.json',
                         help='also write the per-sequence summary (frames, seconds, peak memory) as JSON')
+    parser.add_argument('--resume', action='store_true',
+                        help='skip the outputs that exist (outputs are written whole or not at all): finishes an '
+                        'interrupted run over a folder of sequences')
     parser.add_argument('--force', action='store_true', help='replace existing outputs')
     return parser
 
 
-def choose_device(name):
-    """The ``--device`` asked for; a clear error when it is not on this machine."""
+def choose_device(name, local_rank=0):
+    """The ``--device`` asked for (``auto``: this process's GPU under torchrun, when there are GPUs); a clear error
+    when it is not on this machine."""
     if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+        return torch.device(f'cuda:{local_rank % torch.cuda.device_count()}' if torch.cuda.is_available() else 'cpu')
     try:
         device = torch.device(name)
     except RuntimeError as err:
@@ -144,43 +154,67 @@ def check_arguments(args, device):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    device = choose_device(args.device)
+    if args.resume and args.force:
+        raise OptionError('--resume keeps the outputs that exist, --force replaces them: give one of the two.')
+    share = ProcessShare(use_gpus=args.device in ('auto', 'cuda') and torch.cuda.is_available())
+    try:
+        return deblur_everything(args, share)
+    finally:
+        share.close()
+
+
+def deblur_everything(args, share):
+    """Deblur every input sequence this process's share holds (all of them without torchrun)."""
+    device = choose_device(args.device, share.local_rank)
     check_arguments(args, device)
     opt = read_options(args.opt)
     inputs = find_inputs(args.input, args.fps)
     outputs = plan_outputs(inputs, args.output, args.format)
     read_paths = [args.input, *(seq.path for seq in inputs)]  # no output may be, hold or lie in one of these
-    check_planned_outputs(outputs, read_paths, args.force)
+    work = list(zip(inputs, outputs))
+    if args.resume:
+        work = [(seq, out) for seq, out in work if not os.path.lexists(out)]
+        if share.rank == 0:
+            print(f'--resume: {len(inputs) - len(work)} of {len(inputs)} outputs exist and are kept')
+    check_planned_outputs([out for _, out in work], read_paths, args.force)
     if args.summary:
         check_outputs(files=[args.summary], overwrite=args.force, inputs=read_paths)
     if args.report:
-        check_outputs(files=[path for out in outputs for path in report_paths(out)], overwrite=args.force,
+        check_outputs(files=[path for _, out in work for path in report_paths(out)], overwrite=args.force,
                       inputs=read_paths)
+    share.barrier()  # every process has checked the outputs before any writes one
     deblurrer = VideoDeblurrer(
         network_from_options(opt, args.opt, args.ckpt), device, args.precision, fast=not args.plain,
         compile_net=args.compile, window=args.window, overlap=args.overlap, tile=args.tile,
         tile_overlap=args.tile_overlap, exact=args.exact, scratch=args.scratch, side_by_side=args.side_by_side,
         codec=args.codec, crf=args.crf, report=args.report)
     summaries = []
-    for seq, out_path in zip(inputs, outputs):
+    for seq, out_path in share.mine(work):
         result = deblurrer.deblur(seq, out_path, read_paths, args.force)
         summaries.append(result)
-        print(f'{seq.name}: {result["frames"]} frames -> {out_path} ({result["seconds"]:.1f} s, '
-              f'{result["frames_per_second"]:.2f} frames/s; peak memory so far {result["peak_memory_mib"]:.0f} MiB '
-              f'({result["peak_memory_kind"]}))')
-        for note in result['notes']:
-            print(f'  {seq.name}: {note}')
-        if 'report' in result:
-            means = result['report']['means']
-            if math.isnan(means['niqe_input']):
-                niqe = f'NIQE not computed (frames under {NIQE_MIN_SIDE} pixels a side)'
-            else:
-                niqe = f'NIQE {means["niqe_input"]:.2f} -> {means["niqe_output"]:.2f}'
-            print(f'  {seq.name}: edge sharpness {means["sharpness_input"]:.1f} -> {means["sharpness_output"]:.1f}, '
-                  f'{niqe} (means over the frames; {result["report"]["csv"]}, {result["report"]["plot"]})')
-        if args.summary:
-            write_text_atomic(args.summary, json.dumps({'sequences': summaries}, indent=2) + '\n')
+        print_summary(result)
+    summaries = share.gather(summaries)
+    if args.summary and share.rank == 0:
+        write_text_atomic(args.summary, json.dumps({'sequences': summaries}, indent=2) + '\n')
     return 0
+
+
+def print_summary(result):
+    """The lines a user reads after each sequence."""
+    name = result['sequence']
+    print(f'{name}: {result["frames"]} frames -> {result["output"]} ({result["seconds"]:.1f} s, '
+          f'{result["frames_per_second"]:.2f} frames/s; peak memory so far {result["peak_memory_mib"]:.0f} MiB '
+          f'({result["peak_memory_kind"]}))', flush=True)
+    for note in result['notes']:
+        print(f'  {name}: {note}')
+    if 'report' in result:
+        means = result['report']['means']
+        if math.isnan(means['niqe_input']):
+            niqe = f'NIQE not computed (frames under {NIQE_MIN_SIDE} pixels a side)'
+        else:
+            niqe = f'NIQE {means["niqe_input"]:.2f} -> {means["niqe_output"]:.2f}'
+        print(f'  {name}: edge sharpness {means["sharpness_input"]:.1f} -> {means["sharpness_output"]:.1f}, '
+              f'{niqe} (means over the frames; {result["report"]["csv"]}, {result["report"]["plot"]})', flush=True)
 
 
 if __name__ == '__main__':

@@ -14,12 +14,14 @@ its ``network_traits``: frame margins filled by reflection, frame sizes padded; 
 of a window (EDVR) are tested with ``tools/test.py`` instead.
 """
 import collections
+import os
 import os.path as osp
 import tempfile
 import time
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from basicsr.archs import build_network
 from tqdm import tqdm
 
@@ -92,6 +94,44 @@ def report_paths(out_path):
     """(CSV, PNG) of the no-ground-truth report of an output video or frame folder, beside it."""
     stem = osp.splitext(out_path)[0] if is_video_name(out_path) else osp.normpath(out_path)
     return stem + '_report.csv', stem + '_report.png'
+
+
+class ProcessShare:
+    """This process's share of the work under ``torchrun`` (``WORLD_SIZE`` > 1): the process group, started here
+    (gloo on CPUs, nccl on GPUs), and every ``world_size``-th item from ``rank``; one process alone otherwise.
+
+    A process that fails ends the run: torchrun stops the others (SIGTERM, which our tools turn into an exception
+    that removes their temporary outputs).
+    """
+
+    def __init__(self, use_gpus):
+        self.world_size = int(os.environ.get('WORLD_SIZE', '1'))
+        self.rank = int(os.environ.get('RANK', '0'))
+        self.local_rank = int(os.environ.get('LOCAL_RANK', '0'))
+        if self.world_size > 1 and not dist.is_initialized():
+            dist.init_process_group('nccl' if use_gpus else 'gloo')
+
+    def mine(self, items):
+        return items[self.rank::self.world_size]
+
+    def barrier(self):
+        if self.world_size > 1:
+            dist.barrier()
+
+    def gather(self, items):
+        """Everyone's ``items`` on every process, in the order of ``mine``'s shares interleaved back."""
+        if self.world_size == 1:
+            return items
+        parts = [None] * self.world_size
+        dist.all_gather_object(parts, items)
+        merged = []
+        for index in range(max(len(part) for part in parts)):
+            merged += [part[index] for part in parts if index < len(part)]
+        return merged
+
+    def close(self):
+        if self.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def output_frame_names(seq):

@@ -1,0 +1,96 @@
+"""Many videos, many processes: torchrun shares a folder of sequences; --resume finishes an interrupted run."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from memdeblur.archs.memdeblur_arch import MemDeblurNet
+from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
+
+TOOL = os.path.join(REPO_ROOT, 'tools', 'deblur_video.py')
+ENV = {**os.environ, 'PYTHONPATH': REPO_ROOT, 'OMP_NUM_THREADS': '1', 'CUDA_VISIBLE_DEVICES': ''}
+
+
+@pytest.fixture
+def tiny_options(tmp_path):
+    torch.manual_seed(0)
+    weights = tmp_path / 'tiny.pth'
+    torch.save({'params': MemDeblurNet(**TINY_MEMDEBLUR).state_dict()}, weights)
+    path = tmp_path / 'tiny.yml'
+    path.write_text(yaml.safe_dump({'name': 'tiny', 'network_g': {'type': 'MemDeblurNet', **TINY_MEMDEBLUR},
+                                    'path': {'pretrain_network_g': str(weights)}}))
+    return str(path)
+
+
+def sequences(root, count, frames=5, size=(32, 48)):
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        folder = root / f'seq{index}'
+        folder.mkdir(parents=True)
+        for frame in range(frames):
+            cv2.imwrite(str(folder / f'{frame:03d}.png'), rng.integers(0, 256, (*size, 3)).astype(np.uint8))
+    return root
+
+
+def pngs(folder):
+    """{relative path: bytes} of every PNG under ``folder``."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob('*.png'))}
+
+
+def deblur(*args, processes=1, port=29571):
+    launcher = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={processes}',
+                f'--master_port={port}'] if processes > 1 else [sys.executable]
+    return subprocess.run([*launcher, TOOL, *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300)
+
+
+@pytest.mark.slow
+def test_torchrun_writes_what_one_process_writes(tiny_options, tmp_path):
+    clips = sequences(tmp_path / 'clips', 3)
+    one = deblur(clips, '-o', tmp_path / 'one', '--opt', tiny_options)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = deblur(clips, '-o', tmp_path / 'two', '--opt', tiny_options, '--summary', tmp_path / 'summary.json',
+                 processes=2)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert pngs(tmp_path / 'two') == pngs(tmp_path / 'one') and len(pngs(tmp_path / 'one')) == 15
+    summary = yaml.safe_load((tmp_path / 'summary.json').read_text())  # JSON is YAML
+    assert [s['sequence'] for s in summary['sequences']] == ['seq0', 'seq1', 'seq2']
+
+
+@pytest.mark.slow
+def test_a_failing_process_stops_the_run_and_leaves_nothing_partial(tiny_options, tmp_path):
+    clips = sequences(tmp_path / 'clips', 4)
+    (clips / 'seq3' / '002.png').write_bytes(b'not a png')
+    result = deblur(clips, '-o', tmp_path / 'out', '--opt', tiny_options, processes=2, port=29572)
+    assert result.returncode != 0 and '002.png' in result.stdout + result.stderr
+    written = list((tmp_path / 'out').iterdir()) if (tmp_path / 'out').exists() else []
+    assert not [p for p in written if p.name.startswith('.partial')]
+    assert 'seq3' not in [p.name for p in written]
+
+
+def test_resume_after_a_kill_finishes_the_rest(tiny_options, tmp_path):
+    clips = sequences(tmp_path / 'clips', 6, frames=8, size=(48, 64))
+    reference = deblur(clips, '-o', tmp_path / 'reference', '--opt', tiny_options)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    out = tmp_path / 'out'
+    run = subprocess.Popen([sys.executable, TOOL, str(clips), '-o', str(out), '--opt', tiny_options],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    deadline = time.time() + 120
+    while not (out / 'seq0').exists() and run.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    done = sorted(p.name for p in out.iterdir() if not p.name.startswith('.'))
+    assert 'seq0' in done and len(done) < 6, done  # killed part way
+    refused = deblur(clips, '-o', out, '--opt', tiny_options)
+    assert refused.returncode == 1 and 'exists' in refused.stderr
+    resumed = deblur(clips, '-o', out, '--opt', tiny_options, '--resume')
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f'--resume: {len(done)} of 6 outputs exist and are kept' in resumed.stdout
+    assert pngs(out) == pngs(tmp_path / 'reference')
