@@ -31,7 +31,7 @@ sys.path.insert(0, REPO_ROOT)
 
 import memdeblur  # noqa: F401,E402,I001
 from memdeblur.archs.memdeblur_arch import MemDeblurNet  # noqa: E402
-from memdeblur.data.frame_io import to_uint8  # noqa: E402
+from memdeblur.data.frame_io import to_integer_image  # noqa: E402
 from memdeblur.data.synthetic import MotionSettings, SequenceRenderer  # noqa: E402
 from memdeblur.cli import frame_size, tool_parser  # noqa: E402
 from memdeblur.evaluation.results_table import write_lines  # noqa: E402
@@ -56,7 +56,7 @@ def write_synthetic_video(path, length, height, width, seed=0):
     renderer = SequenceRenderer(np.random.default_rng(seed), height, width, length, MotionSettings())
     with VideoWriter(path, Fraction(30)) as writer:
         for step in range(length):
-            writer.write(to_uint8(renderer.render(step)))
+            writer.write(to_integer_image(renderer.render(step)))
 
 
 def disk_usage_mib(folder):

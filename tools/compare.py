@@ -29,7 +29,7 @@ import cv2
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from basicsr.data import build_dataset
 
-from memdeblur.data.frame_io import to_uint8, write_png
+from memdeblur.data.frame_io import to_integer_image, write_png
 from memdeblur.cli import run_tool, tool_parser
 from memdeblur.evaluation.comparison_image import comparison_image
 from memdeblur.utils.option_check import OptionError
@@ -132,7 +132,7 @@ def write_images(out, entries, crop_fraction):
     for seq_idx, seq in enumerate(dataset.source.sequences):
         frame_idx = len(seq) // 2
         frame = seq.frame_names[frame_idx]
-        blurry, sharp = (to_uint8(x[..., ::-1]) for x in dataset.source.read(seq_idx, frame_idx))
+        blurry, sharp = (to_integer_image(x[..., ::-1]) for x in dataset.source.read(seq_idx, frame_idx))
         outputs = []
         for entry in entries:
             path = osp.join(out, 'results', entry['opt']['name'], 'visualization', entry['dataset']['name'],

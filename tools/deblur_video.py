@@ -32,6 +32,7 @@ import os
 import tempfile
 from fractions import Fraction
 
+import av
 import torch
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
@@ -78,6 +79,9 @@ def build_parser():
     parser.add_argument('--fps', type=frame_rate, help='frame rate of video output for frame folders, e.g. 25 or '
                         '30000/1001 (default: 30; videos keep their own timestamps)')
     parser.add_argument('--codec', help='video codec of video output (default: libx264; libvpx-vp9 for .webm)')
+    parser.add_argument('--pix-fmt', type=pixel_format,
+                        help='pixel format of video output, e.g. yuv420p10le to keep 10-bit input in 10 bits (default: '
+                        'yuv420p, 8-bit; yuv444p for odd frame sizes)')
     parser.add_argument('--crf', type=int, default=DEFAULT_CRF,
                         help='constant rate factor of video output: lower is better and larger (0-51)')
     parser.add_argument('--exact', action='store_true',
@@ -124,6 +128,16 @@ def frame_rate(text):
     if rate is None or rate <= 0:
         raise argparse.ArgumentTypeError(f'expected a positive frame rate such as 25 or 30000/1001, got {text!r}')
     return rate
+
+
+def pixel_format(text):
+    """``--pix-fmt``: a pixel format FFmpeg knows."""
+    try:
+        av.VideoFormat(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f'not a pixel format FFmpeg knows: {text!r} (e.g. yuv420p, yuv420p10le)'
+                                         ) from err
+    return text
 
 
 def tile_argument(text):
@@ -187,7 +201,7 @@ def deblur_everything(args, share):
         network_from_options(opt, args.opt, args.ckpt), device, args.precision, fast=not args.plain,
         compile_net=args.compile, window=args.window, overlap=args.overlap, tile=args.tile,
         tile_overlap=args.tile_overlap, exact=args.exact, scratch=args.scratch, side_by_side=args.side_by_side,
-        codec=args.codec, crf=args.crf, report=args.report)
+        codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt, report=args.report)
     summaries = []
     for seq, out_path in share.mine(work):
         result = deblurrer.deblur(seq, out_path, read_paths, args.force)

@@ -29,9 +29,11 @@ def list_frame_files(folder):
     return natural_sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
-def to_uint8(image):
-    """A [0, 1] float image as uint8, rounded and clipped: how frames are stored and written."""
-    return np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
+def to_integer_image(image, dtype=np.uint8):
+    """A [0, 1] float image as ``dtype`` (uint8, or uint16 for 16-bit frames), rounded and clipped: how frames are
+    stored and written."""
+    top = np.iinfo(dtype).max
+    return np.clip(np.rint(image * top), 0, top).astype(dtype)
 
 
 def decode_frame(data, name):

@@ -21,14 +21,14 @@ from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
 from memdeblur.data import estrnn_lmdb
-from memdeblur.data.frame_io import read_frame, to_uint8, write_png
+from memdeblur.data.frame_io import read_frame, to_integer_image, write_png
 from memdeblur.data.video_sources import FolderVideoSource
 from memdeblur.utils.outputs import staged_outputs
 
 
 def load_uint8_bgr(path, size=None):
     """A frame as uint8 BGR (OpenCV's order, which both LMDB formats store), optionally resized to (H, W)."""
-    image = to_uint8(read_frame(path)[..., ::-1])
+    image = to_integer_image(read_frame(path)[..., ::-1])
     if size is not None and image.shape[:2] != tuple(size):
         image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     return image

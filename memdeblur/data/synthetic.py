@@ -27,7 +27,7 @@ import numpy as np
 import skimage.data
 from tqdm import tqdm
 
-from memdeblur.data.frame_io import to_uint8, write_png
+from memdeblur.data.frame_io import to_integer_image, write_png
 from memdeblur.utils.outputs import staged_outputs
 
 PHOTOS = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'motorcycle_left.png')
@@ -170,8 +170,8 @@ def render_sequence(rng, num_frames, height, width, subframes, motion=None):
     for i in range(num_frames):
         subs = [renderer.render(i * subframes + s) for s in range(subframes)]
         blur, blur_gamma = blur_from_subframes(subs)
-        frames.append({'blur': to_uint8(blur), 'blur_gamma': to_uint8(blur_gamma),
-                       'sharp': to_uint8(subs[subframes // 2])})
+        frames.append({'blur': to_integer_image(blur), 'blur_gamma': to_integer_image(blur_gamma),
+                       'sharp': to_integer_image(subs[subframes // 2])})
     return frames
 
 

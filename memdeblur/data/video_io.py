@@ -10,7 +10,7 @@ and data streams (``memdeblur.data.video_streams``).
 import contextlib
 import os
 import os.path as osp
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Optional
 
@@ -18,7 +18,8 @@ import av
 import numpy as np
 
 from memdeblur.data.errors import DataError
-from memdeblur.data.frame_io import IMAGE_EXTENSIONS, frame_bits, list_frame_files, read_frame, to_uint8, write_png
+from memdeblur.data.frame_io import (IMAGE_EXTENSIONS, frame_bits, list_frame_files, read_frame, to_integer_image,
+                                     write_png)
 from memdeblur.data.frame_names import natural_sorted
 from memdeblur.data.video_streams import StreamCopier, VideoFacts, probe_video_facts
 from memdeblur.utils.outputs import OutputError, staged_outputs
@@ -60,17 +61,22 @@ class VideoInput:
     num_frames: int  # 0 when the container does not say
     is_video_file: bool
     facts: Optional[VideoFacts] = None
-    notes: list = field(default_factory=list)  # what the output will not keep of it, in words
+    bits: int = 8  # of a frame folder's frames (a video's: ``facts.bits``)
+
+    @property
+    def deep(self):
+        """Whether its frames have more than 8 bits per component: read (and written) as uint16."""
+        return (self.facts.bits if self.facts else self.bits) > 8
 
     def frames(self):
-        """Yield (H, W, 3) uint8 RGB frames in order."""
+        """Yield (H, W, 3) RGB frames in order: uint8, or uint16 for deeper frames (``deep``)."""
         return (frame for frame, _ in self.timed_frames())
 
     def timed_frames(self):
         """Yield (frame, timestamp in ``facts.time_base`` units, or None for frame folders) in order."""
         if self.is_video_file:
             return read_video_frames(self.path, self.facts)
-        return ((frame, None) for frame in read_folder_frames(self.path))
+        return ((frame, None) for frame in read_folder_frames(self.path, np.uint16 if self.deep else np.uint8))
 
 
 def is_video_file(path):
@@ -123,12 +129,9 @@ def sequence_frames_folder(folder):
 
 
 def folder_input(folder, name, fps):
-    """The ``VideoInput`` of a folder of frames; a note when they are 16-bit (restored and written as 8-bit)."""
+    """The ``VideoInput`` of a folder of frames, of the bit depth of its first frame (8 or 16)."""
     files = list_frame_files(folder)
-    notes = []
-    if frame_bits(osp.join(folder, files[0])) > 8:
-        notes.append('16-bit frames: restored from and written as 8-bit frames')
-    return VideoInput(folder, name, fps or DEFAULT_FPS, len(files), False, notes=notes)
+    return VideoInput(folder, name, fps or DEFAULT_FPS, len(files), False, bits=frame_bits(osp.join(folder, files[0])))
 
 
 def probe_video(path):
@@ -149,23 +152,25 @@ def probe_video(path):
 
 def read_video_frames(path, facts=None):
     """Yield (RGB frame, timestamp) of a video file, decoding one at a time; its pixels converted with the
-    video's own matrix and range (``facts.colour``), not FFmpeg's BT.601 default."""
+    video's own matrix and range (``facts.colour``), not FFmpeg's BT.601 default; frames of more than 8 bits per
+    component as uint16, the others as uint8."""
     conversion = facts.colour.conversion() if facts else {}
     source = {f'src_{key}': value for key, value in conversion.items()}
+    rgb = 'rgb48le' if facts and facts.bits > 8 else 'rgb24'  # 10-bit video: not clipped to 8 bits
     try:
         with av.open(path) as container:
             for frame in container.decode(video=0):
-                yield frame.reformat(format='rgb24', **source).to_ndarray(), frame.pts
+                yield frame.reformat(format=rgb, **source).to_ndarray(), frame.pts
     except av.FFmpegError as err:
         raise DataError(f'Video {path} is corrupt or truncated: {err}') from err
 
 
-def read_folder_frames(folder):
-    """Yield the frames of a folder of images in natural order (8/16-bit, gray or colour)."""
+def read_folder_frames(folder, dtype=np.uint8):
+    """Yield the frames of a folder of images (8/16-bit, gray or colour) in natural order, as ``dtype``."""
     size = None
     for name in list_frame_files(folder):
         path = osp.join(folder, name)
-        frame = to_uint8(read_frame(path))
+        frame = to_integer_image(read_frame(path), dtype)
         if size is None:
             size = frame.shape
         elif frame.shape != size:
@@ -197,17 +202,20 @@ class VideoWriter:
         source (VideoInput | None): The video file the frames come from.
         codec (str | None): Video codec (default: the container's, ``OUTPUT_CONTAINERS``).
         crf (int): Constant rate factor of the video codec (lower: better and larger). Default: 17.
+        pix_fmt (str | None): Pixel format of a video, e.g. ``yuv420p10le`` to keep 10-bit frames (default:
+            ``yuv420p``, ``yuv444p`` for odd frame sizes). 16-bit frames (uint16) written to an 8-bit pixel format
+            are rounded to 8 bits, which ``notes`` says; PNG frames keep 16 bits.
     """
 
     def __init__(self, path, fps, frame_names=None, inputs=(), overwrite=False, source=None, codec=None,
-                 crf=DEFAULT_CRF):
+                 crf=DEFAULT_CRF, pix_fmt=None):
         self.path = path
         self.fps = fps
         self.frame_names = frame_names
         self.is_video = is_video_name(path)
         self.container_format = output_container(path) if self.is_video else None
         self.source = source if source is not None and source.is_video_file else None
-        self.codec, self.crf = codec, crf
+        self.codec, self.crf, self.pix_fmt = codec, crf, pix_fmt
         self.count = 0
         self.notes = []
         self._container = self._stream = self._copier = self._held = None
@@ -229,7 +237,7 @@ class VideoWriter:
         else:
             if self._container is None:
                 self._open_video(*frame.shape[:2])
-            video_frame = av.VideoFrame.from_ndarray(frame, format='rgb24').reformat(
+            video_frame = av.VideoFrame.from_ndarray(self._depth(frame), format=self._rgb).reformat(
                 format=self._stream.pix_fmt, **self._colour)
             if self._keeps_time and pts is not None:
                 video_frame.pts, video_frame.time_base = pts, self._stream.codec_context.time_base
@@ -240,6 +248,19 @@ class VideoWriter:
                     self._copier.mux_until(float(self.count / self.fps))
                 self._encode(video_frame)
         self.count += 1
+
+    def _depth(self, frame):
+        """``frame`` in the depth of the output's pixel format: 16-bit frames rounded to 8 bits for an 8-bit one,
+        8-bit frames widened for a deeper one."""
+        if self._rgb == 'rgb48le':
+            return frame if frame.dtype == np.uint16 else frame.astype(np.uint16) * 257
+        if frame.dtype == np.uint8:
+            return frame
+        if not self._rounded_to_8_bits:
+            self._rounded_to_8_bits = True
+            self.notes.append(f'{self.source.facts.bits if self.source else 16}-bit frames written as 8-bit '
+                              f'({self._stream.pix_fmt}); --pix-fmt yuv420p10le keeps 10 bits')
+        return np.rint(frame / 257.0).astype(np.uint8)
 
     def _encode(self, video_frame):
         if video_frame is not None and video_frame.duration:
@@ -269,7 +290,9 @@ class VideoWriter:
         except (av.FFmpegError, ValueError) as err:
             raise DataError(f'{self.path}: cannot encode video with codec {codec!r} ({err}).') from err
         self._stream.width, self._stream.height = width, height
-        self._stream.pix_fmt = 'yuv420p' if height % 2 == 0 and width % 2 == 0 else 'yuv444p'
+        self._stream.pix_fmt = self.pix_fmt or ('yuv420p' if height % 2 == 0 and width % 2 == 0 else 'yuv444p')
+        deep = max(c.bits for c in av.VideoFormat(self._stream.pix_fmt).components) > 8
+        self._rgb, self._rounded_to_8_bits = ('rgb48le' if deep else 'rgb24'), False
         self._stream.options = {'crf': str(self.crf)} if codec.startswith(('libx26', 'libvpx')) else {}
         if codec == 'libx264':
             self._stream.options['preset'] = 'medium'

@@ -23,11 +23,13 @@ def edge_sharpness(image):
 
 
 def labelled(image, text):
-    """The image under a dark banner holding its label (the banner adds rows; no pixel is covered)."""
+    """The image under a dark banner holding its label (the banner adds rows; no pixel is covered); uint8 or
+    uint16 images."""
     scale = max(0.4, image.shape[1] / 500)
     (_, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    banner = np.zeros((text_h + 10, image.shape[1], 3), np.uint8)
-    cv2.putText(banner, text, (5, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    banner = np.zeros((text_h + 10, image.shape[1], 3), image.dtype)
+    white = (int(np.iinfo(image.dtype).max), ) * 3
+    cv2.putText(banner, text, (5, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, white, 1, cv2.LINE_AA)
     return np.concatenate([banner, image], axis=0)
 
 

@@ -23,6 +23,11 @@ from memdeblur.utils.outputs import atomic_file, write_text_atomic
 NIQE_MIN_SIDE = 192  # two scales of 96x96 blocks
 
 
+def to_8_bits(image):
+    """uint16 images rounded to uint8 (the figures' scale is that of 8-bit images); uint8 ones as they are."""
+    return image if image.dtype == np.uint8 else np.rint(image / 257.0).astype(np.uint8)
+
+
 def niqe(rgb):
     """NIQE of an (H, W, 3) uint8 RGB frame; NaN for frames too small for its blocks."""
     if min(rgb.shape[:2]) < NIQE_MIN_SIDE:
@@ -44,7 +49,9 @@ class FootageReport:
         self.rows = []
 
     def add(self, time, original, restored):
-        """Score one frame: ``original`` and ``restored`` (H, W, 3) uint8 RGB, shown at ``time`` seconds."""
+        """Score one frame: ``original`` and ``restored`` (H, W, 3) RGB (uint8, or uint16 scored at 8 bits), shown at
+        ``time`` seconds."""
+        original, restored = (to_8_bits(image) for image in (original, restored))
         row = {'frame': len(self.rows), 'time_s': time,
                'sharpness_input': edge_sharpness(original[..., ::-1]),
                'sharpness_output': edge_sharpness(restored[..., ::-1]),

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from memdeblur.data.errors import DataError
-from memdeblur.inference.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
 from memdeblur.utils.network_traits import bare_network, network_traits
 
 FINEST = 'outputs'
@@ -213,7 +213,8 @@ def restore_exact(net, frames, sink, scratch, device, on_write=None):
 
 
 def whole_window_restorer(net, context, device):
-    """A function restoring a uint8 window (T, 3, H, W) to uint8, as ``net(whole window)`` does, in less memory.
+    """A function restoring an integer window (T, 3, H, W; uint8 or uint16) to the same type, as
+    ``net(whole window)`` does, in less memory.
 
     ``MemDeblurNet.forward`` holds every frame's input, features, keys, backward state and outputs in float32.
     Here ``restore_exact`` keeps only the backward states and coarser outputs in memory, recomputes frames,
@@ -233,7 +234,7 @@ def whole_window_restorer(net, context, device):
         restored = torch.empty_like(window)
 
         def keep(index, frame):
-            restored[index] = to_uint8_frames(frame)
+            restored[index] = to_integer_frames(frame, window.dtype)
 
         with context():
             restore_exact(net, RecomputedFrames(to_float_frames, window), keep, None, device)

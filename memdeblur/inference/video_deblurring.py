@@ -32,7 +32,7 @@ from memdeblur.data.video_io import DEFAULT_CRF, VideoWriter, is_video_name, lis
 from memdeblur.inference.exact import FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame, \
     restore_exact
 from memdeblur.inference.fast_path import inference_runner
-from memdeblur.inference.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
 from memdeblur.utils.padding import SpatialPadding
 from memdeblur.inference.windows import restore_stream, window_restorer
 from memdeblur.utils.allocator import retain_freed_memory
@@ -163,13 +163,14 @@ class VideoDeblurrer:
         side_by_side (bool): Write input | deblurred side by side.
         codec (str | None): Video codec of video outputs (default: the container's).
         crf (int): Its constant rate factor.
+        pix_fmt (str | None): Their pixel format (default: 8-bit ``yuv420p``; ``yuv420p10le`` keeps 10 bits).
         report (bool): Also write a no-ground-truth report per sequence (``report_paths``): edge sharpness and
             NIQE of input and output frames, CSV and plot (``memdeblur.evaluation.no_reference``).
     """
 
     def __init__(self, net, device='cpu', precision='float32', fast=True, compile_net=False, window=30, overlap=6,
                  tile='auto', tile_overlap=32, exact=False, scratch=None, side_by_side=False, codec=None,
-                 crf=DEFAULT_CRF, report=False):
+                 crf=DEFAULT_CRF, pix_fmt=None, report=False):
         traits = network_traits(net)
         if traits.restores_windows:
             raise DataError(f'{type(net).__name__} restores the centre of a {traits.window}-frame window; this tool '
@@ -186,7 +187,7 @@ class VideoDeblurrer:
             check_exact_supported(self.runner)
         self.window, self.overlap, self.tile, self.tile_overlap = window, overlap, tile, tile_overlap
         self.exact, self.scratch, self.side_by_side = exact, scratch or tempfile.gettempdir(), side_by_side
-        self.codec, self.crf, self.report = codec, crf, report
+        self.codec, self.crf, self.pix_fmt, self.report = codec, crf, pix_fmt, report
         self._report = None
 
     def deblur(self, seq, out_path, inputs=(), overwrite=False):
@@ -211,7 +212,7 @@ class VideoDeblurrer:
         start = time.perf_counter()
         self._report = FootageReport() if self.report else None
         writer = VideoWriter(out_path, seq.fps, output_frame_names(seq), list(inputs), overwrite, source=seq,
-                             codec=self.codec, crf=self.crf)
+                             codec=self.codec, crf=self.crf, pix_fmt=self.pix_fmt)
         with writer:
             if self.exact:
                 self._deblur_exact(seq, writer)
@@ -221,7 +222,7 @@ class VideoDeblurrer:
         memory, kind = peak_memory_mib(self.device)
         summary = {'sequence': seq.name, 'output': out_path, 'frames': writer.count, 'seconds': seconds,
                    'frames_per_second': writer.count / seconds, 'peak_memory_mib': memory, 'peak_memory_kind': kind,
-                   'notes': seq.notes + writer.notes}
+                   'notes': writer.notes}
         if self._report is not None:
             csv_path, plot_path = report_paths(out_path)
             self._report.write(csv_path, plot_path, f'{seq.name}: input and {self.label}')
@@ -251,7 +252,7 @@ class VideoDeblurrer:
         def frames():
             for frame, pts in seq.timed_frames():
                 waiting.append((frame if self.side_by_side or self.report else None, pts))
-                yield torch.from_numpy(frame).permute(2, 0, 1)
+                yield torch.from_numpy(frame).permute(2, 0, 1)  # uint8, or uint16 for deeper frames
 
         with tqdm(total=seq.num_frames or None, unit='frame', desc=seq.name) as bar:
             for restored in restore_stream(restore, frames(), self.window, self.overlap):
@@ -274,8 +275,8 @@ class VideoDeblurrer:
                           desc=f'{seq.name} exact') as bar:
 
                     def write(index, restored):
-                        self._write(writer, decoded[index].numpy(), to_uint8_frames(restored), timestamps[index],
-                                    seq)
+                        image = to_integer_frames(restored, decoded[index].dtype)
+                        self._write(writer, decoded[index].numpy(), image, timestamps[index], seq)
 
                     with self.context():
                         restore_exact(self.runner, frames, write, scratch, self.device, on_write=bar.update)

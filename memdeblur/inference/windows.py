@@ -13,7 +13,7 @@ import torch
 from memdeblur.inference.fast_path import clip_restorer
 from memdeblur.utils.padding import SpatialPadding, reflect_indices
 from memdeblur.inference.exact import whole_window_restorer
-from memdeblur.inference.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
 from memdeblur.utils.frame_windows import kept_by_earlier
 from memdeblur.utils.network_traits import network_traits
 
@@ -85,7 +85,8 @@ def restore_tiled(restore, clip, tile, overlap):
 
 
 def window_restorer(runner, context, device, margins, tile, tile_overlap, padding=SpatialPadding()):
-    """A function restoring a uint8 window (T, 3, H, W) to uint8 (``restore`` of ``restore_stream``).
+    """A function restoring an integer window (T, 3, H, W; uint8 or uint16) to the same type (``restore`` of
+    ``restore_stream``).
 
     MemDeblur on whole frames (no tiles, or one tile covering the frame) goes through
     ``whole_window_restorer`` (the same result in a quarter of the memory); tiles, ESTRNN (its past
@@ -115,6 +116,6 @@ def window_restorer(runner, context, device, margins, tile, tile_overlap, paddin
     def restore(window):
         if restore_whole is not None and not splits_into_tiles(tile, *window.shape[-2:]):
             return restore_whole(window)
-        return to_uint8_frames(restore_tiled(restore_part, to_float_frames(window), tile, tile_overlap))
+        return to_integer_frames(restore_tiled(restore_part, to_float_frames(window), tile, tile_overlap), window.dtype)
 
     return restore

@@ -9,7 +9,7 @@ from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.inference.exact import whole_window_restorer
 from memdeblur.inference.fast_path import (clip_restorer, fast_restore_fn, fold_batch_norms, inference_runner,
                                            store_autocast_weights, streamline_residual_blocks)
-from memdeblur.inference.frame_tensors import to_float_frames, to_uint8_frames
+from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
 from memdeblur.inference.windows import restore_stream, restore_tiled, window_restorer
 from memdeblur.utils.checkpoint import load_pretrained
 from tests.conftest import TINY_MEMDEBLUR
@@ -58,7 +58,7 @@ def test_whole_window_restorer_equals_the_whole_clip_result(memdeblur_official_c
     window = torch.randint(0, 256, (5, 3, 64, 96), dtype=torch.uint8)
     for precision, fast in (('float32', False), ('float32', True), ('bfloat16', True)):
         runner, context = inference_runner(net, 'cpu', precision, fast=fast)
-        whole = to_uint8_frames(clip_restorer(runner, context, 'cpu')(to_float_frames(window)))
+        whole = to_integer_frames(clip_restorer(runner, context, 'cpu')(to_float_frames(window)))
         assert torch.equal(whole_window_restorer(runner, context, 'cpu')(window), whole), (precision, fast)
 
 

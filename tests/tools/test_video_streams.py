@@ -210,9 +210,10 @@ def test_a_report_for_footage_without_ground_truth(identity_options, tmp_path):
     assert (tmp_path / 'out3_report.csv').read_text() == 'mine' and not (tmp_path / 'out3.mp4').exists()
 
 
-def test_a_folder_mixing_layouts_and_16_bit_frames_is_read_and_said(identity_options, tmp_path):
+def test_a_folder_mixing_layouts_and_16_bit_frames_is_read_whole(identity_options, tmp_path):
     """A plain frame folder beside a GOPRO-layout sequence (seqB/blur_gamma/): both are deblurred; 16-bit frames
-    are said to come out as 8-bit; a sequence folder without frames is named, not silently left out."""
+    come out as 16-bit PNGs (here, through the identity network, bit for bit); a sequence folder without frames
+    is named, not silently left out."""
     clips = tmp_path / 'clips'
     rng = np.random.default_rng(0)
     for folder, dtype in ((clips / 'seqA', np.uint8), (clips / 'seqB' / 'blur_gamma', np.uint16)):
@@ -224,8 +225,49 @@ def test_a_folder_mixing_layouts_and_16_bit_frames_is_read_and_said(identity_opt
     result = deblur(clips, '-o', tmp_path / 'out', '--opt', identity_options)
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['seqA', 'seqB']
-    assert len(list((tmp_path / 'out' / 'seqB').glob('*.png'))) == 3
-    assert 'seqB: 16-bit frames: restored from and written as 8-bit frames' in result.stdout
+    for name in ('000', '001', '002'):
+        deep = cv2.imread(str(tmp_path / 'out' / 'seqB' / f'{name}.png'), cv2.IMREAD_UNCHANGED)
+        assert deep.dtype == np.uint16
+        assert np.array_equal(deep, cv2.imread(str(clips / 'seqB' / 'blur_gamma' / f'{name}.png'),
+                                               cv2.IMREAD_UNCHANGED))
     (clips / 'notes').mkdir()
     refused = deblur(clips, '-o', tmp_path / 'out2', '--opt', identity_options)
     assert refused.returncode == 1 and 'notes hold(s) neither frames nor a blur_gamma' in refused.stderr
+
+
+def ten_bit_clip(path):
+    """A 10-bit H.264 clip of a fine grey ramp (more levels than 8 bits hold); returns its decoded 16-bit frame."""
+    ramp = np.tile(np.linspace(4096, 60000, 64).astype(np.uint16)[None, :, None], (48, 1, 3))
+    with av.open(str(path), 'w') as out:
+        video = out.add_stream('libx264', rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, 'yuv420p10le'
+        video.options = {'crf': '0'}
+        for _ in range(3):
+            for packet in video.encode(av.VideoFrame.from_ndarray(ramp, format='rgb48le')):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+    return first_frame(path, 'rgb48le')
+
+
+def first_frame(path, rgb):
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+        return frame.format.name, frame.reformat(format=rgb).to_ndarray().astype(np.int64)
+
+
+def test_ten_bit_input_is_restored_from_its_ten_bits_and_written_as_asked(identity_options, tmp_path):
+    source = tmp_path / 'ten.mp4'
+    _, decoded = ten_bit_clip(source)
+    eight = deblur(source, '-o', tmp_path / 'eight.mp4', '--opt', identity_options)
+    assert eight.returncode == 0 and '10-bit frames written as 8-bit (yuv420p); --pix-fmt yuv420p10le' in eight.stdout
+    ten = deblur(source, '-o', tmp_path / 'ten_out.mp4', '--opt', identity_options, '--pix-fmt', 'yuv420p10le',
+                 '--crf', '0')
+    assert ten.returncode == 0, ten.stderr[-2000:]
+    eight_format, eight_frame = first_frame(tmp_path / 'eight.mp4', 'rgb48le')
+    ten_format, ten_frame = first_frame(tmp_path / 'ten_out.mp4', 'rgb48le')
+    assert (eight_format, ten_format) == ('yuv420p', 'yuv420p10le')
+    # in 10-bit steps (64 of 16 bits): the 10-bit output keeps the ramp's levels, 8 bits cannot
+    assert np.abs(ten_frame - decoded).max() <= 2 * 64 < np.abs(eight_frame - decoded).max()
+    bad = deblur(source, '-o', tmp_path / 'x.mp4', '--opt', identity_options, '--pix-fmt', 'yuv420p99')
+    assert bad.returncode == 2 and 'not a pixel format FFmpeg knows' in bad.stderr
