@@ -17,7 +17,8 @@ nothing existing is replaced without --force, and nothing is left behind when a 
 --summary writes what the last lines print (frames, seconds, peak memory per sequence) as JSON
 for scripts. Library users get the same from memdeblur.inference.video_deblurring.VideoDeblurrer.
 Under torchrun the sequences of a folder are shared between the processes (each on its own GPU
-where there are GPUs), which write what one process writes; --resume skips the outputs that exist.
+where there are GPUs), or, with fewer sequences than processes, the windows of each sequence;
+either way they write what one process writes. --resume skips the outputs that exist.
 
 --exact (MemDeblur) restores each sequence as one whole instead of in windows: the outputs equal
 whole-sequence processing (bit for bit on the CPU), with memory still bounded because the
@@ -203,10 +204,16 @@ def deblur_everything(args, share):
         tile_overlap=args.tile_overlap, exact=args.exact, scratch=args.scratch, side_by_side=args.side_by_side,
         codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt, report=args.report)
     summaries = []
-    for seq, out_path in share.mine(work):
-        result = deblurrer.deblur(seq, out_path, read_paths, args.force)
-        summaries.append(result)
-        print_summary(result)
+    if len(work) >= share.world_size:  # each process its own sequences
+        for seq, out_path in share.mine(work):
+            summaries.append(deblurrer.deblur(seq, out_path, read_paths, args.force))
+            print_summary(summaries[-1])
+    else:  # fewer sequences than processes: all restore each sequence together, its windows shared
+        for seq, out_path in work:
+            result = deblurrer.deblur(seq, out_path, read_paths, args.force, share=share)
+            if result is not None:
+                summaries.append(result)
+                print_summary(result)
     summaries = share.gather(summaries)
     if args.summary and share.rank == 0:
         write_text_atomic(args.summary, json.dumps({'sequences': summaries}, indent=2) + '\n')

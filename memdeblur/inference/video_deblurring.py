@@ -14,8 +14,11 @@ its ``network_traits``: frame margins filled by reflection, frame sizes padded; 
 of a window (EDVR) are tested with ``tools/test.py`` instead.
 """
 import collections
+import contextlib
+import itertools
 import os
 import os.path as osp
+import shutil
 import tempfile
 import time
 
@@ -118,6 +121,14 @@ class ProcessShare:
         if self.world_size > 1:
             dist.barrier()
 
+    def broadcast(self, value):
+        """Process 0's ``value``, on every process."""
+        if self.world_size == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def gather(self, items):
         """Everyone's ``items`` on every process, in the order of ``mine``'s shares interleaved back."""
         if self.world_size == 1:
@@ -132,6 +143,42 @@ class ProcessShare:
     def close(self):
         if self.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def shared_windows(restore, share, folder):
+    """``restore`` (of ``restore_stream``) with the windows shared between the processes of ``share``: window k is
+    restored by process k mod N. Process 0 writes the output: the other processes' windows reach it as files in
+    ``folder`` (written whole, then renamed; removed once read). The other processes skip the windows they do not
+    restore (nothing they return is written)."""
+    counter = itertools.count()
+
+    def run(window):
+        index = next(counter)
+        path = osp.join(folder, f'window_{index}.pt')
+        if index % share.world_size == share.rank:
+            restored = restore(window)
+            if share.rank != 0:
+                torch.save(restored, path + '.part')
+                os.replace(path + '.part', path)
+            return restored
+        if share.rank != 0:
+            return window
+        while not osp.exists(path):  # a process that fails ends the run (torchrun stops this one too)
+            time.sleep(0.01)
+        restored = torch.load(path, weights_only=True)
+        os.remove(path)
+        return restored
+
+    return run
+
+
+class DiscardedOutput:
+    """What the processes other than process 0 write to when they share one video's windows: nothing."""
+
+    count, notes = 0, []
+
+    def write(self, frame, pts=None):
+        self.count += 1
 
 
 def output_frame_names(seq):
@@ -190,7 +237,7 @@ class VideoDeblurrer:
         self.codec, self.crf, self.pix_fmt, self.report = codec, crf, pix_fmt, report
         self._report = None
 
-    def deblur(self, seq, out_path, inputs=(), overwrite=False):
+    def deblur(self, seq, out_path, inputs=(), overwrite=False, share=None):
         """Deblur one sequence into ``out_path`` (a video file or a folder of PNG frames).
 
         Args:
@@ -198,6 +245,9 @@ class VideoDeblurrer:
             out_path (str): Where its output goes (written whole or not at all).
             inputs (Iterable[str]): Paths the output may not be, hold or lie in (everything the run reads).
             overwrite (bool): Replace an existing output.
+            share (ProcessShare | None): Processes that restore this sequence together (its windows shared;
+                process 0 writes the output and returns the summary, the others None). With ``exact``, process 0
+                restores it alone.
 
         Returns:
             dict: ``sequence``, ``output``, ``frames``, ``seconds``, ``frames_per_second``, ``peak_memory_mib``
@@ -210,12 +260,21 @@ class VideoDeblurrer:
         if first is None:
             raise DataError(f'{seq.path} holds no frames.')
         start = time.perf_counter()
+        shared = share is not None and share.world_size > 1
+        if shared and share.rank != 0:
+            if not self.exact:
+                with self._shared_scratch(share) as folder:
+                    self._deblur_windows(seq, DiscardedOutput(), self._tile_size(*first.shape[:2]), share, folder)
+            return None
         self._report = FootageReport() if self.report else None
         writer = VideoWriter(out_path, seq.fps, output_frame_names(seq), list(inputs), overwrite, source=seq,
                              codec=self.codec, crf=self.crf, pix_fmt=self.pix_fmt)
         with writer:
             if self.exact:
                 self._deblur_exact(seq, writer)
+            elif shared:
+                with self._shared_scratch(share) as folder:
+                    self._deblur_windows(seq, writer, self._tile_size(*first.shape[:2]), share, folder)
             else:
                 self._deblur_windows(seq, writer, self._tile_size(*first.shape[:2]))
         seconds = time.perf_counter() - start
@@ -243,10 +302,25 @@ class VideoDeblurrer:
             image = np.concatenate([labelled(original, 'input'), labelled(image, self.label)], axis=1)
         writer.write(image, pts)
 
-    def _deblur_windows(self, seq, writer, tile):
-        """Stream the sequence through overlapping windows into ``writer``."""
+    @contextlib.contextmanager
+    def _shared_scratch(self, share):
+        """A folder under ``scratch`` that every process of ``share`` knows, removed by process 0 when all are done."""
+        made = tempfile.mkdtemp(prefix='memdeblur_shared_', dir=self.scratch) if share.rank == 0 else None
+        folder = share.broadcast(made)
+        try:
+            yield folder
+        finally:
+            share.barrier()
+            if share.rank == 0:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def _deblur_windows(self, seq, writer, tile, share=None, folder=None):
+        """Stream the sequence through overlapping windows into ``writer`` (with ``share``: the windows shared
+        between its processes through ``folder``)."""
         restore = window_restorer(self.runner, self.context, self.device, self.margins, tile, self.tile_overlap,
                                   self.padding)
+        if share is not None:
+            restore = shared_windows(restore, share, folder)
         waiting = collections.deque()  # (input frame for side by side, timestamp) of frames not yet written
 
         def frames():

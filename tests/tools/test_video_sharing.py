@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -94,3 +95,23 @@ def test_resume_after_a_kill_finishes_the_rest(tiny_options, tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f'--resume: {len(done)} of 6 outputs exist and are kept' in resumed.stdout
     assert pngs(out) == pngs(tmp_path / 'reference')
+
+
+@pytest.mark.slow
+def test_torchrun_shares_the_windows_of_one_long_video(tiny_options, tmp_path):
+    """Fewer sequences than processes: the windows of the video are shared, and process 0 writes what one process
+    writes (PNG frames bit for bit; an mp4 decoded to the same frames)."""
+    clip = sequences(tmp_path / 'clips', 1, frames=23, size=(40, 56)) / 'seq0'
+    for kind in ('frames', 'video.mp4'):
+        one = deblur(clip, '-o', tmp_path / f'one_{kind}', '--opt', tiny_options, '--window', 6, '--overlap', 2)
+        assert one.returncode == 0, one.stderr[-2000:]
+        two = deblur(clip, '-o', tmp_path / f'two_{kind}', '--opt', tiny_options, '--window', 6, '--overlap', 2,
+                     '--scratch', tmp_path, processes=2, port=29573)
+        assert two.returncode == 0, two.stderr[-2000:]
+    assert pngs(tmp_path / 'two_frames') == pngs(tmp_path / 'one_frames') and len(pngs(tmp_path / 'one_frames')) == 23
+    decoded = []
+    for name in ('one_video.mp4', 'two_video.mp4'):
+        with av.open(str(tmp_path / name)) as container:
+            decoded.append(np.stack([f.to_ndarray(format='rgb24') for f in container.decode(video=0)]))
+    assert decoded[0].shape[0] == 23 and np.abs(decoded[0].astype(int) - decoded[1].astype(int)).max() <= 2
+    assert not list(tmp_path.glob('memdeblur_shared_*'))  # the windows' exchange folder is gone
