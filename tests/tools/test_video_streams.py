@@ -171,6 +171,11 @@ def test_names_that_cannot_be_written_and_bad_values_are_refused_naming_the_flag
     assert tile.returncode == 1 and '--tile 8: tiles of fewer than 32 pixels' in tile.stderr
     crf = deblur(source, '-o', tmp_path / 'x.mp4', '--opt', identity_options, '--crf', '99')
     assert crf.returncode == 1 and '--crf 99' in crf.stderr
+    letters = deblur(source, '-o', tmp_path / 'x.mp4', '--opt', identity_options, '--tile', 'abc')
+    assert letters.returncode == 2 and "expected auto or a tile side in pixels" in letters.stderr
+    for device, words in (('gpu0', 'not a device name'), ('cuda:7', 'usable CUDA GPU(s)')):
+        refused = deblur(source, '-o', tmp_path / 'x.mp4', '--opt', identity_options, '--device', device)
+        assert refused.returncode == 1 and f'--device {device}: ' in refused.stderr and words in refused.stderr
     assert not list(tmp_path.glob('x.mp4*'))
 
 
@@ -271,3 +276,26 @@ def test_ten_bit_input_is_restored_from_its_ten_bits_and_written_as_asked(identi
     assert np.abs(ten_frame - decoded).max() <= 2 * 64 < np.abs(eight_frame - decoded).max()
     bad = deblur(source, '-o', tmp_path / 'x.mp4', '--opt', identity_options, '--pix-fmt', 'yuv420p99')
     assert bad.returncode == 2 and 'not a pixel format FFmpeg knows' in bad.stderr
+
+
+def test_subtitles_are_copied_where_the_container_takes_them_and_named_where_not(identity_options, tmp_path):
+    source = tmp_path / 'subtitled.mkv'
+    with av.open(str(source), 'w') as out:
+        video = out.add_stream('libx264', rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, 'yuv420p'
+        subtitles = out.add_mux_stream('subrip')
+        subtitles.time_base = Fraction(1, 1000)
+        for _ in range(3):
+            for packet in video.encode(av.VideoFrame.from_ndarray(ramp_image(), format='rgb24')):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        line = av.Packet(b'Hello')
+        line.stream, line.pts, line.dts, line.duration, line.time_base = subtitles, 0, 0, 50, Fraction(1, 1000)
+        out.mux(line)
+    kept = deblur(source, '-o', tmp_path / 'kept.mkv', '--opt', identity_options)
+    assert kept.returncode == 0 and 'subtitle stream #1 (srt): copied without re-encoding' in kept.stdout
+    with av.open(str(tmp_path / 'kept.mkv')) as written:
+        assert [bytes(p) for p in written.demux(written.streams.subtitles[0]) if p.size] == [b'Hello']
+    dropped = deblur(source, '-o', tmp_path / 'dropped.mp4', '--opt', identity_options)
+    assert dropped.returncode == 0 and 'the mp4 container does not take it; left out' in dropped.stdout
