@@ -44,8 +44,8 @@ def main():
         backends = {
             'folder (PNG)': {'dataroot': split, 'layout': 'gopro'},
             'BasicSR LMDB (PNG)': {'dataroot': osp.join(tmp, 'lmdb'), 'layout': 'lmdb'},
-            'ESTRNN LMDB (raw)': {'dataroot': osp.join(tmp, 'estrnn'), 'layout': 'estrnn_lmdb', 'lmdb_name': 'gopro_syn',
-                                  'split': 'train'},
+            'ESTRNN LMDB (raw)': {'dataroot': osp.join(tmp, 'estrnn'), 'layout': 'estrnn_lmdb',
+                                  'lmdb_name': 'gopro_syn', 'split': 'train'},
         }
         datasets = {name: build_dataset({**common, **opt, 'name': name}) for name, opt in backends.items()}
         seconds = dict.fromkeys(datasets, 0.0)

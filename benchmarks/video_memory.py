@@ -118,8 +118,8 @@ def main():
             shortest = None
             for length in args.lengths:
                 scratch = tempfile.mkdtemp(dir=work)
-                frames, seconds, _, peak, scratch_peak = run_tool(videos[length], osp.join(work, f'out_{mode}_{length}.mp4'),
-                                                                  options, mode, args, scratch)
+                output = osp.join(work, f'out_{mode}_{length}.mp4')
+                frames, seconds, _, peak, scratch_peak = run_tool(videos[length], output, options, mode, args, scratch)
                 assert frames == length, (frames, length)
                 shortest = shortest or peak
                 lines.append(f'| {mode} | {length} | {peak:.0f} | {peak / shortest:.2f} | {seconds / frames:.2f} | '

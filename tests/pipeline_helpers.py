@@ -21,7 +21,6 @@ from memdeblur.utils import run_options
 from tests.conftest import REPO_ROOT
 
 
-
 def write_options(root, opt, name='options.yml'):
     path = os.path.join(root, name)
     with open(path, 'w') as f:

@@ -1,4 +1,5 @@
-"""BasicSR options that our model's overrides touch keep BasicSR's meaning (fix_flow: tests/models/test_training_step.py)."""
+"""BasicSR options that our model's overrides touch keep BasicSR's meaning (fix_flow:
+tests/models/test_training_step.py)."""
 import torch
 import torch.distributed as dist
 from basicsr.models import build_model

@@ -177,6 +177,7 @@ def test_bfloat16_training_through_the_tool_resumes_from_its_state(synthetic_gop
     opt['logger']['save_checkpoint_freq'] = 2
     opt['val']['val_freq'] = 1000
     opt_path = write_options(tmp_path, opt)
+
     def train(*args):
         result = run_pipeline('train', tmp_path, opt_path, *args)
         assert result.returncode == 0, result.stderr[-3000:]

@@ -1,1 +1,1 @@
-
+"""Tests of the command lines in tools/, end to end."""
