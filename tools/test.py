@@ -10,7 +10,8 @@ examples:
 The checkpoint may be in BasicSR's format or the authors' original one. Writes, under
 results/<name>/: <dataset>_metrics.md and .csv (per sequence and frame-averaged PSNR/SSIM of the
 output and of the blurry input under BasicSR's and the released evaluation's conventions,
-parameters, GMACs, runtime and peak memory), the restored frames as PNG and one labelled
+parameters, GMACs, runtime and peak memory), <dataset>_results.json (the same, for scripts:
+memdeblur.evaluation.test_report.read_test_report), the restored frames as PNG and one labelled
 blurry | restored | sharp picture per sequence under visualization/<dataset>/.
 """
 import os.path as osp
