@@ -175,7 +175,7 @@ def shared_windows(restore, share, folder):
 class DiscardedOutput:
     """What the processes other than process 0 write to when they share one video's windows: nothing."""
 
-    count, notes = 0, []
+    count, notes = 0, ()
 
     def write(self, frame, pts=None):
         self.count += 1
