@@ -29,6 +29,11 @@ def list_frame_files(folder):
     return natural_sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
+def to_8_bits(image):
+    """A uint16 image rounded to uint8 (65535 -> 255); a uint8 one as it is."""
+    return image if image.dtype == np.uint8 else np.rint(image / 257.0).astype(np.uint8)
+
+
 def to_integer_image(image, dtype=np.uint8):
     """A [0, 1] float image as ``dtype`` (uint8, or uint16 for 16-bit frames), rounded and clipped: how frames are
     stored and written."""

@@ -3,7 +3,8 @@
 Inputs: a video file (anything FFmpeg decodes: mp4, mov, avi, mkv, ...; read with PyAV, which
 bundles FFmpeg), a folder of frames, or a folder of sequence folders. Outputs: a video in the container its
 name says (``OUTPUT_CONTAINERS``: H.264 at CRF 17 by default, visually lossless; VP9 for webm; yuv444p for odd
-frame sizes, which yuv420p cannot hold) or a folder of PNG frames. Frames are (H, W, 3) uint8 RGB numpy arrays.
+frame sizes, which yuv420p cannot hold) or a folder of PNG frames. Frames are (H, W, 3) RGB numpy arrays, uint8,
+or uint16 for frames of more than 8 bits.
 A video written from a video file keeps its timestamps, display rotation, colour conventions, audio, subtitle
 and data streams (``memdeblur.data.video_streams``).
 """
@@ -18,8 +19,8 @@ import av
 import numpy as np
 
 from memdeblur.data.errors import DataError
-from memdeblur.data.frame_io import (IMAGE_EXTENSIONS, frame_bits, list_frame_files, read_frame, to_integer_image,
-                                     write_png)
+from memdeblur.data.frame_io import (IMAGE_EXTENSIONS, frame_bits, list_frame_files, read_frame, to_8_bits,
+                                     to_integer_image, write_png)
 from memdeblur.data.frame_names import natural_sorted
 from memdeblur.data.video_streams import StreamCopier, VideoFacts, probe_video_facts
 from memdeblur.utils.outputs import OutputError, staged_outputs
@@ -230,7 +231,7 @@ class VideoWriter:
             os.makedirs(self.tmp_path)
 
     def write(self, frame, pts=None):
-        """Append one (H, W, 3) uint8 RGB frame; ``pts``: its timestamp in the source's time base."""
+        """Append one (H, W, 3) RGB frame (uint8 or uint16); ``pts``: its timestamp in the source's time base."""
         if not self.is_video:
             name = self.frame_names[self.count] if self.frame_names else f'{self.count:06d}'
             write_png(osp.join(self.tmp_path, f'{name}.png'), np.ascontiguousarray(frame[..., ::-1]))
@@ -254,13 +255,11 @@ class VideoWriter:
         8-bit frames widened for a deeper one."""
         if self._rgb == 'rgb48le':
             return frame if frame.dtype == np.uint16 else frame.astype(np.uint16) * 257
-        if frame.dtype == np.uint8:
-            return frame
-        if not self._rounded_to_8_bits:
+        if frame.dtype != np.uint8 and not self._rounded_to_8_bits:
             self._rounded_to_8_bits = True
             self.notes.append(f'{self.source.facts.bits if self.source else 16}-bit frames written as 8-bit '
                               f'({self._stream.pix_fmt}); --pix-fmt yuv420p10le keeps 10 bits')
-        return np.rint(frame / 257.0).astype(np.uint8)
+        return to_8_bits(frame)
 
     def _encode(self, video_frame):
         if video_frame is not None and video_frame.duration:

@@ -24,7 +24,7 @@ from thop import profile
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from memdeblur.utils.network_traits import network_traits
+from memdeblur.utils.network_traits import bare_network, network_traits
 
 ATTENTION_OPS = ('bmm', )  # the memory read-out: (keys x query) affinity and (values x weights) products
 
@@ -60,7 +60,7 @@ class MetaScalars(TorchDispatchMode):
 
 def count_parameters(net):
     """Number of parameters of a network (a DDP/DataParallel wrapper is unwrapped)."""
-    return sum(p.numel() for p in getattr(net, 'module', net).parameters())
+    return sum(p.numel() for p in bare_network(net).parameters())
 
 
 def measure_complexity(net, height=720, width=1280, num_frames=100, num_outputs=None, exact=True):
@@ -78,7 +78,7 @@ def measure_complexity(net, height=720, width=1280, num_frames=100, num_outputs=
         exact (bool): Also make the exact count; without it (``exact_gmacs`` and ``attention_gmacs``
             None) the pass is quicker: no second layer of dispatch sees every operation.
     """
-    meta_net = copy.deepcopy(getattr(net, 'module', net)).to('meta').eval()
+    meta_net = copy.deepcopy(bare_network(net)).to('meta').eval()
     frames = torch.zeros(1, num_frames, 3, height, width, device='meta')
     counter = FlopCounterMode(display=False) if exact else contextlib.nullcontext()
     with counter, MetaScalars():

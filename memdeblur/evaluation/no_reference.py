@@ -17,15 +17,11 @@ import math
 import numpy as np
 from basicsr.metrics.niqe import calculate_niqe
 
+from memdeblur.data.frame_io import to_8_bits
 from memdeblur.evaluation.comparison_image import edge_sharpness
 from memdeblur.utils.outputs import atomic_file, write_text_atomic
 
 NIQE_MIN_SIDE = 192  # two scales of 96x96 blocks
-
-
-def to_8_bits(image):
-    """uint16 images rounded to uint8 (the figures' scale is that of 8-bit images); uint8 ones as they are."""
-    return image if image.dtype == np.uint8 else np.rint(image / 257.0).astype(np.uint8)
 
 
 def niqe(rgb):
@@ -50,7 +46,7 @@ class FootageReport:
 
     def add(self, time, original, restored):
         """Score one frame: ``original`` and ``restored`` (H, W, 3) RGB (uint8, or uint16 scored at 8 bits), shown at
-        ``time`` seconds."""
+        ``time`` seconds; the figures are on the scale of 8-bit images."""
         original, restored = (to_8_bits(image) for image in (original, restored))
         row = {'frame': len(self.rows), 'time_s': time,
                'sharpness_input': edge_sharpness(original[..., ::-1]),

@@ -179,7 +179,7 @@ def check_exact_supported(net):
 
 def passes_per_frame(net):
     """How many per-frame results ``restore_exact`` writes per frame (for a progress bar)."""
-    net = getattr(net, '_orig_mod', net)
+    net = bare_network(net)
     deblur = getattr(net, 'deblur_branch', True)
     return (len(net.scales) + int(net.bidirectional)) if deblur else 1
 
