@@ -36,7 +36,6 @@ from memdeblur.evaluation.results_table import summarize
 from memdeblur.evaluation.scoring import FrameScorer, check_finite_frames
 from memdeblur.evaluation.test_report import RunFacts, write_test_report
 from memdeblur.inference.fast_path import prepare_fast
-from memdeblur.utils.padding import SpatialPadding, reflect_indices
 from memdeblur.models.model_options import check_model_options
 from memdeblur.models.training_step import TrainingStep
 from memdeblur.utils.allocator import retain_freed_memory
@@ -45,6 +44,7 @@ from memdeblur.utils.checkpoint import load_pretrained
 from memdeblur.utils.memory import peak_memory_mib
 from memdeblur.utils.naming import listed, non_finite_entries
 from memdeblur.utils.network_traits import network_traits
+from memdeblur.utils.padding import SpatialPadding, reflect_indices
 from memdeblur.utils.precision import PRECISIONS
 
 
