@@ -9,6 +9,7 @@ A video written from a video file keeps its timestamps, display rotation, colour
 and data streams (``memdeblur.data.video_streams``).
 """
 import contextlib
+import io
 import os
 import os.path as osp
 from dataclasses import dataclass
@@ -22,8 +23,8 @@ from memdeblur.data.errors import DataError
 from memdeblur.data.frame_io import (IMAGE_EXTENSIONS, frame_bits, list_frame_files, read_frame, to_8_bits,
                                      to_integer_image, write_png)
 from memdeblur.data.frame_names import natural_sorted
-from memdeblur.data.video_streams import StreamCopier, VideoFacts, probe_video_facts
-from memdeblur.utils.outputs import OutputError, staged_outputs
+from memdeblur.data.video_streams import ColourConventions, StreamCopier, VideoFacts, probe_video_facts
+from memdeblur.utils.outputs import OutputError, staged_outputs, write_bytes
 
 VIDEO_EXTENSIONS = ('.mp4', '.mov', '.avi', '.mkv', '.m4v', '.webm', '.mpg', '.mpeg', '.wmv')
 # output extension -> (FFmpeg muxer, video codec, audio codec for audio the muxer cannot take as it is)
@@ -35,6 +36,24 @@ OUTPUT_CONTAINERS = {
 DEFAULT_FPS = Fraction(30)  # for frame folders, which carry no frame rate
 BLURRY_SUBFOLDERS = ('blur_gamma', 'blur', 'input', osp.join('Blur', 'RGB'))  # GOPRO, DVD and BSD layouts
 DEFAULT_CRF = 17
+# where a VideoWriter keeps its ``record``: a frame folder's hidden file, a video's comment tag
+RECORD_FILE, RECORD_TAG, RECORD_PREFIX = '.memdeblur-run.json', 'comment', 'memdeblur run: '
+
+
+def read_record(path):
+    """The text a ``VideoWriter`` kept with output ``path`` (its ``record``); None when it has none."""
+    if not is_video_name(path):
+        try:
+            with open(osp.join(path, RECORD_FILE), encoding='utf-8') as f:
+                return f.read()
+        except (OSError, UnicodeDecodeError):
+            return None
+    try:
+        with av.open(path) as container:
+            tag = next((v for k, v in container.metadata.items() if k.lower() == RECORD_TAG), '')  # mkv: COMMENT
+    except av.FFmpegError:
+        return None
+    return tag[len(RECORD_PREFIX):] if tag.startswith(RECORD_PREFIX) else None
 
 
 def output_container(path):
@@ -44,6 +63,71 @@ def output_container(path):
         raise DataError(f'{path}: cannot write a video named {extension or "without an extension"}; name an '
                         f'{", ".join(sorted(OUTPUT_CONTAINERS))} file, or a folder for PNG frames.')
     return OUTPUT_CONTAINERS[extension]
+
+
+def check_video_encoding(path, height, width, codec=None, pix_fmt=None, crf=DEFAULT_CRF, colour=None):
+    """Refuse, before any work, a video output that cannot be encoded: an unknown codec, an audio or subtitle
+    codec, a codec the container cannot hold, a pixel format that is not one or that the codec does not take, a
+    frame size the pixel format cannot hold (odd sides with 4:2:0), or settings the encoder refuses (found by
+    opening it on nothing); ``VideoWriter`` calls it too.
+
+    Args:
+        path (str): The output video's name (its container: ``output_container``).
+        height, width (int): Its frame size.
+        codec, pix_fmt, crf: As ``VideoWriter`` takes them (``--codec``, ``--pix-fmt``, ``--crf``).
+        colour (ColourConventions | None): The colour conventions it will be tagged with (the source's).
+
+    Returns:
+        tuple[str, str, dict]: The codec, the pixel format and the encoder options the writer uses.
+
+    Raises:
+        DataError: naming the flag (or the output) and the problem, in one line.
+    """
+    muxer, default_codec, _ = output_container(path)
+    codec = codec or default_codec
+    try:
+        encoder = av.codec.Codec(codec, 'w')
+    except ValueError as err:
+        raise DataError(f'--codec {codec}: FFmpeg has no encoder of that name ({err}).') from err
+    if encoder.type != 'video':
+        raise DataError(f'--codec {codec}: an {encoder.type} codec, not a video one; name a video codec such as '
+                        f'libx264, libx265 or libvpx-vp9 (or none: {default_codec} for {osp.basename(path)}).')
+    try:
+        with av.open(io.BytesIO(), 'w', format=muxer) as probe:
+            probe.add_stream(codec, rate=25)
+    except (ValueError, av.FFmpegError) as err:
+        raise DataError(f'--codec {codec}: {osp.basename(path)} ({muxer} container) cannot hold it ({err}); name '
+                        'another codec or container.') from err
+    pix_fmt = pix_fmt or ('yuv420p' if height % 2 == 0 and width % 2 == 0 else 'yuv444p')
+    try:
+        form = av.VideoFormat(pix_fmt)
+    except ValueError as err:
+        raise DataError(f'--pix-fmt {pix_fmt}: not a pixel format FFmpeg knows.') from err
+    takes = [f.name for f in encoder.video_formats or ()]
+    if takes and pix_fmt not in takes:
+        raise DataError(f'--pix-fmt {pix_fmt}: the {codec} codec does not take it; it takes {", ".join(takes)}.')
+    sub_y, sub_x = 1024 // form.chroma_height(1024), 1024 // form.chroma_width(1024)
+    if height % sub_y or width % sub_x:
+        raise DataError(f'--pix-fmt {pix_fmt}: its chroma is subsampled {sub_x}x{sub_y}, which frames of '
+                        f'{width}x{height} (an odd side) cannot hold; use --pix-fmt yuv444p (or yuv444p10le).')
+    options = {'crf': str(crf)} if codec.startswith(('libx26', 'libvpx')) else {}
+    if codec == 'libx264':
+        options['preset'] = 'medium'
+    elif codec == 'libvpx-vp9':
+        options['b'] = '0'  # constant quality: VP9 takes crf with no target bitrate
+    context = av.codec.CodecContext.create(codec, 'w')
+    context.width, context.height, context.pix_fmt = width, height, pix_fmt
+    context.time_base = Fraction(1, 25)
+    if colour is not None:
+        context.colorspace, context.color_range = colour.colorspace, colour.color_range
+    context.options = dict(options)
+    try:
+        context.open()
+    except av.FFmpegError as err:
+        raise DataError(f'{path}: the {codec} codec refuses {width}x{height} frames in --pix-fmt {pix_fmt}'
+                        f'{f" at --crf {crf}" if "crf" in options else ""} ({err}); try another --pix-fmt or '
+                        '--codec.') from err
+    return codec, pix_fmt, options
 
 
 def is_video_name(path):
@@ -152,18 +236,45 @@ def probe_video(path):
 
 
 def read_video_frames(path, facts=None):
-    """Yield (RGB frame, timestamp) of a video file, decoding one at a time; its pixels converted with the
-    video's own matrix and range (``facts.colour``), not FFmpeg's BT.601 default; frames of more than 8 bits per
-    component as uint16, the others as uint8."""
-    conversion = facts.colour.conversion() if facts else {}
-    source = {f'src_{key}': value for key, value in conversion.items()}
-    rgb = 'rgb48le' if facts and facts.bits > 8 else 'rgb24'  # 10-bit video: not clipped to 8 bits
+    """Yield (RGB frame, timestamp) of a video file, decoding one at a time: its pixels converted with the
+    video's own matrix and range (``facts.colour``, ``ColourConventions.to_rgb``), frames of more than 8 bits per
+    component as uint16, the others as uint8.
+
+    The stream must be what it declares: a frame whose size differs from the first's, a timestamp that does not
+    come after the previous frame's (a stream restarting, or spliced), or fewer frames than the container
+    declares (``facts.declared_frames``: a cut download) is a ``DataError`` naming the file and the frame, so no
+    run ends with a silently shorter or garbled output.
+    """
+    colour = facts.colour if facts else ColourConventions()
+    count, size, last_pts = 0, None, None
     try:
         with av.open(path) as container:
             for frame in container.decode(video=0):
-                yield frame.reformat(format=rgb, **source).to_ndarray(), frame.pts
+                size = size or (frame.width, frame.height)
+                check_next_frame(path, count, frame, size, last_pts)
+                last_pts = last_pts if frame.pts is None else frame.pts
+                yield colour.to_rgb(frame), frame.pts
+                count += 1
     except av.FFmpegError as err:
-        raise DataError(f'Video {path} is corrupt or truncated: {err}') from err
+        raise DataError(f'Video {path} is corrupt or truncated after {count} frame(s): {err}') from err
+    declared = facts.declared_frames if facts else 0
+    if declared and count < declared:
+        raise DataError(f'Video {path} declares {declared} frames but only {count} could be decoded: the file is '
+                        'truncated (an unfinished download or copy?) or damaged.')
+
+
+def check_next_frame(path, index, frame, size, last_pts):
+    """Refuse frame ``index`` of a video when its size is not ``size`` (the first frame's: width, height), or its
+    timestamp does not come after ``last_pts`` (the last timed frame's)."""
+    if (frame.width, frame.height) != size:
+        raise DataError(f'Video {path}: frame {index} (from 0) is {frame.width}x{frame.height}, but the video starts '
+                        f'at {size[0]}x{size[1]}; a size change within a stream is not supported (cut the '
+                        'video there and deblur the parts one by one).')
+    if frame.pts is not None and last_pts is not None and frame.pts <= last_pts:
+        raise DataError(f'Video {path}: frame {index} (from 0) has timestamp {frame.pts}, not after the previous '
+                        f'frame\'s ({last_pts}): its timestamps restart or go backwards (a joined or damaged '
+                        'video); cut it there, or give it fresh timestamps (ffmpeg -i IN -vf setpts=N/FRAME_RATE/TB '
+                        'OUT).')
 
 
 def read_folder_frames(folder, dtype=np.uint8):
@@ -206,11 +317,14 @@ class VideoWriter:
         pix_fmt (str | None): Pixel format of a video, e.g. ``yuv420p10le`` to keep 10-bit frames (default:
             ``yuv420p``, ``yuv444p`` for odd frame sizes). 16-bit frames (uint16) written to an 8-bit pixel format
             are rounded to 8 bits, which ``notes`` says; PNG frames keep 16 bits.
+        record (str | None): Text kept with the output, read back by ``read_record`` (what made it): in a
+            video's ``comment`` tag, in a frame folder's ``RECORD_FILE``.
     """
 
     def __init__(self, path, fps, frame_names=None, inputs=(), overwrite=False, source=None, codec=None,
-                 crf=DEFAULT_CRF, pix_fmt=None):
+                 crf=DEFAULT_CRF, pix_fmt=None, record=None):
         self.path = path
+        self.record = record
         self.fps = fps
         self.frame_names = frame_names
         self.is_video = is_video_name(path)
@@ -238,8 +352,7 @@ class VideoWriter:
         else:
             if self._container is None:
                 self._open_video(*frame.shape[:2])
-            video_frame = av.VideoFrame.from_ndarray(self._depth(frame), format=self._rgb).reformat(
-                format=self._stream.pix_fmt, **self._colour)
+            video_frame = self._colour.from_rgb(self._depth(frame), self._stream.pix_fmt)
             if self._keeps_time and pts is not None:
                 video_frame.pts, video_frame.time_base = pts, self._stream.codec_context.time_base
                 self._encode_held(until=pts)
@@ -264,7 +377,12 @@ class VideoWriter:
     def _encode(self, video_frame):
         if video_frame is not None and video_frame.duration:
             self._durations[video_frame.pts] = video_frame.duration
-        for packet in self._stream.encode(video_frame):
+        try:
+            packets = self._stream.encode(video_frame)
+        except av.FFmpegError as err:  # what check_video_encoding's trial could not foresee
+            raise DataError(f'{self.path}: the {self._stream.codec_context.name} encoder failed near frame '
+                            f'{self.count} ({err}); try another --codec or --pix-fmt.') from err
+        for packet in packets:
             if packet.pts in self._durations:  # the encoder reorders frames: each packet gets its own frame's
                 packet.duration = self._durations.pop(packet.pts)
             self._container.mux(packet)
@@ -281,23 +399,20 @@ class VideoWriter:
         self._held = None
 
     def _open_video(self, height, width):
-        muxer, video_codec, audio_codec = self.container_format
+        muxer, _, audio_codec = self.container_format
+        colour = self.source.facts.colour if self.source is not None else None
+        codec, pix_fmt, options = check_video_encoding(self.path, height, width, self.codec, self.pix_fmt, self.crf,
+                                                       colour)
         self._container = av.open(self.tmp_path, mode='w', format=muxer)
-        codec = self.codec or video_codec
-        try:
-            self._stream = self._container.add_stream(codec, rate=self.fps)
-        except (av.FFmpegError, ValueError) as err:
-            raise DataError(f'{self.path}: cannot encode video with codec {codec!r} ({err}).') from err
+        if self.record is not None:
+            self._container.metadata[RECORD_TAG] = RECORD_PREFIX + self.record
+        self._stream = self._container.add_stream(codec, rate=self.fps)
         self._stream.width, self._stream.height = width, height
-        self._stream.pix_fmt = self.pix_fmt or ('yuv420p' if height % 2 == 0 and width % 2 == 0 else 'yuv444p')
-        deep = max(c.bits for c in av.VideoFormat(self._stream.pix_fmt).components) > 8
+        self._stream.pix_fmt = pix_fmt
+        deep = max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
         self._rgb, self._rounded_to_8_bits = ('rgb48le' if deep else 'rgb24'), False
-        self._stream.options = {'crf': str(self.crf)} if codec.startswith(('libx26', 'libvpx')) else {}
-        if codec == 'libx264':
-            self._stream.options['preset'] = 'medium'
-        elif codec == 'libvpx-vp9':
-            self._stream.options['b'] = '0'  # constant quality: VP9 takes crf with no target bitrate
-        self._colour = {}
+        self._stream.options = options
+        self._colour = ColourConventions()  # FFmpeg's defaults: BT.601, limited range, untagged
         self._keeps_time = self.source is not None and muxer != 'avi'
         if self.source is not None:
             facts = self.source.facts
@@ -308,9 +423,12 @@ class VideoWriter:
             context = self._stream.codec_context
             for key, value in vars(facts.colour).items():
                 setattr(context, key, value)
-            self._colour = {f'dst_{key}': value for key, value in facts.colour.conversion().items()}
+            self._colour = facts.colour
             self._copier = StreamCopier(self.source.path, self._container, audio_codec)
             self.notes = self._copier.notes
+            if facts.colour.hdr:
+                self.notes.append(f'HDR ({facts.colour.hdr}) transfer: frames are restored as coded, and the output '
+                                  'is tagged with the same primaries and transfer; no tone mapping')
             if not self._keeps_time:
                 self.notes.insert(0, f'the {muxer} container holds a constant frame rate: frames written at '
                                      f'{float(self.fps):g} fps, the source\'s timestamps not kept')
@@ -332,6 +450,8 @@ class VideoWriter:
         try:
             if self.count == 0:
                 raise DataError(f'No frame was written to {self.path}.')
+            if not self.is_video and self.record is not None:
+                write_bytes(osp.join(self.tmp_path, RECORD_FILE), self.record.encode())
             if self._container is not None:
                 if self._held is not None:
                     self._encode_held(until=self.source.facts.end_pts)

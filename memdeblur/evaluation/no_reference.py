@@ -5,7 +5,10 @@ Two figures per frame, for the input and for the output:
 * edge sharpness, the variance of the Laplacian (``comparison_image.edge_sharpness``): higher means sharper
   edges, but ringing and noise raise it too;
 * NIQE (BasicSR's ``calculate_niqe``, with its bundled parameters of pristine images, on the Y channel): lower
-  means more natural; it needs frames of at least ``NIQE_MIN_SIDE`` pixels a side (NaN otherwise).
+  means more natural; it needs frames of at least ``NIQE_MIN_SIDE`` pixels a side, and frames with texture: it is
+  NaN for smaller frames and for black, constant or nearly flat ones (which its statistics cannot describe).
+
+A NaN is recorded as it is: the CSV holds ``nan``, the means leave it out, the plot shows a gap.
 
 ``FootageReport`` collects them while a video is written and writes a CSV (one row per frame) and a PNG plot of
 both over time, so a user sees where the network helped and where it did not.
@@ -13,6 +16,7 @@ both over time, so a user sees where the network helped and where it did not.
 import csv
 import io
 import math
+import warnings
 
 import numpy as np
 from basicsr.metrics.niqe import calculate_niqe
@@ -25,10 +29,17 @@ NIQE_MIN_SIDE = 192  # two scales of 96x96 blocks
 
 
 def niqe(rgb):
-    """NIQE of an (H, W, 3) uint8 RGB frame; NaN for frames too small for its blocks."""
+    """NIQE of an (H, W, 3) uint8 RGB frame; NaN for frames too small for its blocks, and for frames whose
+    statistics it cannot fit (black or constant frames: its covariance is singular, numpy's SVD does not converge)."""
     if min(rgb.shape[:2]) < NIQE_MIN_SIDE:
         return math.nan
-    return float(calculate_niqe(np.ascontiguousarray(rgb[..., ::-1]), crop_border=0))
+    with np.errstate(all='ignore'), warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)  # empty or constant blocks: NaN means, flagged below
+        try:
+            score = float(calculate_niqe(np.ascontiguousarray(rgb[..., ::-1]), crop_border=0))
+        except (np.linalg.LinAlgError, ValueError):
+            return math.nan
+    return score if math.isfinite(score) else math.nan
 
 
 class FootageReport:
