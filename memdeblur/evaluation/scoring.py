@@ -4,6 +4,9 @@ Each metric function of BasicSR's registry receives the same dict (``metric_inpu
 image (``img``), the released evaluation's truncated one (``img_truncated``) and the ground truth (``img2``), so
 both conventions are computed from one restored frame.
 """
+import hashlib
+
+import numpy as np
 from basicsr.metrics import calculate_metric
 from basicsr.utils import tensor2img
 
@@ -44,7 +47,8 @@ class FrameScorer:
     """Per-frame score records of restored frames against their sharp frames, with the blurry input's scores.
 
     The blurry input's scores never change between validations of a training run: each frame's are computed
-    once and kept.
+    once and kept, keyed by what determines them, the blurry and sharp images themselves (a digest of the
+    ``metric_inputs``), never by names: two test sets may share a name and frame names, a data folder may change.
 
     Args:
         metrics_opt (dict): ``val.metrics`` (name -> BasicSR metric options).
@@ -52,13 +56,13 @@ class FrameScorer:
 
     def __init__(self, metrics_opt):
         self.metrics_opt = metrics_opt
-        self._input_scores = {}  # (dataset, sequence, frame) -> the blurry input's metric values
+        self._input_scores = {}  # digest of the blurry frame's metric_inputs -> its metric values
 
-    def score(self, dataset, sequence, frame, restored, blurry, sharp):
+    def score(self, sequence, frame, restored, blurry, sharp):
         """Score one frame.
 
         Args:
-            dataset, sequence, frame (str): Names locating the frame.
+            sequence, frame (str): Names of the frame, for the record.
             restored, blurry, sharp (Tensor): (3, H, W) RGB in [0, 1].
 
         Returns:
@@ -68,9 +72,19 @@ class FrameScorer:
         sharp_img = tensor2img(sharp)
         restored_inputs = metric_inputs(restored, sharp_img)
         blurry_inputs = metric_inputs(blurry, sharp_img)
-        key = (dataset, sequence, frame)
+        key = content_digest(blurry_inputs)
         if key not in self._input_scores:
             self._input_scores[key] = score_frame(blurry_inputs, self.metrics_opt)
         record = {'sequence': sequence, 'frame': frame, 'output': score_frame(restored_inputs, self.metrics_opt),
                   'input': self._input_scores[key]}
         return record, restored_inputs, blurry_inputs, sharp_img
+
+
+def content_digest(images):
+    """A digest of named images (``metric_inputs``): their names, shapes, dtypes and pixels."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(images):
+        image = np.ascontiguousarray(images[name])
+        digest.update(f'{name}{image.shape}{image.dtype}'.encode())
+        digest.update(image.data)
+    return digest.hexdigest()

@@ -40,7 +40,7 @@ from memdeblur.models.model_options import check_model_options
 from memdeblur.models.training_step import TrainingStep
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.atomic_save import atomic_torch_save
-from memdeblur.utils.checkpoint import load_pretrained
+from memdeblur.utils.checkpoint import CheckpointError, load_pretrained
 from memdeblur.utils.memory import peak_memory_mib
 from memdeblur.utils.naming import listed, non_finite_entries
 from memdeblur.utils.network_traits import network_traits
@@ -84,9 +84,20 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
         return net
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
-        """Load BasicSR or original-format weights after checking they fit the network."""
+        """Load BasicSR or original-format weights after checking they fit the network.
+
+        When resuming, BasicSR loads the network saved with the training state (``models/net_g_<iter>.pth`` of this
+        experiment, a file the user never named): an error then names the state it came from."""
         get_root_logger().info(f'Loading {type(self.get_bare_model(net)).__name__} from {load_path} [{param_key}].')
-        load_pretrained(self.get_bare_model(net), load_path, param_key, strict)
+        state = self.opt['path'].get('resume_state') if self.is_train else None
+        try:
+            load_pretrained(self.get_bare_model(net), load_path, param_key, strict)
+        except CheckpointError as err:
+            if not state or osp.dirname(osp.abspath(load_path)) != osp.abspath(self.opt['path']['models']):
+                raise
+            raise CheckpointError(f'Cannot resume from training state {state!r}: the network saved with it, '
+                                  f'{load_path}, is unusable for this run (a state of another experiment, network or '
+                                  f'configuration?): {err}') from err
 
     @master_only
     def save_network(self, net, net_label, current_iter, param_key='params'):
@@ -120,14 +131,65 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
         atomic_torch_save(state, os.path.join(self.opt['path']['training_states'], f'{current_iter}.state'))
 
     def resume_training(self, resume_state):
-        """BasicSR's ``resume_training``; scheduler attributes that are ``Counter``s stay ``Counter``s; the loss
-        scaler's state is restored when the run and the state both use one."""
+        """BasicSR's ``resume_training``, after checking that the state was saved by a run of this network and
+        configuration (``check_resumable``) and logging the optimizer settings the state keeps over the options
+        (``log_kept_settings``); scheduler attributes that are ``Counter``s stay ``Counter``s; the loss scaler's
+        state is restored when the run and the state both use one."""
+        source = self.opt['path'].get('resume_state') or 'the training state'
+        self.check_resumable(resume_state, source)
+        self.log_kept_settings(resume_state, source)
         counters = [[k for k, v in vars(s).items() if isinstance(v, collections.Counter)] for s in self.schedulers]
         super().resume_training(resume_state)
         for scheduler, keys in zip(self.schedulers, counters):
             for key in keys:
                 setattr(scheduler, key, collections.Counter(getattr(scheduler, key)))
         self.precision.load_state_dict(resume_state.get('grad_scaler'))
+
+    def check_resumable(self, resume_state, source, max_listed=4):
+        """Raise ``CheckpointError`` naming ``source`` when the state's optimizers do not fit this run's: another
+        number of optimizers, schedulers, parameter groups or parameters, or state tensors (Adam's moments) of other
+        shapes than the parameters. torch would load a state of the same parameter count silently and fail at the
+        first step, or fail with an error about sizes that names nothing."""
+        names = {id(p): n for n, p in self.get_bare_model(self.net_g).named_parameters()}
+        problems = []
+        for kind, saved, own in (('optimizers', resume_state.get('optimizers'), self.optimizers),
+                                 ('schedulers', resume_state.get('schedulers'), self.schedulers)):
+            if not isinstance(saved, list) or len(saved) != len(own):
+                problems.append(f'{len(saved) if isinstance(saved, list) else "no"} {kind} in the state, '
+                                f'{len(own)} in this run')
+        for saved, optimizer in zip(resume_state.get('optimizers') or [], self.optimizers):
+            groups = [len(g['params']) for g in optimizer.param_groups]
+            saved_groups = [len(g.get('params', ())) for g in saved.get('param_groups', ())]
+            if saved_groups != groups:
+                problems.append(f'parameters per optimizer group: {saved_groups} in the state, {groups} in this run')
+                continue
+            params = [p for g in optimizer.param_groups for p in g['params']]
+            ids = [i for g in saved['param_groups'] for i in g['params']]
+            shapes = []
+            for i, param in zip(ids, params):
+                moments = [v for v in (saved.get('state') or {}).get(i, {}).values() if torch.is_tensor(v) and v.dim()]
+                if moments and moments[0].shape != param.shape:
+                    shapes.append(f'{names.get(id(param), "?")}: {tuple(moments[0].shape)} vs {tuple(param.shape)}')
+            if shapes:
+                problems.append(f'{len(shapes)} parameter(s) of another shape (state vs this run): '
+                                f'{listed(shapes, max_listed)}')
+        if problems:
+            raise CheckpointError(f'Training state {source!r} was saved by a run of another network or configuration '
+                                  f'than {type(self.get_bare_model(self.net_g)).__name__} of these options: '
+                                  + '; '.join(problems) + '.')
+
+    def log_kept_settings(self, resume_state, source):
+        """Warn when the options set an optimizer differently from the state (``train:optim_g:lr`` changed before
+        ``--auto_resume``, ...): resuming keeps the state's settings and learning-rate schedule, as BasicSR does."""
+        for saved, optimizer in zip(resume_state['optimizers'], self.optimizers):
+            for index, (then, now) in enumerate(zip(saved['param_groups'], optimizer.param_groups)):
+                changed = [key for key in now if key not in ('params', 'lr') and key in then and now[key] != then[key]]
+                if changed:
+                    get_root_logger().warning(
+                        f'Resuming from {source}: the options set {", ".join(f"{k} {now[k]}" for k in changed)} for '
+                        f'parameter group {index}, the state {", ".join(f"{k} {then[k]}" for k in changed)}; the '
+                        'state\'s values and learning-rate schedule are used. To train with the new ones, start a new '
+                        'run from the saved weights (path:pretrain_network_g) instead of resuming.')
 
     def training_outputs(self):
         """What the loss compares with ``training_target``; subclasses return several scales."""
@@ -262,8 +324,8 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
         records = []
         for offset, output in enumerate(outputs, start=keep_from):
             name = names[offset]
-            record, restored, blurry, sharp = self._scorer.score(dataset_name, folder, name, output,
-                                                                 item['lq'][offset], item['gt'][offset])
+            record, restored, blurry, sharp = self._scorer.score(folder, name, output, item['lq'][offset],
+                                                                 item['gt'][offset])
             records.append(record)
             if save_img:
                 imwrite(restored['img'], osp.join(out_dir, f'{name}.png'))

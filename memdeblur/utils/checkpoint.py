@@ -7,6 +7,10 @@ Two formats exist:
   ``model.`` (single GPU) or ``module.model.`` (their multi-GPU trainer) and the original
   module names.
 
+Every file is checked before ``torch.load`` inflates it (``check_declared_sizes``): a zip whose records declare more
+than the file holds, or inflate beyond what the target network needs (a zip bomb), is refused from its directory
+alone. Loaded weights must be tensors (``weights_of``).
+
 An official checkpoint is converted by renaming keys with the regular expressions the network declares
 (``network_traits(net).official_keys``, a ``KeyRules``); no original module code is involved. Every
 load is checked key by key and shape by shape against the target network first, so a wrong
@@ -17,6 +21,7 @@ import contextlib
 import os.path as osp
 import re
 import warnings
+import zipfile
 from collections import OrderedDict
 
 import torch
@@ -34,18 +39,27 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used for the requested network."""
 
 
-def read_checkpoint(path, what='Checkpoint'):
+def read_checkpoint(path, what='Checkpoint', max_inflated=None):
     """Load a PyTorch file (checkpoint, training state, test vectors) onto the CPU without running code from it.
 
     ``torch.load(weights_only=True)``: tensors, numbers and plain containers only. Training states written
     before they were plain may hold a ``collections.Counter`` (the milestones of BasicSR's
-    ``MultiStepRestartLR``), allowed where this torch can allow it.
+    ``MultiStepRestartLR``), allowed where this torch can allow it. The file's declared sizes are checked first
+    (``check_declared_sizes``), so that a crafted file cannot fill the memory before it is refused.
+
+    Args:
+        path (str): The file.
+        what (str): What it is, for messages.
+        max_inflated (int | None): The most bytes its compressed records may inflate to (``load_pretrained``: a
+            multiple of the target network's weights); None: ``MAX_INFLATION`` times their compressed size.
 
     Raises:
-        CheckpointError: naming the file when it is missing, corrupt, or asks to run code.
+        CheckpointError: naming the file when it is missing, corrupt, too large for what it declares, or asks to
+            run code.
     """
     if not osp.isfile(path):
         raise CheckpointError(f'{what} {path!r} does not exist.')
+    check_declared_sizes(path, what, max_inflated)
     allow = getattr(torch.serialization, 'safe_globals', None)
     try:
         with allow([collections.Counter]) if allow else contextlib.nullcontext():
@@ -53,6 +67,59 @@ def read_checkpoint(path, what='Checkpoint'):
     except Exception as err:  # torch raises many types for corrupt, foreign or crafted files
         raise CheckpointError(f'{what} {path!r} could not be read as a PyTorch file of tensors and plain values: '
                               f'{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ""}') from err
+
+
+# torch.save stores its records uncompressed; compressed ones come from a re-packed or crafted file. Deflate packs
+# weights hardly at all and zeros about 1000:1: more than 1 MiB inflating over 100 times is a zip bomb.
+MAX_INFLATION = 100
+INFLATION_ALLOWANCE = 2**20
+
+
+def check_declared_sizes(path, what='Checkpoint', max_inflated=None):
+    """Refuse a PyTorch zip file whose records would take more memory than the file justifies, from its directory
+    alone (nothing is inflated).
+
+    ``torch.load`` allocates each record's declared uncompressed size and inflates into it, so a 1 MiB file can
+    fill gigabytes. Stored records (what ``torch.save`` writes) may declare no more than the file holds; compressed
+    ones may inflate to at most ``MAX_INFLATION`` times their compressed size (or 1 MiB, when more), and to at
+    most ``max_inflated`` bytes when given.
+
+    A file that is not a zip is torch's legacy format (before torch 1.6), left to ``torch.load``: nothing in it is
+    compressed, its tensors are filled from the file itself, so they cannot fill more memory than the file's size.
+
+    Raises:
+        CheckpointError: naming the file, the size declared and the bound.
+    """
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            records = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f'{what} {path!r} is a damaged zip file (PyTorch\'s format): {err}') from err
+    size = osp.getsize(path)
+    stored = sum(r.file_size for r in records if r.compress_type == zipfile.ZIP_STORED)
+    if stored > size:
+        raise CheckpointError(f'{what} {path!r} declares {stored} bytes of stored records, more than the {size} '
+                              'bytes the file holds: a damaged or crafted file; refused before reading it.')
+    packed = [r for r in records if r.compress_type != zipfile.ZIP_STORED]
+    for record in packed:
+        _refuse_inflation(path, what, f'record {record.filename!r}', record.file_size, record.compress_size)
+    _refuse_inflation(path, what, 'its compressed records', sum(r.file_size for r in packed),
+                      sum(r.compress_size for r in packed), max_inflated)
+
+
+def _refuse_inflation(path, what, name, inflated, compressed, max_inflated=None):
+    """``CheckpointError`` when ``inflated`` bytes packed into ``compressed`` exceed ``MAX_INFLATION`` times (or
+    ``INFLATION_ALLOWANCE``, when more), or ``max_inflated``."""
+    bound = max(INFLATION_ALLOWANCE, MAX_INFLATION * compressed)
+    if max_inflated is not None:
+        bound = min(bound, max_inflated)
+    if inflated > bound:
+        raise CheckpointError(f'{what} {path!r}: {name} would inflate to {inflated} bytes from {compressed}, more '
+                              f'than the {bound} allowed (at most {MAX_INFLATION} times'
+                              f'{", and what this network needs" if max_inflated is not None else ""}): a zip bomb? '
+                              'Refused before inflating.')
 
 
 def is_official_checkpoint(checkpoint):
@@ -114,22 +181,40 @@ def extract_state_dict(checkpoint, source, net, param_key='params'):
         source (str): File name, for error messages.
         net (nn.Module): The target network (its official key rules apply to an official checkpoint).
         param_key (str): BasicSR key to prefer (``'params'`` or ``'params_ema'``); the other one
-            is used when it is missing, as BasicSR does.
+            is used when it is missing, as BasicSR does, with a warning.
 
     Returns:
         OrderedDict[str, Tensor]
+
+    Raises:
+        CheckpointError: naming the file when it holds no weights, or weights that are not all tensors.
     """
     if is_official_checkpoint(checkpoint):
-        return convert_official_state_dict(checkpoint['state_dict'], official_key_rules(net))
+        return convert_official_state_dict(weights_of(checkpoint, 'state_dict', source), official_key_rules(net))
     if isinstance(checkpoint, dict):
         for key in (param_key, 'params', 'params_ema'):
-            if isinstance(checkpoint.get(key), dict):
-                return OrderedDict(checkpoint[key])
+            if key in checkpoint:
+                if key != param_key and param_key is not None:
+                    get_root_logger().warning(f'Checkpoint {source} holds no {param_key}; loading its {key}.')
+                return weights_of(checkpoint, key, source)
         if checkpoint and all(torch.is_tensor(v) for v in checkpoint.values()):
             return OrderedDict(checkpoint)
-    found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+    found = sorted(map(str, checkpoint)) if isinstance(checkpoint, dict) else type(checkpoint).__name__
     raise CheckpointError(f'Checkpoint {source!r} holds neither BasicSR weights (params/params_ema) nor an '
                           f'official state_dict; found {found}.')
+
+
+def weights_of(checkpoint, key, source, max_listed=8):
+    """``checkpoint[key]`` as an ``OrderedDict`` of tensors; ``CheckpointError`` naming the file and the first
+    entries that are not tensors (what ``check_finite`` and ``load_state_dict`` would fail on with a traceback)."""
+    weights = checkpoint[key]
+    if not isinstance(weights, dict):
+        raise CheckpointError(f'Checkpoint {source!r}: {key} is a {type(weights).__name__}, not a dict of tensors.')
+    bad = [f'{k} ({type(v).__name__})' for k, v in weights.items() if not torch.is_tensor(v)]
+    if bad:
+        raise CheckpointError(f'Checkpoint {source!r}: {len(bad)} entr{"y" if len(bad) == 1 else "ies"} of {key} '
+                              f'{"is" if len(bad) == 1 else "are"} not tensors: {listed(bad, max_listed)}.')
+    return OrderedDict(weights)
 
 
 def check_state_dict(expected, state_dict, source, arch='MemDeblurNet', max_listed=8):
@@ -192,6 +277,10 @@ def select_loadable(expected, state_dict, source, arch, logger):
     return fitting
 
 
+# What a checkpoint may hold besides one copy of the weights: BasicSR's params_ema, the authors' optimizer state.
+WEIGHT_COPIES = 4
+
+
 def load_pretrained(net, path, param_key='params', strict=True):
     """Load a checkpoint of either format into ``net`` after checking that it fits.
 
@@ -206,19 +295,40 @@ def load_pretrained(net, path, param_key='params', strict=True):
         nn.Module: ``net``, loaded.
 
     Raises:
-        CheckpointError: for an unreadable file, a checkpoint that does not fit, or NaN/Inf weights.
+        CheckpointError: for an unreadable file, one whose compressed records would inflate beyond
+            ``WEIGHT_COPIES`` times the network's weights (``check_declared_sizes``), a checkpoint that does not
+            fit, non-tensor or NaN/Inf weights.
     """
     net = bare_network(net)
     arch = type(net).__name__
-    state_dict = extract_state_dict(read_checkpoint(path), path, net, param_key)
-    check_finite(state_dict, path)
     expected = net.state_dict()
+    needed = sum(v.numel() * v.element_size() for v in expected.values())
+    checkpoint = read_checkpoint(path, max_inflated=WEIGHT_COPIES * needed + INFLATION_ALLOWANCE)
+    state_dict = extract_state_dict(checkpoint, path, net, param_key)
+    check_finite(state_dict, path)
     if strict:
         check_state_dict(expected, state_dict, path, arch)
     else:
         state_dict = select_loadable(expected, state_dict, path, arch, get_root_logger())
     net.load_state_dict(state_dict, strict=strict)
     return net
+
+
+def network_from_options(opt, opt_path='options', ckpt=None):
+    """The network of an options file (read by ``read_options``) with its weights, loaded as ``tools/test.py``
+    loads them: from ``ckpt`` or the file's ``path:pretrain_network_g`` (BasicSR or the authors' format), with the
+    file's ``path:param_key_g`` (e.g. ``params_ema``) and ``path:strict_load_g``, so that one options file gives
+    the same weights in every tool."""
+    from basicsr.archs import build_network
+
+    if 'network_g' not in opt:
+        raise CheckpointError(f'{opt_path} has no network_g section.')
+    path_opt = opt.get('path') or {}
+    weights = ckpt or path_opt.get('pretrain_network_g')
+    if not weights:
+        raise CheckpointError(f'No weights: give --ckpt or set path:pretrain_network_g in {opt_path}.')
+    return load_pretrained(build_network(dict(opt['network_g'])), weights, path_opt.get('param_key_g', 'params'),
+                           path_opt.get('strict_load_g', True))
 
 
 def same_file(path_a, path_b):
