@@ -19,12 +19,16 @@ import sys
 import yaml
 
 from memdeblur.data.errors import DataError
+from memdeblur.inference.process_share import PeerFailed
+from memdeblur.models.training_step import TrainingDiverged
 from memdeblur.utils.checkpoint import CheckpointError
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import OutputError
 
-# What a user's files, options and machine can cause; anything else is a bug and keeps its traceback.
-USER_ERRORS = (OptionError, DataError, CheckpointError, OutputError, yaml.YAMLError, OSError)
+# What a user's files, options and machine can cause (a loss that diverges: the learning rate or the data; another
+# process of a torchrun run that failed: its own error); anything else is a bug and keeps its traceback.
+USER_ERRORS = (OptionError, DataError, CheckpointError, OutputError, TrainingDiverged, PeerFailed, yaml.YAMLError,
+               OSError)
 DEBUG_HELP = 'show the full traceback of an error (default: one line saying what is wrong)'
 
 
@@ -94,17 +98,19 @@ def basicsr_parser(doc, training):
 
 def run_basicsr_pipeline(pipeline, root, doc, training, argv=None):
     """Run BasicSR's train or test ``pipeline`` in ``root`` (where ``experiments/`` and ``results/`` go) on
-    the options file of the command line, read and checked by ``read_options`` before anything runs.
+    the options file of the command line, read and checked by ``read_options`` and ``check_training_options``
+    or ``check_test_options`` before anything runs.
 
     BasicSR sees the command line without ``--force_yml`` (applied here) and, when testing, without
     ``--debug`` (here: tracebacks), through ``basicsr_compat.trusted_pipeline``.
     """
     from memdeblur.basicsr_compat import trusted_pipeline
-    from memdeblur.utils.run_options import read_options
+    from memdeblur.utils.run_options import check_test_options, check_training_options, read_options
 
     def main(argv):
         args = basicsr_parser(doc, training).parse_args(argv)
         opt = read_options(args.opt, args.force_yml)
+        (check_training_options if training else check_test_options)(opt, args.opt)
         basicsr_argv = ['-opt', args.opt, '--launcher', args.launcher, '--local_rank', str(args.local_rank)]
         if training:
             basicsr_argv += ['--auto_resume'] * args.auto_resume + ['--debug'] * args.debug
@@ -115,9 +121,27 @@ def run_basicsr_pipeline(pipeline, root, doc, training, argv=None):
 
 
 def frame_size(text):
-    """``HEIGHTxWIDTH`` (e.g. 720x1280) -> (height, width), for argparse's ``type=``."""
+    """``HEIGHTxWIDTH`` (e.g. 720x1280) -> (height, width), for argparse's ``type=``; both at least 1."""
     try:
         height, width = (int(v) for v in text.lower().split('x'))
     except ValueError as err:
         raise argparse.ArgumentTypeError(f'expected HEIGHTxWIDTH such as 720x1280, got {text!r}') from err
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f'expected HEIGHTxWIDTH of at least 1x1 such as 720x1280, got {text!r}')
     return height, width
+
+
+def int_at_least(minimum):
+    """An argparse ``type=``: an integer no smaller than ``minimum`` (a count of frames, sequences, jobs...), so
+    that ``--frames 0`` or ``-1`` is an error naming the flag instead of a traceback or a count of nothing."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from err
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
+        return value
+
+    return parse

@@ -29,7 +29,7 @@ from memdeblur.utils.padding import SpatialPadding
 from memdeblur.utils.network_traits import network_traits
 from memdeblur.evaluation.complexity import network_complexity
 from memdeblur.utils.memory import peak_rss_mib
-from memdeblur.cli import frame_size, run_tool, tool_parser
+from memdeblur.cli import frame_size, int_at_least, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import write_text_atomic
 from memdeblur.utils.run_options import read_options
@@ -49,13 +49,14 @@ def build_parser():
                         help='count every options file under options/ and write the table (see --out)')
     parser.add_argument('--size', type=frame_size, default=(720, 1280), metavar='HxW',
                         help='frame size (default: 720x1280, as the paper)')
-    parser.add_argument('--frames', type=int, default=100, help='sequence length (default: 100, as the authors)')
+    parser.add_argument('--frames', type=int_at_least(1), default=100,
+                        help='sequence length (default: 100, as the authors)')
     parser.add_argument('--run', choices=('cpu', 'cuda'), help='also time a real forward pass on this device '
                         '(default: count only)')
-    parser.add_argument('--run-frames', type=int, default=3, help='frames of the timed run (default: 3)')
+    parser.add_argument('--run-frames', type=int_at_least(1), default=3, help='frames of the timed run (default: 3)')
     parser.add_argument('--out', default=README, help='with --all: Markdown file to write; options/README.md '
                         '(the default) gets the table between its markers, any other file is written whole')
-    parser.add_argument('--jobs', type=int, default=min(2, os.cpu_count() or 1),
+    parser.add_argument('--jobs', type=int_at_least(1), default=min(2, os.cpu_count() or 1),
                         help='with --all: networks counted in parallel (default: min(2, CPUs))')
     return parser
 

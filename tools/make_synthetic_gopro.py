@@ -13,7 +13,7 @@ the same arguments write the same files. Refuses a non-empty output folder.
 """
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.data.synthetic import SyntheticSettings, write_synthetic_gopro
-from memdeblur.cli import run_tool, tool_parser
+from memdeblur.cli import int_at_least, run_tool, tool_parser
 
 
 def build_parser():
@@ -21,19 +21,27 @@ def build_parser():
     defaults = SyntheticSettings()
     parser = tool_parser(__doc__)
     parser.add_argument('root', help='output folder (new or empty)')
-    parser.add_argument('--train-seqs', type=int, default=defaults.splits['train'], help='training sequences')
-    parser.add_argument('--test-seqs', type=int, default=defaults.splits['test'], help='held-out test sequences')
-    parser.add_argument('--frames', type=int, default=defaults.num_frames, help='frames per sequence')
-    parser.add_argument('--height', type=int, default=defaults.height, help='frame height in pixels')
-    parser.add_argument('--width', type=int, default=defaults.width, help='frame width in pixels')
-    parser.add_argument('--subframes', type=int, default=defaults.subframes,
+    parser.add_argument('--train-seqs', type=int_at_least(0), default=defaults.splits['train'],
+                        help='training sequences')
+    parser.add_argument('--test-seqs', type=int_at_least(0), default=defaults.splits['test'],
+                        help='held-out test sequences')
+    parser.add_argument('--frames', type=int_at_least(1), default=defaults.num_frames, help='frames per sequence')
+    # below 8 pixels the moving cut-out (a fifth to a third of the frame) would have no pixels
+    parser.add_argument('--height', type=int_at_least(8), default=defaults.height,
+                        help='frame height in pixels (at least 8)')
+    parser.add_argument('--width', type=int_at_least(8), default=defaults.width,
+                        help='frame width in pixels (at least 8)')
+    parser.add_argument('--subframes', type=int_at_least(1), default=defaults.subframes,
                         help='sharp sub-frames averaged into one blurry frame (GOPRO_Large: 7 to 13)')
-    parser.add_argument('--seed', type=int, default=defaults.seed, help='seed of everything')
+    parser.add_argument('--seed', type=int_at_least(0), default=defaults.seed, help='seed of everything')
     return parser
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.train_seqs + args.test_seqs == 0:
+        parser.error('--train-seqs and --test-seqs are both 0: nothing to write.')
     written = write_synthetic_gopro(args.root, {'train': args.train_seqs, 'test': args.test_seqs}, args.frames,
                                     args.height, args.width, args.subframes, args.seed)
     print(f'Wrote {len(written)} sequences of {args.frames} {args.height}x{args.width} frames to {args.root}')

@@ -33,19 +33,31 @@ from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.precision import at_least_float32
 
 
+class TrainingDiverged(FloatingPointError):
+    """Training stopped because the loss or the gradients stopped being finite numbers (a learning rate too high,
+    or bad data): a user's error, printed in one line by the tools (``memdeblur.cli.run_tool``)."""
+
+
 def check_compile_support(device):
     """Refuse ``train.compile`` where ``torch.compile`` cannot build kernels, saying what is missing.
 
-    Inductor compiles C++ on a CPU (a C++ compiler on the PATH, or ``CXX``) and Triton kernels on a GPU.
+    Inductor compiles C++ on a CPU with ``CXX`` when it is set, else with g++ (clang++ on macOS), and no other
+    (``torch._inductor.config.cpp.cxx``, read when torch starts): a ``CXX`` naming a compiler that is not
+    installed would fail at the first training step with a long traceback. On a GPU it compiles Triton kernels.
     """
     if not hasattr(torch.nn.Module, 'compile'):
         raise OptionError(f'train.compile needs nn.Module.compile (PyTorch 2.2 or later); this is torch '
                           f'{torch.__version__}.')
     if device.type == 'cpu':
-        compiler = os.environ.get('CXX') or shutil.which('g++') or shutil.which('c++') or shutil.which('clang++')
-        if not compiler:
-            raise OptionError('train.compile on a CPU needs a C++ compiler (g++ or clang++ on the PATH, or CXX): '
-                              'torch.compile builds its CPU kernels with it. Install one or set compile: false.')
+        from torch._inductor import config as inductor_config
+        compilers = [name for name in inductor_config.cpp.cxx if name]  # what inductor will run
+        if not any(shutil.which(name) for name in compilers):
+            cxx = os.environ.get('CXX')
+            named = (f'CXX={cxx!r} names no program on the PATH' if cxx else
+                     f'{" or ".join(compilers)} is not on the PATH and CXX is not set')
+            raise OptionError(f'train.compile on a CPU needs a C++ compiler (torch.compile builds its CPU kernels with '
+                              f'CXX, or g++ when CXX is unset): {named}. Install one, set CXX to it, or set '
+                              'compile: false.')
     elif device.type == 'cuda' and importlib.util.find_spec('triton') is None:
         raise OptionError('train.compile on a GPU needs Triton (pip install triton, or a PyTorch build that ships it); '
                           'or set compile: false.')
@@ -115,7 +127,7 @@ class TrainingStep(SRModel):
             outputs = self.training_outputs()
         loss = self.cri_pix(at_least_float32(outputs), self.training_target())
         if not torch.isfinite(loss):
-            raise FloatingPointError(f'Iteration {current_iter}: the training loss is {loss.item()}; stopping '
+            raise TrainingDiverged(f'Iteration {current_iter}: the training loss is {loss.item()}; stopping '
                                      'instead of training on (lower the learning rate, or check the data).')
         self.precision.backward(loss)
         losses = {'l_pix': loss}
@@ -124,7 +136,7 @@ class TrainingStep(SRModel):
             self.precision.unscale(self.optimizer_g)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), max_norm)
             if self.precision.scaler is None and not torch.isfinite(grad_norm):
-                raise FloatingPointError(f'Iteration {current_iter}: the gradient norm is {grad_norm.item()}; '
+                raise TrainingDiverged(f'Iteration {current_iter}: the gradient norm is {grad_norm.item()}; '
                                          'stopping instead of training on (lower the learning rate, or check the '
                                          'data).')
             losses['grad_norm'] = grad_norm

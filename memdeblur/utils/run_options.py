@@ -8,7 +8,14 @@ and then the checks that must come before a single file is written:
   ``experiments/<name>``, ``results/<name>`` and ``visualization/<dataset>`` stay where they belong;
 * every ``type`` is registered (network, model, dataset, loss, metric), an unknown one named with
   the closest registered name;
-* ``num_gpu`` asks for no more GPUs than the machine has, and float16 training (``train.precision``) gets one.
+* ``num_gpu`` asks for no more GPUs than the machine has, and float16 training (``train.precision``) gets one;
+  ``train.compile`` gets the compiler ``torch.compile`` will run;
+* the values of the model's sections (``memdeblur.models.model_options.check_model_sections``): no unknown or
+  mistyped key, no value BasicSR's loop would divide by or that would make the run meaningless (``print_freq: 0``,
+  ``total_iter: 0``).
+
+``check_training_options`` and ``check_test_options`` add what ``tools/train.py`` and ``tools/test.py`` need
+beyond that (BasicSR reads those options without a default).
 """
 import difflib
 import os
@@ -16,6 +23,8 @@ import os
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
+from memdeblur.models.model_options import check_model_sections, check_training_sections
+from memdeblur.models.training_step import check_compile_support
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import plain_name_problem
 from memdeblur.utils.precision import refuse_float16_without_gpu
@@ -65,11 +74,18 @@ def check_options_file(opt, path):
     datasets = opt.get('datasets') or {}
     if not isinstance(datasets, dict):
         raise OptionError(f'{path}: datasets must be a mapping of phases (train, val, test), got {datasets!r}.')
+    named = {}
     for phase, dataset in datasets.items():
         if not isinstance(dataset, dict):
             raise OptionError(f'{path}: datasets:{phase} must be a mapping of options, got {dataset!r}.')
         if 'name' in dataset:
             check_plain_name(dataset['name'], f'datasets:{phase}:name', path)
+            if phase != 'train' and dataset['name'] in named:  # results, pictures and best scores go by name
+                raise OptionError(f'{path}: datasets:{phase}:name {dataset["name"]!r} is also the name of '
+                                  f'datasets:{named[dataset["name"]]}; their results/<name>/{dataset["name"]}_* '
+                                  f'files, visualization/{dataset["name"]}/ pictures and best scores would be one '
+                                  'set\'s: give each test set its own name.')
+            named.setdefault(dataset['name'], phase)
     for option, name, registry in _types(opt):
         check_registered(name, registry, option, path)
     num_gpu = opt.get('num_gpu', 'auto')
@@ -82,6 +98,50 @@ def check_options_file(opt, path):
     gpus = torch.cuda.device_count() if num_gpu == 'auto' else num_gpu
     refuse_float16_without_gpu((opt.get('train') or {}).get('precision'), 'cuda' if gpus else 'cpu',
                                f'{path}: train:precision')
+    check_model_sections(opt, str(path))
+    if (opt.get('train') or {}).get('compile'):
+        check_compile_support(torch.device('cuda' if gpus else 'cpu'))
+
+
+def check_dataset_options(opt, path):
+    """Each dataset's options checked by its class (``check_options``, where it has one), as building it would:
+    before BasicSR makes the experiment folder. (``tools/check_data.py`` lists these problems with the data's
+    instead.)"""
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        check = getattr(DATASET_REGISTRY.get(dataset['type']), 'check_options', None) if 'type' in dataset else None
+        if check is not None:
+            try:
+                check({'phase': phase.split('_')[0], **dataset})
+            except OptionError as err:
+                raise OptionError(f'{path}: {err}') from err
+
+
+def check_training_options(opt, path):
+    """What ``tools/train.py`` needs beyond ``check_options_file``: the options BasicSR's training pipeline reads
+    without a default (``memdeblur.models.model_options.check_training_sections``), and each dataset's options."""
+    check_training_sections(opt, str(path))
+    check_dataset_options(opt, path)
+
+
+def check_test_options(opt, path):
+    """What ``tools/test.py`` needs beyond ``check_options_file``: a data set to test, a ``val`` section with
+    ``save_img`` and at least one metric, and each dataset's options.
+
+    A test without metrics would write no table, no report and no word about it (``val: metrics: ~``); the
+    table is what ``tools/test.py`` is for, so it is refused, pointing to ``tools/deblur_video.py`` for
+    restoring without scoring.
+    """
+    if not opt.get('datasets'):
+        raise OptionError(f'{path}: testing needs a datasets section with at least one test set.')
+    val = opt.get('val')
+    if not isinstance(val, dict) or val.get('save_img') is None:
+        raise OptionError(f'{path}: testing needs a val section with save_img: true or false (save the restored '
+                          'frames) and the metrics to score.')
+    if not val.get('metrics'):
+        raise OptionError(f'{path}: val:metrics is {val.get("metrics")!r}: the test would score nothing and write no '
+                          'table; name at least one metric (e.g. psnr: {type: calculate_psnr, crop_border: 0}), or '
+                          'restore without scoring with tools/deblur_video.py.')
+    check_dataset_options(opt, path)
 
 
 def read_options(path, overrides=None):

@@ -6,6 +6,10 @@ researchers download and pass around. YAML's full loader, ``pickle.load`` and
 
 * options files are read with YAML's safe loader (``!!float``, anchors and merge keys work;
   a Python tag is an error naming the file and line), and ``--force_yml`` values are YAML scalars;
+  before anything is built from them (``OptionsLoader``), a key given twice in one mapping is an error naming
+  both lines (YAML requires unique keys; PyYAML would keep the last one, a second ``path:`` section silently
+  replacing the first), and so is a document whose aliases expand to more than ``MAX_EXPANDED_NODES`` values
+  (a "billion laughs" file of a few lines that BasicSR's logging and copying would expand into gigabytes);
 * sequence tables are unpickled with no globals but numpy's numeric scalars;
 * checkpoints, training states and test vectors are read with ``torch.load(weights_only=True)``
   (``memdeblur.utils.checkpoint.read_checkpoint``).
@@ -19,6 +23,78 @@ import yaml
 from memdeblur.utils.option_check import OptionError
 
 SafeLoader = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+MERGE_TAG = 'tag:yaml.org,2002:merge'
+# Values (scalars, lists, mappings, keys) a document may expand to, each alias counted with what it refers to:
+# the largest options file of this project is about 300; a billion-laughs file of 1 KB is billions.
+MAX_EXPANDED_NODES = 100_000
+
+
+class OptionsLoader(SafeLoader):
+    """YAML's safe loader that checks the composed document before constructing it (``check_document``)."""
+
+    def get_single_data(self):
+        node = self.get_single_node()
+        if node is None:
+            return None
+        self.check_document(node)
+        return self.construct_document(node)
+
+    def check_document(self, root):
+        """Refuse duplicate keys in any mapping and alias expansion past ``MAX_EXPANDED_NODES``.
+
+        Walks the node graph once (aliases are shared nodes, so a "billion laughs" graph is small), computing
+        each node's expanded size from its children's; a merge key (``<<: *base``) counts with what it merges,
+        and a key written beside a merge key overrides the merged one: only keys written twice are duplicates.
+
+        Raises:
+            yaml.constructor.ConstructorError: with the line of the problem.
+        """
+        sizes, open_nodes, stack = {}, set(), [(root, False)]
+        while stack:
+            node, children_done = stack.pop()
+            children = _children(node)
+            if children_done:
+                open_nodes.discard(id(node))
+                sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+                if sizes[id(node)] > MAX_EXPANDED_NODES:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f'its aliases (*name) expand to more than {MAX_EXPANDED_NODES} values; '
+                        'an options file holds a few hundred (refused before expanding them: a crafted file of a '
+                        'few lines can expand to gigabytes)', None)
+                continue
+            if id(node) in sizes:
+                continue
+            if id(node) in open_nodes:
+                raise yaml.constructor.ConstructorError(None, None, 'an alias refers to a value that contains it '
+                                                        '(options cannot be recursive)', node.start_mark)
+            if isinstance(node, yaml.MappingNode):
+                self.check_unique_keys(node)
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+
+    def check_unique_keys(self, node):
+        """Refuse a mapping that gives a key twice, naming the key and both lines."""
+        first_lines = {}
+        for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                continue  # merge keys may repeat; a non-scalar key is refused by the constructor
+            key = self.construct_object(key_node)
+            if key in first_lines:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f'the key {key!r} is given twice in one mapping (lines {first_lines[key] + 1} and '
+                    f'{key_node.start_mark.line + 1}); YAML requires unique keys, and the second would silently '
+                    'replace the first: merge them or remove one', key_node.start_mark)
+            first_lines[key] = key_node.start_mark.line
+
+
+def _children(node):
+    """The nodes directly inside ``node``: a mapping's keys and values, a list's items."""
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    return []
 
 
 def yaml_error_message(path, err):
@@ -35,12 +111,12 @@ def load_options(path):
     """An options file as a dict, read with YAML's safe loader.
 
     Raises:
-        OptionError: naming the file (and line) when it is missing, not YAML, holds a Python tag or
-            is not a mapping.
+        OptionError: naming the file (and line) when it is missing, not YAML, holds a Python tag, gives a key
+            twice, expands its aliases past ``MAX_EXPANDED_NODES`` or is not a mapping.
     """
     try:
         with open(path, encoding='utf-8') as f:
-            opt = yaml.load(f, Loader=SafeLoader)
+            opt = yaml.load(f, Loader=OptionsLoader)
     except FileNotFoundError as err:
         raise OptionError(f'Options file {path} does not exist.') from err
     except (OSError, UnicodeDecodeError) as err:
@@ -66,7 +142,7 @@ def parse_override(entry):
     if text.lower() == 'none':
         return keys, None
     try:
-        value = yaml.load(text, Loader=SafeLoader) if text else ''
+        value = yaml.load(text, Loader=OptionsLoader) if text else ''
     except yaml.YAMLError as err:
         raise OptionError(f'--force_yml {entry!r}: the value is not valid YAML ({yaml_error_message("value", err)}).'
                           ) from err
