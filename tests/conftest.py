@@ -10,8 +10,11 @@ import os.path as osp
 
 import pytest
 import torch
+import yaml
+from torch import nn
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
+from basicsr.utils.registry import ARCH_REGISTRY  # noqa: I001
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHARED_FIXTURES = osp.normpath(os.environ.get('MEMDEBLUR_FIXTURES_ROOT', osp.join(REPO_ROOT, '..', 'shared',
@@ -63,3 +66,22 @@ def basicsr_log():
     logging.getLogger('basicsr').addHandler(handler)
     yield records
     logging.getLogger('basicsr').removeHandler(handler)
+
+
+@ARCH_REGISTRY.register()
+class IdentityTestNet(nn.Module):
+    """Returns its input: a whole-clip network whose output is known (video tool tests)."""
+
+    def forward(self, lqs):
+        return lqs.clone()
+
+
+@pytest.fixture
+def identity_options(tmp_path):
+    """Test options of ``IdentityTestNet``, with an empty checkpoint."""
+    weights = tmp_path / 'identity.pth'
+    torch.save({'params': {}}, weights)
+    path = tmp_path / 'identity.yml'
+    path.write_text(yaml.safe_dump({'name': 'identity', 'network_g': {'type': 'IdentityTestNet'},
+                                    'path': {'pretrain_network_g': str(weights)}}))
+    return str(path)

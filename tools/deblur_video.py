@@ -39,12 +39,13 @@ import torch
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from memdeblur.data.video_io import DEFAULT_CRF, find_inputs
 from memdeblur.evaluation.no_reference import NIQE_MIN_SIDE
-from memdeblur.inference.video_deblurring import (AUTO_TILE, MIN_TILE, ProcessShare, VideoDeblurrer,
-                                                  check_planned_outputs, network_from_options, plan_outputs,
-                                                  report_paths)
+from memdeblur.inference.process_share import ProcessShare
+from memdeblur.inference.run_plan import check_planned, file_digest, plan_run, resume_mismatch, run_record
+from memdeblur.inference.video_deblurring import AUTO_TILE, MIN_TILE, VideoDeblurrer
 from memdeblur.cli import run_tool, tool_parser
+from memdeblur.utils.checkpoint import network_from_options
 from memdeblur.utils.option_check import OptionError
-from memdeblur.utils.outputs import check_outputs, write_text_atomic
+from memdeblur.utils.outputs import write_json_atomic
 from memdeblur.utils.precision import PRECISIONS, refuse_float16_without_gpu
 from memdeblur.utils.run_options import read_options
 
@@ -173,9 +174,44 @@ def main(argv=None):
         raise OptionError('--resume keeps the outputs that exist, --force replaces them: give one of the two.')
     share = ProcessShare(use_gpus=args.device in ('auto', 'cuda') and torch.cuda.is_available())
     try:
-        return deblur_everything(args, share)
-    finally:
-        share.close()
+        status = deblur_everything(args, share)
+    except BaseException as err:
+        share.close(err)  # the others stop too; a process other than 0 leaves the error to process 0
+        raise
+    share.close()
+    return status
+
+
+def run_settings(args, opt):
+    """What determines a run's outputs, as plain values: ``--resume`` keeps only outputs made with the same."""
+    path_opt = opt.get('path') or {}
+    weights = args.ckpt or path_opt.get('pretrain_network_g')
+    return {'network': json.loads(json.dumps(opt['network_g'], sort_keys=True, default=str)),
+            'weights': file_digest(weights) if weights and os.path.isfile(weights) else None,
+            'param_key_g': path_opt.get('param_key_g', 'params'), 'strict_load_g': path_opt.get('strict_load_g', True),
+            **{f'--{name.replace("_", "-")}': getattr(args, name) for name in RESULT_FLAGS},
+            '--fps': None if args.fps is None else str(args.fps)}
+
+
+# the flags that change what a run writes (--fps is recorded as text)
+RESULT_FLAGS = ('format', 'side_by_side', 'window', 'overlap', 'tile', 'tile_overlap', 'precision', 'plain', 'codec',
+                'pix_fmt', 'crf', 'exact', 'report')
+
+
+def resumable(plans, settings, share):
+    """The plans ``--resume`` must still do; outputs made with other settings are refused, named with what differs."""
+    done = [plan for plan in plans if os.path.lexists(plan.output)]
+    mismatches = [(plan.output, resume_mismatch(plan.output, plan.seq, settings)) for plan in done]
+    mismatches = [(output, why) for output, why in mismatches if why]
+    if mismatches:
+        shown = '; '.join(f'{output} ({why})' for output, why in mismatches[:3])
+        more = f' and {len(mismatches) - 3} more' if len(mismatches) > 3 else ''
+        raise OptionError(f'--resume: {len(mismatches)} existing output(s) were made otherwise than this run would '
+                          f'make them: {shown}{more}. Remove them, or rerun everything with --force instead of '
+                          '--resume.')
+    if share.rank == 0:
+        print(f'--resume: {len(done)} of {len(plans)} outputs exist and are kept')
+    return [plan for plan in plans if plan not in done]
 
 
 def deblur_everything(args, share):
@@ -184,39 +220,33 @@ def deblur_everything(args, share):
     check_arguments(args, device)
     opt = read_options(args.opt)
     inputs = find_inputs(args.input, args.fps)
-    outputs = plan_outputs(inputs, args.output, args.format)
+    plans = plan_run(inputs, args.output, args.format, args.report, args.summary)
     read_paths = [args.input, *(seq.path for seq in inputs)]  # no output may be, hold or lie in one of these
-    work = list(zip(inputs, outputs))
+    settings = run_settings(args, opt)
     if args.resume:
-        work = [(seq, out) for seq, out in work if not os.path.lexists(out)]
-        if share.rank == 0:
-            print(f'--resume: {len(inputs) - len(work)} of {len(inputs)} outputs exist and are kept')
-    check_planned_outputs([out for _, out in work], read_paths, args.force)
-    if args.summary:
-        check_outputs(files=[args.summary], overwrite=args.force, inputs=read_paths)
-    if args.report:
-        check_outputs(files=[path for _, out in work for path in report_paths(out)], overwrite=args.force,
-                      inputs=read_paths)
+        plans = resumable(plans, settings, share)
+    check_planned(plans, args.summary, read_paths, args.force)
     share.barrier()  # every process has checked the outputs before any writes one
     deblurrer = VideoDeblurrer(
         network_from_options(opt, args.opt, args.ckpt), device, args.precision, fast=not args.plain,
         compile_net=args.compile, window=args.window, overlap=args.overlap, tile=args.tile,
         tile_overlap=args.tile_overlap, exact=args.exact, scratch=args.scratch, side_by_side=args.side_by_side,
         codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt, report=args.report)
-    summaries = []
-    if len(work) >= share.world_size:  # each process its own sequences
-        for seq, out_path in share.mine(work):
-            summaries.append(deblurrer.deblur(seq, out_path, read_paths, args.force))
-            print_summary(summaries[-1])
+
+    def deblur(plan, shared):
+        result = deblurrer.deblur(plan.seq, plan.output, read_paths, args.force, share=share if shared else None,
+                                  record=run_record(plan.seq, settings))
+        if result is not None:
+            print_summary(result)
+        return result
+
+    if len(plans) >= share.world_size:  # each process its own sequences
+        summaries = [deblur(plan, shared=False) for plan in share.mine(plans)]
     else:  # fewer sequences than processes: all restore each sequence together, its windows shared
-        for seq, out_path in work:
-            result = deblurrer.deblur(seq, out_path, read_paths, args.force, share=share)
-            if result is not None:
-                summaries.append(result)
-                print_summary(result)
-    summaries = share.gather(summaries)
+        summaries = [result for result in (deblur(plan, shared=True) for plan in plans) if result is not None]
+    summaries = share.finish(summaries)
     if args.summary and share.rank == 0:
-        write_text_atomic(args.summary, json.dumps({'sequences': summaries}, indent=2) + '\n')
+        write_json_atomic(args.summary, {'sequences': summaries})
     return 0
 
 

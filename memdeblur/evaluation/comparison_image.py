@@ -22,15 +22,31 @@ def edge_sharpness(image):
     return float(cv2.Laplacian(grey.astype(np.float64), cv2.CV_64F).var())
 
 
-def labelled(image, text):
-    """The image under a dark banner holding its label (the banner adds rows; no pixel is covered); uint8 or
-    uint16 images."""
-    scale = max(0.4, image.shape[1] / 500)
+def label_scale(text, width):
+    """The font scale at which ``text`` fits ``width`` pixels with a margin (larger on wide images, smaller on narrow
+    ones, never unreadably small)."""
+    scale = max(0.4, width / 500)
+    (text_w, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    return max(0.25, min(scale, scale * (width - 10) / max(text_w, 1)))
+
+
+def labelled(image, text, scale=None):
+    """The image under a dark banner holding its label (the banner adds an even number of rows, so even frame sizes
+    stay even; no pixel is covered); uint8 or uint16 images. The label is scaled to fit the image's width unless
+    ``scale`` is given."""
+    scale = scale or label_scale(text, image.shape[1])
     (_, text_h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    banner = np.zeros((text_h + 10, image.shape[1], 3), image.dtype)
+    banner = np.zeros((text_h + 10 + (text_h % 2), image.shape[1], 3), image.dtype)
     white = (int(np.iinfo(image.dtype).max), ) * 3
     cv2.putText(banner, text, (5, text_h + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, white, 1, cv2.LINE_AA)
     return np.concatenate([banner, image], axis=0)
+
+
+def labelled_row(images, texts):
+    """``images`` (of one height) labelled with ``texts`` at one font scale, the largest at which every label fits,
+    side by side."""
+    scale = min(label_scale(text, image.shape[1]) for image, text in zip(images, texts))
+    return np.concatenate([labelled(image, text, scale) for image, text in zip(images, texts)], axis=1)
 
 
 def most_moving_region(blurry, sharp, fraction):
@@ -64,8 +80,9 @@ def comparison_image(blurry, outputs, sharp, crop_fraction=3):
     for name, image in panels:
         framed = image.copy()
         cv2.rectangle(framed, (left, top), (left + crop_w - 1, top + crop_h - 1), (0, 255, 255), 1)
-        row.append(labelled(framed, panel_label(name, image, sharp)))
+        row.append(framed)
         crop = image[top:top + crop_h, left:left + crop_w]
-        zoom = cv2.resize(crop, (image.shape[1], image.shape[1] * crop_h // crop_w), interpolation=cv2.INTER_NEAREST)
-        zoomed.append(labelled(zoom, f'{name}, zoomed'))
-    return np.concatenate([np.concatenate(row, axis=1), np.concatenate(zoomed, axis=1)], axis=0)
+        zoomed.append(cv2.resize(crop, (image.shape[1], image.shape[1] * crop_h // crop_w),
+                                 interpolation=cv2.INTER_NEAREST))
+    return np.concatenate([labelled_row(row, [panel_label(name, image, sharp) for name, image in panels]),
+                           labelled_row(zoomed, [f'{name}, zoomed' for name, _ in panels])], axis=0)

@@ -5,14 +5,15 @@
 * ``<dataset>_metrics.md``: the per-sequence and frame-averaged table, then the run's facts;
 * ``<dataset>_metrics.csv``: the same table; ``<dataset>_summary.csv``: the facts as label, value rows;
 * ``<dataset>_results.json``: everything as numbers and names (``read_test_report`` reads it): what
-  ``tools/compare.py``, ``tools/demo.py`` and the benchmarks read, never the tables' labels.
+  ``tools/compare.py``, ``tools/demo.py`` and the benchmarks read, never the tables' labels; strict JSON, an
+  infinite PSNR written ``"inf"`` (``memdeblur.utils.outputs.strict_json``).
 """
 import json
 from dataclasses import asdict, dataclass
 from typing import Optional
 
 from memdeblur.evaluation.results_table import write_csv, write_markdown
-from memdeblur.utils.outputs import write_text_atomic
+from memdeblur.utils.outputs import numbers_from_json, write_json_atomic
 
 CONVENTIONS = ('psnr/ssim: BasicSR (rounded to uint8); *_released: truncated to uint8, scikit-image SSIM; averages '
                'over all frames')
@@ -104,8 +105,7 @@ def write_test_report(base, name, dataset, rows, metrics, facts):
     write_csv(base + '_metrics.csv', rows)
     write_csv(base + '_summary.csv', [{'item': label, 'value': value} for label, value in labelled.items()])
     write_markdown(base + '_metrics.md', f'{name} on {dataset}', rows, labelled)
-    write_text_atomic(base + '_results.json',
-                      json.dumps(structured_results(name, dataset, rows, metrics, facts), indent=2) + '\n')
+    write_json_atomic(base + '_results.json', structured_results(name, dataset, rows, metrics, facts))
     return [base + suffix for suffix in ('_metrics.md', '_metrics.csv', '_summary.csv', '_results.json')]
 
 
@@ -118,6 +118,6 @@ def read_test_report(base):
     path = base + '_results.json'
     try:
         with open(path) as f:
-            return json.load(f)
+            return numbers_from_json(json.load(f))
     except FileNotFoundError as err:
         raise FileNotFoundError(f'No test results at {path}: the test run did not finish.') from err

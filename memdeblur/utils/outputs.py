@@ -4,9 +4,9 @@ Every tool writes through this module, which enforces four rules:
 
 * **Plain names.** Names that become path components (experiment, result and data-set names,
   sequence and frame names read from data) are single, plain names: ``plain_name_problem``.
-* **Whole or nothing.** An output is built in a fresh hidden sibling (``.partial-<tag>-<name>``)
-  and renamed into place only after the caller finished and checked it; on an error, Ctrl-C or
-  SIGTERM the sibling is removed and the earlier output stays as it was. Siblings left by a
+* **Whole or nothing.** An output is built in a fresh hidden sibling (``.partial-<tag>-<name>``, ``hidden_sibling``:
+  a digest stands for a name too long to fit) and renamed into place only after the caller finished and checked it;
+  on an error, Ctrl-C or SIGTERM the sibling is removed and the earlier output stays as it was. Siblings left by a
   killed run (SIGKILL cannot be caught) are removed by the next run writing the same output.
 * **Nobody else's files.** An output that is, contains or lies inside one of the inputs, or that
   is or contains the current folder, is refused even with ``--force``. With ``--force`` an
@@ -18,7 +18,9 @@ Every tool writes through this module, which enforces four rules:
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
+import math
 import os
 import os.path as osp
 import shutil
@@ -128,6 +130,24 @@ def check_replaceable(path, is_folder):
                               'replace it, even with --force. Move them, or name another output.')
 
 
+def name_max(folder):
+    """The longest file name ``folder``'s file system takes (255 where it does not say)."""
+    try:
+        return os.pathconf(folder, 'PC_NAME_MAX')
+    except (OSError, ValueError):
+        return 255
+
+
+def hidden_sibling(path, prefix, suffix=''):
+    """``<prefix><name><suffix>`` beside ``path``, or ``<prefix>~<digest of the name><suffix>`` when that would be
+    longer than the file system takes: every valid output name gets staging and lock siblings."""
+    parent, name = osp.split(osp.abspath(path))
+    sibling = f'{prefix}{name}{suffix}'
+    if len(os.fsencode(sibling)) > name_max(parent if osp.isdir(parent) else '/'):
+        sibling = f'{prefix}~{hashlib.sha256(os.fsencode(name)).hexdigest()[:32]}{suffix}'
+    return osp.join(parent, sibling)
+
+
 @contextlib.contextmanager
 def output_lock(path):
     """Hold the lock on output ``path`` (a hidden ``.<name>.lock`` sibling) for the duration of the block.
@@ -135,7 +155,7 @@ def output_lock(path):
     Raises:
         OutputError: when another process holds it.
     """
-    lock_path = osp.join(osp.dirname(osp.abspath(path)), f'.{osp.basename(osp.abspath(path))}.lock')
+    lock_path = hidden_sibling(path, '.', '.lock')
     while True:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -169,12 +189,20 @@ def remove_path(path):
         os.remove(path)
 
 
+def staging_sibling(path, kind, tag):
+    """The hidden sibling of output ``path`` that run ``tag`` builds it in (``kind`` ``partial``) or moves the old
+    output aside to (``old``)."""
+    return hidden_sibling(path, f'.{kind}-{tag}-')
+
+
 def _remove_leftovers(path):
     """Remove the staging siblings a killed run left for ``path`` (only called while holding its lock)."""
-    parent, name = osp.split(osp.abspath(path))
+    parent = osp.dirname(osp.abspath(path))
     for entry in os.listdir(parent):
-        for prefix in ('.partial-', '.old-'):
-            if entry.startswith(prefix) and entry[len(prefix):].partition('-')[2] == name:
+        for kind in ('partial', 'old'):
+            prefix = f'.{kind}-'
+            tag = entry[len(prefix):].partition('-')[0]
+            if entry.startswith(prefix) and osp.basename(staging_sibling(path, kind, tag)) == entry:
                 remove_path(osp.join(parent, entry))
 
 
@@ -221,8 +249,7 @@ def staged_outputs(files=(), folders=(), overwrite=False, inputs=(), tool='memde
     """
     kinds = check_outputs(files, folders, overwrite, inputs)
     tag = uuid.uuid4().hex[:8]
-    staging = {p: osp.join(osp.dirname(osp.abspath(p)), f'.partial-{tag}-{osp.basename(osp.abspath(p))}')
-               for p in kinds}
+    staging = {p: staging_sibling(p, 'partial', tag) for p in kinds}
     with contextlib.ExitStack() as locks:
         for path in kinds:
             os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
@@ -242,7 +269,7 @@ def staged_outputs(files=(), folders=(), overwrite=False, inputs=(), tool='memde
         backups = {}
         for final, tmp in staging.items():
             if osp.lexists(final):
-                backups[final] = osp.join(osp.dirname(tmp), f'.old-{tag}-{osp.basename(osp.abspath(final))}')
+                backups[final] = staging_sibling(final, 'old', tag)
                 os.replace(final, backups[final])
             os.replace(tmp, final)
         for backup in backups.values():
@@ -277,3 +304,35 @@ def write_text_atomic(path, text):
     """Replace ``path`` by ``text`` (UTF-8) as a whole: readers see the old file or the complete new one."""
     with atomic_file(path) as tmp:
         write_bytes(tmp, text.encode())
+
+
+NON_FINITE = {'inf': float('inf'), '-inf': float('-inf'), 'nan': float('nan')}
+
+
+def strict_json(value):
+    """``value`` with every non-finite float as the string ``"inf"``, ``"-inf"`` or ``"nan"`` (the PSNR of identical
+    frames, the NIQE of a black one): JSON has no such numbers, and strict parsers refuse Python's bare
+    ``Infinity``/``NaN``. ``numbers_from_json`` turns them back."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return 'nan' if math.isnan(value) else ('inf' if value > 0 else '-inf')
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
+def numbers_from_json(value):
+    """What ``strict_json`` wrote, with ``"inf"``, ``"-inf"`` and ``"nan"`` as floats again."""
+    if isinstance(value, str):
+        return NON_FINITE.get(value, value)
+    if isinstance(value, dict):
+        return {key: numbers_from_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [numbers_from_json(item) for item in value]
+    return value
+
+
+def write_json_atomic(path, value):
+    """Replace ``path`` by ``value`` as strict JSON (``strict_json``), written whole."""
+    write_text_atomic(path, json.dumps(strict_json(value), indent=2, allow_nan=False) + '\n')

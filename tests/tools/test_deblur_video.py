@@ -81,7 +81,8 @@ def test_tool_deblurs_a_video_and_a_frame_folder(tool_options, synthetic_gopro, 
     result = deblur(folder, '-o', pngs, '--opt', tool_options, '--window', 5, '--overlap', 2)
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in pngs.glob('*.png')) == sorted(p.name for p in folder.iterdir())
-    assert sorted(p.name for p in pngs.iterdir() if p.suffix != '.png') == ['.memdeblur-output.json']  # ownership
+    assert sorted(p.name for p in pngs.iterdir() if p.suffix != '.png') == [  # ownership, what made it
+        '.memdeblur-output.json', '.memdeblur-run.json']
     assert cv2.imread(str(next(pngs.glob('*.png')))).shape == (64, 96, 3)
 
 

@@ -29,7 +29,7 @@ from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import MANIFEST, OutputError, output_lock, staged_outputs
 from memdeblur.utils.run_options import read_options
 from memdeblur.utils.safe_load import apply_overrides, load_options, parse_override
-from memdeblur.data.video_io import VideoWriter
+from memdeblur.data.video_io import RECORD_FILE, VideoWriter
 from tests.conftest import REPO_ROOT
 from tests.pipeline_helpers import run_tool
 
@@ -237,7 +237,7 @@ def test_force_replaces_only_outputs_the_tool_wrote(tool_options, tmp_path):
         result = run_tool('deblur_video.py', tmp_path / 'frames', '-o', out, '--opt', tool_options, '--force',
                           fresh=True)
         assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, '0000.png', '0001.png', '0002.png']
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, RECORD_FILE, '0000.png', '0001.png', '0002.png']
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
 
 

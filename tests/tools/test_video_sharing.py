@@ -1,5 +1,6 @@
 """Many videos, many processes: torchrun shares a folder of sequences; --resume finishes an interrupted run."""
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -115,3 +116,100 @@ def test_torchrun_shares_the_windows_of_one_long_video(tiny_options, tmp_path):
             decoded.append(np.stack([f.to_ndarray(format='rgb24') for f in container.decode(video=0)]))
     assert decoded[0].shape[0] == 23 and np.abs(decoded[0].astype(int) - decoded[1].astype(int)).max() <= 2
     assert not list(tmp_path.glob('memdeblur_shared_*'))  # the windows' exchange folder is gone
+
+
+def launch(*args, port, fsize_limit=None, marker=None):
+    """``torchrun --nproc_per_node=2 tools/deblur_video.py args`` started in the background; with ``fsize_limit``,
+    no process of the run can write a file larger than that many bytes (a scratch that fills up); ``marker``, a
+    variable of the run's environment, tells its processes from others'."""
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_limit, fsize_limit))
+
+    command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={port}', TOOL,
+               *map(str, args)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**ENV, 'MEMDEBLUR_TEST_RUN': marker or ''}, start_new_session=True,
+                            preexec_fn=limit_file_size if fsize_limit else None)
+
+
+def output_when_stopped(run, seconds):
+    """The run's output once it stops; a run still going after ``seconds`` is killed, and the test fails."""
+    try:
+        return run.communicate(timeout=seconds)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.communicate()
+        pytest.fail(f'the run was still going after {seconds} s (hung)')
+
+
+def our_output(output):
+    """A run's output without torchrun's own failure report (its traceback of ChildFailedError and the table of
+    failed processes, which the launcher prints whenever a process exits with an error)."""
+    report = output.find('Traceback (most recent call last):\n  File "<frozen runpy>"')
+    return output[:report] if report >= 0 else output
+
+
+def our_lines(output):
+    """Our processes' lines, without torchrun's log lines."""
+    return [line for line in our_output(output).splitlines() if 'torch/distributed/elastic' not in line]
+
+
+def assert_stopped_cleanly(output, returncode, scratch, out):
+    assert returncode != 0
+    assert 'Traceback' not in our_output(output), output[-3000:]
+    assert 'gloo' not in output.lower() and 'Connection closed' not in output, output[-3000:]
+    assert not list(scratch.glob('memdeblur_shared_*')), 'the shared scratch was left behind'
+    assert not out.exists() or not any(out.iterdir())
+    assert not [p for p in out.parent.iterdir() if p.name.startswith('.partial')]
+
+
+@pytest.mark.slow
+def test_a_scratch_that_fills_up_stops_every_process_with_one_line(tiny_options, tmp_path):
+    """Process 1 cannot write its window for process 0 (a full scratch): both stop within seconds, process 0 says
+    why in one line, nothing is left behind. (Before: process 1 waited at a barrier, process 0 polled for ever.)"""
+    clip = sequences(tmp_path / 'clips', 1, frames=23, size=(40, 56)) / 'seq0'
+    scratch = tmp_path / 'scratch'
+    scratch.mkdir()
+    out = tmp_path / 'out'
+    run = launch(clip, '-o', out, '--opt', tiny_options, '--window', 6, '--overlap', 2, '--scratch', scratch,
+                 port=29574, fsize_limit=16 * 1024)
+    output = output_when_stopped(run, 120)
+    errors = [line for line in our_lines(output) if line.startswith('error:')]
+    assert len(errors) == 1 and 'process 1 of 2 failed' in errors[0] and '--scratch' in errors[0], output[-3000:]
+    assert_stopped_cleanly(output, run.returncode, scratch, out)
+
+
+def process_of_rank(marker, rank):
+    """The pid of the deblurring process of ``rank`` in the run whose environment holds ``marker``."""
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            environ = open(f'/proc/{pid}/environ', 'rb').read().split(b'\0')
+        except OSError:
+            continue
+        if marker.encode() in environ and f'RANK={rank}'.encode() in environ:
+            return int(pid)
+    return None
+
+
+@pytest.mark.slow
+def test_a_killed_process_stops_the_run_without_tracebacks(tiny_options, tmp_path):
+    """SIGKILL of process 1 while the windows of one video are shared: process 0 stops within seconds, removes its
+    output and the shared scratch, and nobody prints a gloo traceback."""
+    clip = sequences(tmp_path / 'clips', 1, frames=60, size=(64, 96)) / 'seq0'
+    scratch = tmp_path / 'scratch'
+    scratch.mkdir()
+    out = tmp_path / 'out'
+    run = launch(clip, '-o', out, '--opt', tiny_options, '--window', 4, '--overlap', 1, '--scratch', scratch,
+                 port=29575, marker=tmp_path.name)
+    deadline = time.monotonic() + 120
+    while not list(scratch.glob('memdeblur_shared_*/window_*.pt')) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim = process_of_rank(f'MEMDEBLUR_TEST_RUN={tmp_path.name}', 1)
+    assert victim is not None and run.poll() is None, 'the run ended before process 1 could be killed'
+    os.kill(victim, signal.SIGKILL)
+    output = output_when_stopped(run, 60)
+    errors = [line for line in our_lines(output) if line.startswith('error:')]
+    assert len(errors) <= 1 and all('process 1 of 2 failed' in line for line in errors), output[-3000:]
+    assert_stopped_cleanly(output, run.returncode, scratch, out)

@@ -11,33 +11,11 @@ import av
 import cv2
 import numpy as np
 import pytest
-import torch
-import yaml
-from basicsr.utils.registry import ARCH_REGISTRY
-from torch import nn
 
 from tests.pipeline_helpers import run_tool
 
 BT709, LIMITED, FULL = 1, 1, 2
 HOLD = 15000  # ticks of 1/30000 s: the fifth frame comes half a second late
-
-
-@ARCH_REGISTRY.register()
-class IdentityTestNet(nn.Module):
-    """Returns its input: a whole-clip network whose output is known."""
-
-    def forward(self, lqs):
-        return lqs.clone()
-
-
-@pytest.fixture
-def identity_options(tmp_path):
-    weights = tmp_path / 'identity.pth'
-    torch.save({'params': {}}, weights)
-    path = tmp_path / 'identity.yml'
-    path.write_text(yaml.safe_dump({'name': 'identity', 'network_g': {'type': 'IdentityTestNet'},
-                                    'path': {'pretrain_network_g': str(weights)}}))
-    return str(path)
 
 
 def ramp_image(height=48, width=64):
@@ -179,15 +157,21 @@ def test_names_that_cannot_be_written_and_bad_values_are_refused_naming_the_flag
     assert not list(tmp_path.glob('x.mp4*'))
 
 
-def test_side_by_side_halves_are_labelled(identity_options, tmp_path):
+def test_side_by_side_halves_are_labelled_as_the_player_shows_them(identity_options, tmp_path):
+    """A portrait phone clip (coded 48x64, shown rotated 90 degrees): the player shows the two halves upright next to
+    each other, each under its label, and the output keeps the rotation tag."""
     source = tmp_path / 'phone.mp4'
     phone_clip(source)
     out = tmp_path / 'side.mp4'
     assert deblur(source, '-o', out, '--opt', identity_options, '--side-by-side').returncode == 0
-    frame = facts(out)['rgb'][0]
-    assert frame.shape[1] == 2 * 64 and frame.shape[0] > 48  # a banner above each half
-    banner = frame[:frame.shape[0] - 48]
+    written = facts(out)
+    assert written['rotation'] == 90
+    shown = np.rot90(written['rgb'][0], 1)  # as a player shows it: 90 degrees counter-clockwise
+    assert shown.shape[1] == 2 * 48 and shown.shape[0] > 64  # halves side by side, a banner above each
+    banner = shown[:shown.shape[0] - 64]
     assert banner.max() > 200 and np.median(banner) < 30  # white text on black
+    upright = np.rot90(ramp_image(), 1)
+    assert np.abs(shown[-64:, :48].astype(int) - upright).mean() < 6  # the input half, upright
 
 
 def test_a_report_for_footage_without_ground_truth(identity_options, tmp_path):
