@@ -62,7 +62,9 @@ def _raise_terminated(signum, frame):
 def run_tool(main, argv=None):
     """Run a tool's ``main(argv)`` and exit with its status; user errors print ``error: ...`` and exit 1.
 
-    With ``--debug`` on the command line, errors keep their traceback.
+    With ``--debug`` on the command line, errors keep their traceback. Once ``main`` is over, SIGTERM ends the
+    process as it normally does: the clean-up it interrupts is done, and an exception raised in the interpreter's
+    shutdown (torchrun stops the other processes of a run that failed) would print a traceback.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
@@ -71,11 +73,15 @@ def run_tool(main, argv=None):
     except USER_ERRORS as err:
         if '--debug' in argv:
             raise
-        sys.exit(f'error: {err}')
+        status = f'error: {err}'
     except KeyboardInterrupt:
         if '--debug' in argv:
             raise
-        sys.exit('interrupted; nothing partial was left in place of an output.')
+        status = 'interrupted; nothing partial was left in place of an output.'
+    if isinstance(status, str):
+        print(status, file=sys.stderr, flush=True)
+        status = 1
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     sys.exit(status or 0)
 
 

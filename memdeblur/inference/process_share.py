@@ -13,7 +13,9 @@ heard by a thread in each process:
 
 No process waits without hearing from the others: collective waits are polled, and process 0's wait for another
 process's window has a time limit. A stop reaches the main thread as a signal (``STOP_SIGNAL``), so that it
-interrupts whatever the process is doing between two operations.
+interrupts whatever the process is doing between two operations; torchrun's SIGTERM (sent to the others when one
+process exits with an error) stops a process once, quietly, and neither interrupts a clean-up under way
+(``hold_stops``).
 """
 import contextlib
 import datetime
@@ -45,10 +47,11 @@ class PeerFailed(RuntimeError):
 
 
 class StoppedByPeer(SystemExit):
-    """Process 0 stopped the run (raised in the other processes, which exit with status 1 and print nothing)."""
+    """Process 0 (or torchrun: SIGTERM) stopped the run: raised in the other processes, which exit without a word
+    (status 1, or 128 + the signal's number)."""
 
-    def __init__(self):
-        super().__init__(1)
+    def __init__(self, status=1):
+        super().__init__(status)
 
 
 def _send(kind, payload, peer, group):
@@ -71,7 +74,7 @@ def _receive(peer, group):
 def one_line(err):
     """An exception as the one line a tool prints for it."""
     text = str(err).strip().splitlines()
-    return f'{text[0]}' if text else type(err).__name__
+    return text[0] if text else type(err).__name__
 
 
 class ProcessShare:
@@ -91,7 +94,7 @@ class ProcessShare:
         self._sent = False  # this process's last word went out with its items (``finish``)
         self._gathered = {}
         self._listeners = []
-        self._previous_handler = None
+        self._previous_handlers = {}
         if self.world_size == 1:
             return
         if not dist.is_initialized():
@@ -101,7 +104,8 @@ class ProcessShare:
         dist.broadcast_object_list(box, src=0)  # every process names the shared scratch folders alike
         self.token = box[0]
         if threading.current_thread() is threading.main_thread():
-            self._previous_handler = signal.signal(STOP_SIGNAL, self._raise_stop)
+            self._previous_handlers = {STOP_SIGNAL: signal.signal(STOP_SIGNAL, self._raise_stop),
+                                       signal.SIGTERM: signal.signal(signal.SIGTERM, self._raise_terminated)}
         for peer in (range(1, self.world_size) if self.rank == 0 else [0]):
             listener = threading.Thread(target=self._listen, args=(peer, ), daemon=True)
             listener.start()
@@ -121,7 +125,7 @@ class ProcessShare:
             return
         if self._failure is None:
             self._failure = (peer, payload if kind == FAILED else 'stop')
-            if self._previous_handler is not None:
+            if self._previous_handlers:
                 signal.pthread_kill(threading.main_thread().ident, STOP_SIGNAL)
 
     def _stop_error(self):
@@ -134,6 +138,17 @@ class ProcessShare:
         if self._failure is not None and not self._stop_raised:
             self._stop_raised = True
             raise self._stop_error()
+
+    def _raise_terminated(self, signum, frame):
+        """SIGTERM (torchrun stops the others when one process ended with an error): stop once, quietly; a stop
+        already under way (``hold_stops``) is not interrupted, so that its clean-up finishes."""
+        if not self._stop_raised:
+            self._stop_raised = True
+            raise StoppedByPeer(128 + signum)
+
+    def hold_stops(self):
+        """This process is stopping: no further stop signal interrupts its clean-up."""
+        self._stop_raised = True
 
     def check(self):
         """Raise the stop another process asked for, if any (where the signal cannot reach: other threads)."""
@@ -179,7 +194,7 @@ class ProcessShare:
         (``StoppedByPeer``)."""
         if self.world_size == 1:
             return
-        self._stop_raised = True  # no stop is raised into the clean-up
+        self.hold_stops()
         try:
             if self.rank == 0:
                 for peer in range(1, self.world_size):
@@ -196,8 +211,9 @@ class ProcessShare:
                 if self._failure is not None and error is None:
                     raise StoppedByPeer()  # process 0 failed after this process had finished its share
         finally:
-            if self._previous_handler is not None:
-                signal.signal(STOP_SIGNAL, self._previous_handler)
+            if error is None:  # else the process is stopping: signals stay held until it has exited
+                for signum, handler in self._previous_handlers.items():
+                    signal.signal(signum, handler)
             if not any(listener.is_alive() for listener in self._listeners):  # else the process is stopping
                 with contextlib.suppress(Exception):
                     dist.destroy_process_group()
@@ -211,6 +227,7 @@ def shared_scratch(share, scratch, index):
     try:
         yield folder
     except BaseException:
+        share.hold_stops()
         shutil.rmtree(folder, ignore_errors=True)
         raise
     share.barrier()
