@@ -135,9 +135,7 @@ class ProcessShare:
         return StoppedByPeer()
 
     def _raise_stop(self, signum, frame):
-        if self._failure is not None and not self._stop_raised:
-            self._stop_raised = True
-            raise self._stop_error()
+        self.check()
 
     def _raise_terminated(self, signum, frame):
         """SIGTERM (torchrun stops the others when one process ended with an error): stop once, quietly; a stop
@@ -151,7 +149,8 @@ class ProcessShare:
         self._stop_raised = True
 
     def check(self):
-        """Raise the stop another process asked for, if any (where the signal cannot reach: other threads)."""
+        """Raise the stop another process asked for, if any and none is under way (the stop signal's handler, and
+        the polling loops)."""
         if self._failure is not None and not self._stop_raised:
             self._stop_raised = True
             raise self._stop_error()
