@@ -43,7 +43,7 @@ from memdeblur.inference.process_share import ProcessShare
 from memdeblur.inference.run_plan import check_planned, file_digest, plan_run, resume_mismatch, run_record
 from memdeblur.inference.video_deblurring import AUTO_TILE, MIN_TILE, VideoDeblurrer
 from memdeblur.cli import run_tool, tool_parser
-from memdeblur.utils.checkpoint import network_from_options
+from memdeblur.utils.checkpoint import network_from_options, weights_source
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import write_json_atomic
 from memdeblur.utils.precision import PRECISIONS, refuse_float16_without_gpu
@@ -184,11 +184,10 @@ def main(argv=None):
 
 def run_settings(args, opt):
     """What determines a run's outputs, as plain values: ``--resume`` keeps only outputs made with the same."""
-    path_opt = opt.get('path') or {}
-    weights = args.ckpt or path_opt.get('pretrain_network_g')
+    weights, param_key, strict = weights_source(opt, args.ckpt)
     return {'network': json.loads(json.dumps(opt['network_g'], sort_keys=True, default=str)),
             'weights': file_digest(weights) if weights and os.path.isfile(weights) else None,
-            'param_key_g': path_opt.get('param_key_g', 'params'), 'strict_load_g': path_opt.get('strict_load_g', True),
+            'param_key_g': param_key, 'strict_load_g': strict,
             **{f'--{name.replace("_", "-")}': getattr(args, name) for name in RESULT_FLAGS},
             '--fps': None if args.fps is None else str(args.fps)}
 
@@ -211,7 +210,7 @@ def resumable(plans, settings, share):
                           '--resume.')
     if share.rank == 0:
         print(f'--resume: {len(done)} of {len(plans)} outputs exist and are kept')
-    return [plan for plan in plans if plan not in done]
+    return [plan for plan in plans if not os.path.lexists(plan.output)]
 
 
 def deblur_everything(args, share):

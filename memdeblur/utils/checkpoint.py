@@ -314,21 +314,26 @@ def load_pretrained(net, path, param_key='params', strict=True):
     return net
 
 
+def weights_source(opt, ckpt=None):
+    """(file, param_key, strict) of the weights an options file names, read as BasicSR's model reads them:
+    ``path:pretrain_network_g`` (or ``ckpt``), ``path:param_key_g`` (e.g. ``params_ema``), ``path:strict_load_g``."""
+    path_opt = opt.get('path') or {}
+    return (ckpt or path_opt.get('pretrain_network_g'), path_opt.get('param_key_g', 'params'),
+            path_opt.get('strict_load_g', True))
+
+
 def network_from_options(opt, opt_path='options', ckpt=None):
-    """The network of an options file (read by ``read_options``) with its weights, loaded as ``tools/test.py``
-    loads them: from ``ckpt`` or the file's ``path:pretrain_network_g`` (BasicSR or the authors' format), with the
-    file's ``path:param_key_g`` (e.g. ``params_ema``) and ``path:strict_load_g``, so that one options file gives
-    the same weights in every tool."""
+    """The network of an options file (read by ``read_options``) with its weights (``weights_source``; BasicSR or
+    the authors' format), loaded as ``tools/test.py`` loads them, so that one options file gives the same weights in
+    every tool."""
     from basicsr.archs import build_network
 
     if 'network_g' not in opt:
         raise CheckpointError(f'{opt_path} has no network_g section.')
-    path_opt = opt.get('path') or {}
-    weights = ckpt or path_opt.get('pretrain_network_g')
+    weights, param_key, strict = weights_source(opt, ckpt)
     if not weights:
         raise CheckpointError(f'No weights: give --ckpt or set path:pretrain_network_g in {opt_path}.')
-    return load_pretrained(build_network(dict(opt['network_g'])), weights, path_opt.get('param_key_g', 'params'),
-                           path_opt.get('strict_load_g', True))
+    return load_pretrained(build_network(dict(opt['network_g'])), weights, param_key, strict)
 
 
 def same_file(path_a, path_b):
