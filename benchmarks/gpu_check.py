@@ -131,17 +131,15 @@ def speed(fixtures, lines):
 
 def video_memory(fixtures, lines):
     """Streamed windows at 720x1280, restored as tools/deblur_video.py does: peak GPU memory against length."""
-    from memdeblur.inference.fast_path import inference_runner
-    from memdeblur.inference.windows import restore_stream, window_restorer
-    restore = window_restorer(*inference_runner(released_net(fixtures), 'cuda', 'float16'), torch.device('cuda'),
-                              margins=(0, 0), tile=0, tile_overlap=0)
+    from memdeblur.inference.restorer import Restorer
+    restorer = Restorer(released_net(fixtures), 'cuda', 'float16', window=30, overlap=6, tile=0)
     lines += ['## Bounded memory at 720x1280 (the video tool\'s windows of 30, overlap 6, fast float16)', '',
               '| frames | peak GPU MiB | ms/frame |', '|---|---|---|']
     for length in (30, 300, 1000):
         torch.cuda.reset_peak_memory_stats()
         frame = torch.randint(0, 256, (3, 720, 1280), dtype=torch.uint8)
         start = time.perf_counter()
-        count = sum(1 for _ in restore_stream(restore, (frame for _ in range(length)), 30, 6))
+        count = sum(1 for _ in restorer.restore(frame for _ in range(length)))
         torch.cuda.synchronize()
         ms = 1000 * (time.perf_counter() - start) / length
         lines.append(f'| {count} | {torch.cuda.max_memory_allocated() / 2**20:.0f} | {ms:.1f} |')

@@ -6,16 +6,20 @@
     python tools/deblur_video.py clips/ -o out/ --opt options/baselines/test_estrnn_b15c80_bsd_2ms16ms.yml
     torchrun --nproc_per_node=4 tools/deblur_video.py clips/ -o out/ --opt options/test_memdeblur_gopro_ds.yml
     python tools/deblur_video.py clips/ -o out/ --opt options/test_memdeblur_gopro_ds.yml --resume
+    python tools/deblur_video.py blurry.mp4 -o deblurred.mp4 --ckpt memdeblur.onnx --backend openvino
 
 No ground truth is needed. --opt takes any test options file: its network_g and its weights
 (path:pretrain_network_g, or --ckpt; BasicSR or the authors' format) are used; MemDeblur,
-ESTRNN and BasicVSR++ (any whole-clip network) are supported. Frames are read and written as a
+ESTRNN and BasicVSR++ (any whole-clip network) are supported. A model exported by tools/export_onnx.py
+(--ckpt model.onnx, no --opt) runs in ONNX Runtime or OpenVINO (--backend), with the same windows,
+tiles, outputs and torchrun sharing; its window is the one it was exported for. Frames are read and written as a
 stream and restored in overlapping windows (--window, --overlap), so memory does not grow with
 the length of the video; large frames are restored in overlapping tiles (--tile, --tile-overlap).
 Output: an mp4 (same frame rate, H.264 CRF 17, visually lossless) or a folder of PNG frames;
 nothing existing is replaced without --force, and nothing is left behind when a run fails.
 --summary writes what the last lines print (frames, seconds, peak memory per sequence) as JSON
-for scripts. Library users get the same from memdeblur.inference.video_deblurring.VideoDeblurrer.
+for scripts. Library users get the same from memdeblur.inference.video_deblurring.VideoDeblurrer, and
+frames in, frames out from memdeblur.inference.restorer.Restorer, which every path here goes through.
 Under torchrun the sequences of a folder are shared between the processes (each on its own GPU
 where there are GPUs), or, with fewer sequences than processes, the windows of each sequence;
 either way they write what one process writes. --resume skips the outputs that exist.
@@ -41,7 +45,10 @@ from memdeblur.data.video_io import DEFAULT_CRF, find_inputs
 from memdeblur.evaluation.no_reference import NIQE_MIN_SIDE
 from memdeblur.inference.process_share import ProcessShare
 from memdeblur.inference.run_plan import check_planned, file_digest, plan_run, resume_mismatch, run_record
-from memdeblur.inference.video_deblurring import AUTO_TILE, MIN_TILE, VideoDeblurrer
+from memdeblur.inference.onnx_backends import BACKENDS
+from memdeblur.inference.restorer import AUTO_TILE, DEFAULT_OVERLAP, DEFAULT_WINDOW, Restorer, check_settings, \
+    default_overlap
+from memdeblur.inference.video_deblurring import VideoDeblurrer
 from memdeblur.cli import run_tool, tool_parser
 from memdeblur.utils.checkpoint import network_from_options, weights_source
 from memdeblur.utils.option_check import OptionError
@@ -58,14 +65,22 @@ def build_parser():
     parser.add_argument('-o', '--output', required=True,
                         help='output .mp4 (or other video extension), or a folder for PNG frames; for several input '
                         'sequences a folder receiving one output per sequence')
-    parser.add_argument('--opt', required=True, help='test options file giving network_g (and the weights)')
-    parser.add_argument('--ckpt', help='weights (default: the options file\'s path:pretrain_network_g)')
+    parser.add_argument('--opt', help='test options file giving network_g (and the weights); not with an exported '
+                        '.onnx model')
+    parser.add_argument('--ckpt', help='weights (default: the options file\'s path:pretrain_network_g), or an '
+                        'exported .onnx model (tools/export_onnx.py)')
+    parser.add_argument('--backend', choices=('pytorch', *BACKENDS), default=None,
+                        help='pytorch for networks (default); onnxruntime (default for .onnx) or openvino (CPU, '
+                        'float32 or bfloat16) for exported models')
     parser.add_argument('--format', choices=('auto', 'mp4', 'png'), default='auto',
                         help='output kind: auto (default) = mp4 when --output ends in a video extension, PNG frames '
                         'otherwise; with several sequences: png unless mp4 is given')
     parser.add_argument('--side-by-side', action='store_true', help='write input | deblurred side by side')
-    parser.add_argument('--window', type=int, default=30, help='frames restored together (default: 30)')
-    parser.add_argument('--overlap', type=int, default=6, help='frames shared by consecutive windows (default: 6)')
+    parser.add_argument('--window', type=int, default=None,
+                        help=f'frames restored together (default: {DEFAULT_WINDOW}; an exported model\'s own)')
+    parser.add_argument('--overlap', type=int, default=None,
+                        help=f'frames shared by consecutive windows (default: {DEFAULT_OVERLAP}; an exported model\'s '
+                        'window: a fifth of it)')
     parser.add_argument('--tile', default='auto', type=tile_argument,
                         help=f'tile side in pixels, 0 = whole frames; auto (default): {AUTO_TILE} for frames larger '
                         f'than 1280x720, else whole frames')
@@ -152,20 +167,39 @@ def tile_argument(text):
 
 
 def check_arguments(args, device):
-    """Refuse values the restoration would only fail on later."""
-    if args.window < 1 or not 0 <= args.overlap < args.window:
-        raise OptionError(f'--window {args.window} --overlap {args.overlap}: need window >= 1 and 0 <= overlap < '
-                          'window.')
-    if args.exact and args.tile not in ('auto', 0):
-        raise OptionError('--exact restores whole frames; drop --tile (or use windows without --exact).')
-    if args.tile not in ('auto', 0) and not 0 <= args.tile_overlap < args.tile:
-        raise OptionError(f'--tile {args.tile} --tile-overlap {args.tile_overlap}: need 0 <= tile overlap < tile.')
-    if args.tile not in ('auto', 0) and args.tile < MIN_TILE:
-        raise OptionError(f'--tile {args.tile}: tiles of fewer than {MIN_TILE} pixels leave the network too little to '
-                          f'see; give --tile 0 (whole frames) or a side of at least {MIN_TILE}.')
+    """Refuse values the restoration would only fail on later, before anything is loaded (the restorer's own checks,
+    named by their flags)."""
+    if not is_exported(args.ckpt):  # an exported model's window is known once it is read (the restorer checks)
+        window = DEFAULT_WINDOW if args.window is None else args.window
+        check_settings(window, default_overlap(window, False) if args.overlap is None else args.overlap, args.tile,
+                       args.tile_overlap, args.exact, name=lambda setting: '--' + setting.replace('_', '-'))
     if not 0 <= args.crf <= 63:
         raise OptionError(f'--crf {args.crf}: need a value from 0 (lossless) to 51 (H.264) or 63 (VP9).')
     refuse_float16_without_gpu(args.precision, device.type, '--precision')
+    exported = is_exported(args.ckpt)
+    if exported and args.opt:
+        raise OptionError(f'--ckpt {args.ckpt} is an exported model (it holds its network): drop --opt.')
+    if not exported and not args.opt:
+        raise OptionError('--opt: give the test options file of the network (or --ckpt an exported .onnx model).')
+    if not exported and args.backend not in (None, 'pytorch'):
+        raise OptionError(f'--backend {args.backend} runs exported models: export the network first, e.g. python '
+                          f'tools/export_onnx.py CHECKPOINT --opt {args.opt} -o model.onnx --frames '
+                          f'{DEFAULT_WINDOW if args.window is None else args.window}, then give --ckpt model.onnx.')
+
+
+def is_exported(path):
+    """Whether ``--ckpt`` names an exported ONNX model."""
+    return bool(path) and path.lower().endswith('.onnx')
+
+
+def build_restorer(args, opt, device):
+    """The ``Restorer`` of the command line: the options file's network or the exported model, as the flags say."""
+    settings = dict(device=device, precision=args.precision, window=args.window, overlap=args.overlap,
+                    tile=args.tile, tile_overlap=args.tile_overlap, exact=args.exact, scratch=args.scratch)
+    if is_exported(args.ckpt):
+        return Restorer(args.ckpt, backend=args.backend, fast=not args.plain, compile_net=args.compile, **settings)
+    return Restorer(network_from_options(opt, args.opt, args.ckpt), fast=not args.plain, compile_net=args.compile,
+                    **settings)
 
 
 def main(argv=None):
@@ -184,17 +218,30 @@ def main(argv=None):
 
 def run_settings(args, opt):
     """What determines a run's outputs, as plain values: ``--resume`` keeps only outputs made with the same."""
-    weights, param_key, strict = weights_source(opt, args.ckpt)
-    return {'network': json.loads(json.dumps(opt['network_g'], sort_keys=True, default=str)),
-            'weights': file_digest(weights) if weights and os.path.isfile(weights) else None,
-            'param_key_g': param_key, 'strict_load_g': strict,
-            **{f'--{name.replace("_", "-")}': getattr(args, name) for name in RESULT_FLAGS},
+    if is_exported(args.ckpt):
+        from memdeblur.inference.onnx_export import read_export_info  # the onnx package, only for exported models
+        info = read_export_info(args.ckpt)
+        source = {'network': {'type': info['network'], **(info['network_options'] or {})},
+                  'weights': file_digest(args.ckpt), 'exported_frames': info['frames']}
+        window = info['output_frames'] if args.window is None else args.window
+        backend = args.backend or BACKENDS[0]
+        exported = True
+    else:
+        weights, param_key, strict = weights_source(opt, args.ckpt)
+        source = {'network': json.loads(json.dumps(opt['network_g'], sort_keys=True, default=str)),
+                  'weights': file_digest(weights) if weights and os.path.isfile(weights) else None,
+                  'param_key_g': param_key, 'strict_load_g': strict}
+        window, backend, exported = DEFAULT_WINDOW if args.window is None else args.window, 'pytorch', False
+    overlap = default_overlap(window, exported) if args.overlap is None else args.overlap
+    return {**source, **{f'--{name.replace("_", "-")}': getattr(args, name) for name in RESULT_FLAGS},
+            '--window': window, '--overlap': overlap, '--backend': backend,
             '--fps': None if args.fps is None else str(args.fps)}
 
 
-# the flags that change what a run writes (--fps is recorded as text)
-RESULT_FLAGS = ('format', 'side_by_side', 'window', 'overlap', 'tile', 'tile_overlap', 'precision', 'plain', 'codec',
-                'pix_fmt', 'crf', 'exact', 'report')
+# the flags that change what a run writes (besides --window, --overlap, --backend and --fps, recorded as they take
+# effect)
+RESULT_FLAGS = ('format', 'side_by_side', 'tile', 'tile_overlap', 'precision', 'plain', 'codec', 'pix_fmt',
+                'crf', 'exact', 'report')
 
 
 def resumable(plans, settings, share):
@@ -217,7 +264,7 @@ def deblur_everything(args, share):
     """Deblur every input sequence this process's share holds (all of them without torchrun)."""
     device = choose_device(args.device, share.local_rank)
     check_arguments(args, device)
-    opt = read_options(args.opt)
+    opt = None if is_exported(args.ckpt) else read_options(args.opt)
     inputs = find_inputs(args.input, args.fps)
     plans = plan_run(inputs, args.output, args.format, args.report, args.summary)
     read_paths = [args.input, *(seq.path for seq in inputs)]  # no output may be, hold or lie in one of these
@@ -226,11 +273,8 @@ def deblur_everything(args, share):
         plans = resumable(plans, settings, share)
     check_planned(plans, args.summary, read_paths, args.force)
     share.barrier()  # every process has checked the outputs before any writes one
-    deblurrer = VideoDeblurrer(
-        network_from_options(opt, args.opt, args.ckpt), device, args.precision, fast=not args.plain,
-        compile_net=args.compile, window=args.window, overlap=args.overlap, tile=args.tile,
-        tile_overlap=args.tile_overlap, exact=args.exact, scratch=args.scratch, side_by_side=args.side_by_side,
-        codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt, report=args.report)
+    deblurrer = VideoDeblurrer(build_restorer(args, opt, device), side_by_side=args.side_by_side, codec=args.codec,
+                               crf=args.crf, pix_fmt=args.pix_fmt, report=args.report)
 
     def deblur(plan, shared):
         result = deblurrer.deblur(plan.seq, plan.output, read_paths, args.force, share=share if shared else None,

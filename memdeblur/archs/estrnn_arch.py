@@ -156,8 +156,9 @@ class ESTRNNNet(nn.Module):
 
     def traits(self):
         """No output for the first ``past_frames`` and last ``future_frames`` frames; any size (padded inside);
-        the authors' checkpoints."""
-        return NetworkTraits(frame_margins=(self.past_frames, self.future_frames), official_keys=self.official_keys)
+        the authors' checkpoints. A traced graph (ONNX export) holds at every side that needs no padding."""
+        return NetworkTraits(frame_margins=(self.past_frames, self.future_frames), official_keys=self.official_keys,
+                             traced_size_multiple=PAD.multiple)
 
     def forward(self, lqs):
         """

@@ -7,6 +7,8 @@ in banks that every frame reads back by attention. The computation follows the r
 model exactly (see ``docs/architecture.md`` and ``tests/archs/test_memdeblur_arch.py``), so the authors'
 checkpoints load through ``memdeblur.utils.checkpoint``.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 from basicsr.archs.arch_util import make_layer, ResidualBlockNoBN
@@ -25,6 +27,7 @@ from memdeblur.utils.option_check import BOOL, INT, INT_LIST, checked_options, o
 FEAT_CHANNELS = 48  # channels of the encoder D's output: 3 -> 12 -> 48 through two RDBDown(x4)
 SIZE_MULTIPLE = 4  # D halves the size twice
 PAD = SpatialPadding(SIZE_MULTIPLE)  # frames are padded inside, the outputs cropped back
+KEY_REDUCTION = 16  # memory keys are 1/16 of the frame: D's 4, then the ResNet stem's 4 (sides rounded up)
 # What the forward bank memorises under each key (the paper's Table 6): the released model keeps
 # "r" (restored) and "h" (hidden) as separate values; the variants keep one of them, or one joint
 # value encoded from both.
@@ -213,8 +216,28 @@ class MemDeblurNet(nn.Module):
 
     def traits(self):
         """Whole clips of any size (padded inside), the authors' checkpoints, whole-sequence passes
-        (``restore_frames``)."""
-        return NetworkTraits(official_keys=self.official_keys, whole_sequence_passes=True)
+        (``restore_frames``).
+
+        A traced graph (ONNX export) holds at sides that are multiples of ``4 * max(scales)``, where no frame
+        of any scale is padded (the padding amounts are traced as constants), and, from ``traced_min_side``,
+        at every larger such side: a read-out of a bank holding at most ``top_k`` positions takes the full
+        softmax instead of the top-k one, and the trace keeps whichever it took."""
+        return NetworkTraits(official_keys=self.official_keys, whole_sequence_passes=True,
+                             traced_size_multiple=SIZE_MULTIPLE * max(self.scales),
+                             traced_min_side=self._traced_min_side())
+
+    def _traced_min_side(self):
+        """The smallest side (a multiple of ``4 * max(scales)``) at which every read-out is a top-k one.
+
+        The fewest positions a bank is read with are those of one key at the coarsest scale (the forward bank's
+        first read): ``ceil(side / (16 * factor))`` per side (the encoder and the key's ResNet stem each divide
+        by 4, rounding up). Square key maps of ``isqrt(top_k) + 1`` per side have more than ``top_k`` positions.
+        """
+        if not self.use_memory or self.top_k is None:
+            return 0
+        factor = max(self.scales)
+        key_side = math.isqrt(self.top_k) + 1
+        return KEY_REDUCTION * factor * (key_side - 1) + SIZE_MULTIPLE * factor
 
     def compile_targets(self):
         """The modules ``torch.compile`` should compile (``train.compile``): those run once per frame and scale.

@@ -1,2 +1,3 @@
-"""Running a network on video: the fast path, padding to the sizes it takes, windows and tiles in bounded
-memory, exact whole-sequence restoration, and whole videos in and out (``VideoDeblurrer``)."""
+"""Running a model on video: one ``Restorer`` (frames in, frames out) over the fast path, padding to the sizes a
+network takes, windows and tiles in bounded memory, exact whole-sequence restoration and exported models (ONNX
+Runtime, OpenVINO); ONNX export; whole videos in and out (``VideoDeblurrer``)."""

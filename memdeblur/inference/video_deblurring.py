@@ -1,48 +1,32 @@
-"""Deblurring whole videos and frame folders with one network: what ``tools/deblur_video.py`` runs, for library
+"""Deblurring whole videos and frame folders with one model: what ``tools/deblur_video.py`` runs, for library
 users too.
 
+    from memdeblur.inference.restorer import Restorer
     from memdeblur.inference.video_deblurring import VideoDeblurrer
-    from memdeblur.utils.checkpoint import network_from_options
     from memdeblur.data.video_io import find_inputs
-    deblurrer = VideoDeblurrer(network_from_options(read_options('options/test_memdeblur_gopro_ds.yml')))
+    deblurrer = VideoDeblurrer(Restorer.from_options('options/test_memdeblur_gopro_ds.yml'))
     for seq in find_inputs('clips/'):
         deblurrer.deblur(seq, f'out/{seq.name}.mp4')
 
-Each sequence is streamed: frames are read, restored in overlapping windows (``memdeblur.inference.windows``)
-or, with ``exact``, as one whole with per-frame state in scratch files (``memdeblur.inference.exact``), and
-written as they come, so memory does not grow with the length of the video. What the network needs comes from
-its ``network_traits``: frame margins filled by reflection, frame sizes padded; networks that restore the centre
-of a window (EDVR) are tested with ``tools/test.py`` instead.
+Each sequence is streamed through the ``Restorer`` (``memdeblur.inference.restorer``: windows and tiles, or exact
+whole-sequence restoration) and written as its frames come, so memory does not grow with the length of the video;
+this module adds what a file needs: the output's encoding checked before any frame is restored, timestamps,
+side-by-side pictures, the no-reference report, the run's record and the summary.
 """
-import collections
 import itertools
-import os.path as osp
-import tempfile
 import time
+from collections import deque
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
 from memdeblur.data.errors import DataError
+from memdeblur.data.video_io import DEFAULT_CRF, VideoWriter, check_video_encoding, is_video_name
 from memdeblur.evaluation.comparison_image import labelled_row
 from memdeblur.evaluation.no_reference import FootageReport
-from memdeblur.data.video_io import DEFAULT_CRF, VideoWriter, check_video_encoding, is_video_name
-from memdeblur.inference.exact import FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame, \
-    restore_exact
-from memdeblur.inference.fast_path import inference_runner
-from memdeblur.inference.process_share import shared_scratch, shared_windows
-from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
+from memdeblur.inference.process_share import shared_scratch
+from memdeblur.inference.restorer import Restorer
 from memdeblur.inference.run_plan import output_frame_names, report_paths
-from memdeblur.utils.padding import SpatialPadding
-from memdeblur.inference.windows import restore_stream, window_restorer
-from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.memory import peak_memory_mib
-from memdeblur.utils.network_traits import bare_network, network_traits
-
-AUTO_TILE_AREA = 1280 * 720  # frames larger than this are tiled by default
-AUTO_TILE = 512
-MIN_TILE = 32  # smaller tiles leave a network almost nothing around each pixel (MemDeblur's coarsest scale: 2x2)
 
 
 class DiscardedOutput:
@@ -52,11 +36,6 @@ class DiscardedOutput:
 
     def write(self, frame, pts=None):
         self.count += 1
-
-
-def to_image(restored):
-    """(3, H, W) uint8 tensor -> (H, W, 3) numpy, as the writers take it."""
-    return restored.permute(1, 2, 0).numpy()
 
 
 def side_by_side(original, restored, label, rotation=0):
@@ -70,21 +49,10 @@ def side_by_side(original, restored, label, rotation=0):
 
 
 class VideoDeblurrer:
-    """Deblurs sequences (``memdeblur.data.video_io.VideoInput``) into videos or frame folders with one network.
+    """Deblurs sequences (``memdeblur.data.video_io.VideoInput``) into videos or frame folders with one ``Restorer``.
 
     Args:
-        net (nn.Module): A loaded network that restores whole clips (any ``network_traits`` but a window).
-        device (torch.device | str): Where it runs.
-        precision (str): ``float32``, ``bfloat16`` or ``float16`` (GPUs).
-        fast (bool): The fast path (``memdeblur.inference.fast_path``); False runs the network as it is.
-        compile_net (bool): ``torch.compile`` the network.
-        window, overlap (int): Frames restored together and shared by consecutive windows.
-        tile (int | str): Tile side in pixels, 0 for whole frames, ``auto``: ``AUTO_TILE`` for frames larger than
-            1280x720.
-        tile_overlap (int): Pixels shared by neighbouring tiles.
-        exact (bool): Restore each sequence as one whole (``whole_sequence_passes`` networks), per-frame state in
-            ``scratch``.
-        scratch (str | None): Folder for ``exact``'s scratch files (default: the system's temporary folder).
+        restorer (Restorer): The model and how it runs (windows, tiles, exact, device, precision, backend).
         side_by_side (bool): Write input | deblurred side by side.
         codec (str | None): Video codec of video outputs (default: the container's).
         crf (int): Its constant rate factor.
@@ -93,26 +61,12 @@ class VideoDeblurrer:
             NIQE of input and output frames, CSV and plot (``memdeblur.evaluation.no_reference``).
     """
 
-    def __init__(self, net, device='cpu', precision='float32', fast=True, compile_net=False, window=30, overlap=6,
-                 tile='auto', tile_overlap=32, exact=False, scratch=None, side_by_side=False, codec=None,
-                 crf=DEFAULT_CRF, pix_fmt=None, report=False):
-        traits = network_traits(net)
-        if traits.restores_windows:
-            raise DataError(f'{type(net).__name__} restores the centre of a {traits.window}-frame window; this tool '
-                            'runs networks that restore whole clips (MemDeblur, ESTRNN, BasicVSR++): test '
-                            'sliding-window networks (EDVR) with tools/test.py.')
-        self.device = torch.device(device)
-        self.label = f'deblurred ({type(bare_network(net)).__name__})'
-        self.margins = traits.frame_margins
-        self.padding = SpatialPadding.for_network(net)
-        self.runner, self.context = inference_runner(net, self.device, precision, fast=fast, compile_net=compile_net)
-        if self.device.type == 'cpu' and fast:
-            retain_freed_memory()
-        if exact:
-            check_exact_supported(self.runner)
-        self.window, self.overlap, self.tile, self.tile_overlap = window, overlap, tile, tile_overlap
-        self.exact, self.scratch, self.side_by_side = exact, scratch or tempfile.gettempdir(), side_by_side
-        self.codec, self.crf, self.pix_fmt, self.report = codec, crf, pix_fmt, report
+    def __init__(self, restorer, side_by_side=False, codec=None, crf=DEFAULT_CRF, pix_fmt=None, report=False):
+        if not isinstance(restorer, Restorer):
+            raise TypeError(f'VideoDeblurrer takes a Restorer (memdeblur.inference.restorer), got '
+                            f'{type(restorer).__name__}: VideoDeblurrer(Restorer(net, ...)).')
+        self.restorer, self.label = restorer, restorer.label
+        self.side_by_side, self.codec, self.crf, self.pix_fmt, self.report = side_by_side, codec, crf, pix_fmt, report
         self._report = None
         self._shared_sequences = itertools.count()  # names each shared sequence's scratch alike in every process
 
@@ -145,26 +99,25 @@ class VideoDeblurrer:
                                  seq.facts.colour if seq.facts else None)
         start = time.perf_counter()
         shared = share is not None and share.world_size > 1
-        scratch = shared_scratch(share, self.scratch, next(self._shared_sequences)) if shared else None
+        exact = self.restorer.exact
+        scratch = shared_scratch(share, self.restorer.scratch, next(self._shared_sequences)) if shared else None
         if shared and share.rank != 0:
-            if not self.exact:
+            if not exact:
                 with scratch as folder:
-                    self._deblur_windows(seq, DiscardedOutput(), self._tile_size(*first.shape[:2]), share, folder)
+                    self._deblur(seq, DiscardedOutput(), share, folder)
             return None
         self._report = FootageReport() if self.report else None
         names = None if is_video_name(out_path) else output_frame_names(seq)
         writer = VideoWriter(out_path, seq.fps, names, list(inputs), overwrite, source=seq, codec=self.codec,
                              crf=self.crf, pix_fmt=self.pix_fmt, record=record)
         with writer:
-            if self.exact:
-                self._deblur_exact(seq, writer)
-            elif shared:
+            if shared and not exact:
                 with scratch as folder:
-                    self._deblur_windows(seq, writer, self._tile_size(*first.shape[:2]), share, folder)
+                    self._deblur(seq, writer, share, folder)
             else:
-                self._deblur_windows(seq, writer, self._tile_size(*first.shape[:2]))
+                self._deblur(seq, writer)
         seconds = time.perf_counter() - start
-        memory, kind = peak_memory_mib(self.device)
+        memory, kind = peak_memory_mib(self.restorer.device)
         summary = {'sequence': seq.name, 'output': out_path, 'frames': writer.count, 'seconds': seconds,
                    'frames_per_second': writer.count / seconds, 'peak_memory_mib': memory, 'peak_memory_kind': kind,
                    'notes': writer.notes}
@@ -178,13 +131,7 @@ class VideoDeblurrer:
     def _rotation(seq):
         return seq.facts.rotation if seq.facts else 0
 
-    def _tile_size(self, height, width):
-        if self.tile == 'auto':
-            return AUTO_TILE if height * width > AUTO_TILE_AREA else 0
-        return self.tile
-
-    def _write(self, writer, original, restored, pts, seq):
-        image = to_image(restored)
+    def _write(self, writer, original, image, pts, seq):
         if self._report is not None:
             shown = writer.count / seq.fps if pts is None else float(pts * seq.facts.time_base)
             self._report.add(shown, original, image)
@@ -192,45 +139,16 @@ class VideoDeblurrer:
             image = side_by_side(original, image, self.label, self._rotation(seq))
         writer.write(image, pts)
 
-    def _deblur_windows(self, seq, writer, tile, share=None, folder=None):
-        """Stream the sequence through overlapping windows into ``writer`` (with ``share``: the windows shared
-        between its processes through ``folder``)."""
-        restore = window_restorer(self.runner, self.context, self.device, self.margins, tile, self.tile_overlap,
-                                  self.padding)
-        if share is not None:
-            restore = shared_windows(restore, share, folder)
-        waiting = collections.deque()  # (input frame for side by side, timestamp) of frames not yet written
+    def _deblur(self, seq, writer, share=None, folder=None):
+        """Stream the sequence through the restorer into ``writer`` (with ``share``: the windows shared between its
+        processes through ``folder``)."""
+        timestamps = deque()  # of the frames read and not yet written
 
         def frames():
             for frame, pts in seq.timed_frames():
-                waiting.append((frame if self.side_by_side or self.report else None, pts))
-                yield torch.from_numpy(frame).permute(2, 0, 1)  # uint8, or uint16 for deeper frames
+                timestamps.append(pts)
+                yield frame
 
-        with tqdm(total=seq.num_frames or None, unit='frame', desc=seq.name) as bar:
-            for restored in restore_stream(restore, frames(), self.window, self.overlap):
-                original, pts = waiting.popleft()
-                self._write(writer, original, restored, pts, seq)
-                bar.update()
-
-    def _deblur_exact(self, seq, writer):
-        """Restore the sequence as one whole (``restore_exact``) into ``writer``."""
-        with tempfile.TemporaryDirectory(prefix='memdeblur_exact_', dir=self.scratch) as scratch:
-            decoded = FileFrames(osp.join(scratch, 'input.bin'), 0, torch.device('cpu'))
-            timestamps = []
-            try:
-                for frame, pts in tqdm(seq.timed_frames(), total=seq.num_frames or None, unit='frame',
-                                       desc=f'{seq.name} reading'):
-                    decoded.append(torch.from_numpy(frame))
-                    timestamps.append(pts)
-                frames = RecomputedFrames(lambda frame: to_float_frames(frame.permute(2, 0, 1)), decoded)
-                with tqdm(total=len(decoded) * passes_per_frame(self.runner), unit='step',
-                          desc=f'{seq.name} exact') as bar:
-
-                    def write(index, restored):
-                        image = to_integer_frames(restored, decoded[index].dtype)
-                        self._write(writer, decoded[index].numpy(), image, timestamps[index], seq)
-
-                    with self.context():
-                        restore_exact(self.runner, frames, write, scratch, self.device, on_write=bar.update)
-            finally:
-                decoded.close()
+        for original, restored in self.restorer.restore_pairs(frames(), share, folder, seq.num_frames or None,
+                                                              seq.name):
+            self._write(writer, original, restored, timestamps.popleft(), seq)

@@ -8,6 +8,8 @@ window, the rest from the later), so every frame is output exactly once and only
 frames are ever held. ``restore_tiled`` cuts large frames into overlapping tiles and averages
 the overlaps, bounding memory in space as well.
 """
+import collections
+
 import torch
 
 from memdeblur.inference.fast_path import clip_restorer
@@ -18,23 +20,29 @@ from memdeblur.utils.frame_windows import kept_by_earlier
 from memdeblur.utils.network_traits import network_traits
 
 
-def restore_stream(restore, frames, window=30, overlap=6):
+def restore_stream(restore, frames, window=30, overlap=6, full_windows=False):
     """Yield restored frames one by one, in order.
 
     Args:
-        restore (callable): (T, 3, H, W) float [0, 1] -> (T, 3, H, W), the restored window.
-        frames (iterable[Tensor]): (3, H, W) float frames in [0, 1].
+        restore (callable): (T, 3, H, W) window -> (T, 3, H, W), the restored window.
+        frames (iterable[Tensor]): (3, H, W) frames.
         window (int): Frames per window.
         overlap (int): Frames shared by consecutive windows (0 <= overlap < window).
+        full_windows (bool): Every window has ``window`` frames (models exported for a fixed number of frames):
+            the frames after the last full window are restored with the ``window`` frames that end the stream,
+            more context than the short window restored otherwise. Streams shorter than a window still give one
+            short window.
     """
     if not 0 <= overlap < window:
         raise ValueError(f'overlap must be in [0, window), got overlap={overlap}, window={window}.')
     keep_tail = overlap - kept_by_earlier(overlap)  # shared frames taken from the later window
     buffer, skip, pending = [], 0, []
+    recent = collections.deque(maxlen=window if full_windows else 0)  # the last ``window`` frames, for the tail
     for frame in frames:
         if pending and len(buffer) == overlap:  # a new frame: the next window will output the pending ones
             pending = []
         buffer.append(frame)
+        recent.append(frame)
         if len(buffer) == window:
             restored = restore(torch.stack(buffer))
             yield from restored[skip:window - keep_tail]
@@ -42,6 +50,8 @@ def restore_stream(restore, frames, window=30, overlap=6):
             buffer, skip = buffer[window - overlap:], kept_by_earlier(overlap)
     if pending and len(buffer) == overlap:  # the stream ended right after a window
         yield from pending
+    elif buffer and len(recent) == window > len(buffer):
+        yield from restore(torch.stack(list(recent)))[window - len(buffer) + skip:]
     elif buffer:
         yield from restore(torch.stack(buffer))[skip:]
 
@@ -85,14 +95,13 @@ def restore_tiled(restore, clip, tile, overlap):
 
 
 def window_restorer(runner, context, device, margins, tile, tile_overlap, padding=SpatialPadding()):
-    """A function restoring an integer window (T, 3, H, W; uint8 or uint16) to the same type (``restore`` of
-    ``restore_stream``).
+    """A function restoring a window (T, 3, H, W; uint8, uint16 or float in [0, 1]) to the same type (``restore``
+    of ``restore_stream``) with a PyTorch network.
 
-    MemDeblur on whole frames (no tiles, or one tile covering the frame) goes through
-    ``whole_window_restorer`` (the same result in a quarter of the memory); tiles, ESTRNN (its past
-    and future frames added by reflection, so every frame is restored) and ``torch.compile``d
-    networks (whose ``restore_frames`` would bypass the compiled forward) through ``clip_restorer``
-    on float32 clips.
+    MemDeblur on whole integer frames (no tiles, or one tile covering the frame) goes through
+    ``whole_window_restorer`` (the same result in a quarter of the memory); tiles, float windows, ESTRNN (its past
+    and future frames added by reflection, so every frame is restored) and ``torch.compile``d networks (whose
+    ``restore_frames`` would bypass the compiled forward) through ``clip_restorer`` on float32 clips.
 
     Args:
         runner, context: From ``inference_runner``.
@@ -105,7 +114,23 @@ def window_restorer(runner, context, device, margins, tile, tile_overlap, paddin
     compiled = hasattr(runner, '_orig_mod')
     restore_whole = None if compiled or not network_traits(runner).whole_sequence_passes else whole_window_restorer(
         runner, context, device)
-    restore_clip = clip_restorer(runner, context, device, padding)
+    return clip_window_restorer(clip_restorer(runner, context, device, padding), margins, tile, tile_overlap,
+                                restore_whole)
+
+
+def clip_window_restorer(restore_clip, margins, tile, tile_overlap, restore_whole=None):
+    """A function restoring a window (T, 3, H, W; uint8, uint16 or float in [0, 1]) to the same type, tile by tile,
+    with any clip restorer (a PyTorch network's or an exported model's).
+
+    Args:
+        restore_clip (callable): (T + margins, 3, h, w) float [0, 1] -> (T, 3, h, w) float [0, 1].
+        margins (tuple[int, int]): Past and future frames ``restore_clip`` takes beyond those it restores; they are
+            added by reflection so every frame is restored.
+        tile (int): Tile side in pixels, 0 for whole frames.
+        tile_overlap (int): Pixels shared by neighbouring tiles.
+        restore_whole (callable | None): Integer window -> the same restored, for whole frames (used instead of
+            ``restore_clip`` when no tile splits the frame).
+    """
     before, after = margins
 
     def restore_part(clip):
@@ -114,6 +139,8 @@ def window_restorer(runner, context, device, margins, tile, tile_overlap, paddin
         return restore_clip(clip)
 
     def restore(window):
+        if window.is_floating_point():
+            return restore_tiled(restore_part, window.float(), tile, tile_overlap)
         if restore_whole is not None and not splits_into_tiles(tile, *window.shape[-2:]):
             return restore_whole(window)
         return to_integer_frames(restore_tiled(restore_part, to_float_frames(window), tile, tile_overlap), window.dtype)

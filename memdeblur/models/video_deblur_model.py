@@ -35,10 +35,9 @@ from memdeblur.evaluation.complexity import network_complexity
 from memdeblur.evaluation.results_table import summarize
 from memdeblur.evaluation.scoring import FrameScorer, check_finite_frames
 from memdeblur.evaluation.test_report import RunFacts, write_test_report
-from memdeblur.inference.fast_path import prepare_fast
+from memdeblur.inference.restorer import Restorer
 from memdeblur.models.model_options import check_model_options
 from memdeblur.models.training_step import TrainingStep
-from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.checkpoint import CheckpointError, load_pretrained
 from memdeblur.utils.memory import peak_memory_mib
@@ -251,15 +250,14 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
     def inference_network(self):
         """The network ``test`` runs: the EMA one when there is one, in eval mode; with ``val.fast``
         (testing only) a prepared copy: BatchNorm folded, in-place residuals, channels-last, sparse read-outs,
-        weights in ``val.precision`` (``memdeblur.inference.fast_path``), made once; on a CPU the process then
-        keeps freed memory for reuse (``memdeblur.utils.allocator``)."""
+        weights in ``val.precision``: the network of a ``Restorer`` (``memdeblur.inference.restorer``, which checks the
+        precision and, on a CPU, makes the process keep freed memory for reuse), made once."""
         net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
         if not (self.opt.get('val') or {}).get('fast') or self.is_train:
             return net.eval()
         if getattr(self, '_fast_net', None) is None:
-            self._fast_net = prepare_fast(net, self.device, dtype=self.inference_dtype())
-            if self.device.type == 'cpu':
-                retain_freed_memory()
+            precision = (self.opt.get('val') or {}).get('precision', 'float32')
+            self._fast_net = Restorer(net, self.device, precision).network
         return self._fast_net
 
     def inference_dtype(self):

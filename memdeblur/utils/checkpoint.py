@@ -39,7 +39,23 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used for the requested network."""
 
 
-def read_checkpoint(path, what='Checkpoint', max_inflated=None):
+# The authors' released checkpoints, published in the Google Drive folder their README links; README.md, "Models",
+# says which options file and test data go with each.
+RELEASED_CHECKPOINTS = ('memdeblur_gopro_ds.pth.tar', 'memdeblur_gopro_ori.pth.tar')
+RELEASED_CHECKPOINTS_URL = 'https://drive.google.com/drive/folders/1rd9bIvsk9DBZaA7LXWGNMZ3SM11-_g8h'
+
+
+def where_to_get(path):
+    """Where the weights file ``path`` comes from, for the error that says it is missing: the authors' Google Drive
+    folder for one of their released file names, else the README's table of models."""
+    name = osp.basename(path)
+    if name in RELEASED_CHECKPOINTS:
+        return (f"{name} is one of the authors' released checkpoints: download it from their Google Drive folder "
+                f'{RELEASED_CHECKPOINTS_URL} (README.md, "Models").')
+    return 'README.md, "Models", says which checkpoints exist and where to get them.'
+
+
+def read_checkpoint(path, what='Checkpoint', max_inflated=None, weights=False):
     """Load a PyTorch file (checkpoint, training state, test vectors) onto the CPU without running code from it.
 
     ``torch.load(weights_only=True)``: tensors, numbers and plain containers only. Training states written
@@ -52,13 +68,14 @@ def read_checkpoint(path, what='Checkpoint', max_inflated=None):
         what (str): What it is, for messages.
         max_inflated (int | None): The most bytes its compressed records may inflate to (``load_pretrained``: a
             multiple of the target network's weights); None: ``MAX_INFLATION`` times their compressed size.
+        weights (bool): It holds a network's weights: when it is missing, say where to get it (``where_to_get``).
 
     Raises:
         CheckpointError: naming the file when it is missing, corrupt, too large for what it declares, or asks to
             run code.
     """
     if not osp.isfile(path):
-        raise CheckpointError(f'{what} {path!r} does not exist.')
+        raise CheckpointError(f'{what} {path!r} does not exist.' + (f' {where_to_get(path)}' if weights else ''))
     check_declared_sizes(path, what, max_inflated)
     allow = getattr(torch.serialization, 'safe_globals', None)
     try:
@@ -303,7 +320,7 @@ def load_pretrained(net, path, param_key='params', strict=True):
     arch = type(net).__name__
     expected = net.state_dict()
     needed = sum(v.numel() * v.element_size() for v in expected.values())
-    checkpoint = read_checkpoint(path, max_inflated=WEIGHT_COPIES * needed + INFLATION_ALLOWANCE)
+    checkpoint = read_checkpoint(path, max_inflated=WEIGHT_COPIES * needed + INFLATION_ALLOWANCE, weights=True)
     state_dict = extract_state_dict(checkpoint, path, net, param_key)
     check_finite(state_dict, path)
     if strict:
@@ -361,7 +378,7 @@ def convert_checkpoint(src, dst, net, overwrite=False):
                               '(the same file, or a link to it).')
     if osp.lexists(dst) and not overwrite:
         raise FileExistsError(f'{dst!r} exists; pass overwrite=True (--force) to replace it.')
-    checkpoint = read_checkpoint(src)
+    checkpoint = read_checkpoint(src, weights=True)
     if not is_official_checkpoint(checkpoint):
         raise CheckpointError(f'Checkpoint {src!r} is not in the official format (no state_dict); '
                               f'found keys {sorted(checkpoint) if isinstance(checkpoint, dict) else "none"}.')

@@ -12,7 +12,11 @@ Models, tools, the checkpoint loader and the video code never ask which network 
 * ``official_keys``: how the authors' checkpoint keys map to ours (``KeyRules``), None when there is no
   original-format checkpoint;
 * ``whole_sequence_passes``: it can restore a sequence frame by frame with per-frame state kept outside it
-  (``restore_frames``: the video tool's ``--exact`` and its memory-saving windows).
+  (``restore_frames``: the video tool's ``--exact`` and its memory-saving windows);
+* ``traced_size_multiple``, ``traced_min_side``: the frame sizes at which a graph traced at one size
+  (``torch.onnx.export``, ``memdeblur.inference.onnx_export``) computes what the network computes at another:
+  a trace keeps every value the network derives from the size in Python (padding amounts, branches taken) as
+  the constant it had at the traced size.
 
 A network of this project declares them with a ``traits()`` method beside its code. Networks of other
 packages (BasicSR's EDVR and BasicVSR++) are declared at the end of this module with ``declare_traits``;
@@ -50,6 +54,16 @@ class NetworkTraits:
     min_size: int = 0
     official_keys: Optional[KeyRules] = None
     whole_sequence_passes: bool = False
+    # Sides at which a traced graph of the network holds for every such side: no padding amount, no size-dependent
+    # constant baked in (None: ``size_multiple``).
+    traced_size_multiple: Optional[int] = None
+    # The smallest side from which a graph traced at sides >= it holds at every larger side (a multiple of
+    # ``traced_size_multiple``): below it the trace takes branches that larger frames do not.
+    traced_min_side: int = 0
+
+    def __post_init__(self):
+        if self.traced_size_multiple is None:
+            object.__setattr__(self, 'traced_size_multiple', self.size_multiple)
 
     @property
     def restores_windows(self):

@@ -46,7 +46,8 @@ class SpatialPadding:
 
     Attributes:
         multiple (int): Sides become multiples of this. Default: 1.
-        min_size (int): Sides become at least this. Default: 0.
+        min_size (int | tuple[int, int]): Sides become at least this (one value for both, or height and width).
+            Default: 0.
     """
 
     multiple: int = 1
@@ -61,7 +62,8 @@ class SpatialPadding:
 
     def target(self, height, width):
         """The padded (height, width)."""
-        return tuple(round_up(max(side, self.min_size), self.multiple) for side in (height, width))
+        lowest = self.min_size if isinstance(self.min_size, tuple) else (self.min_size, self.min_size)
+        return tuple(round_up(max(side, low), self.multiple) for side, low in zip((height, width), lowest))
 
     def pad(self, frames):
         """(..., C, H, W) frames padded at the bottom and right."""

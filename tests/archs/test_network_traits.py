@@ -14,6 +14,7 @@ from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.data.frame_io import write_png
 from memdeblur.data.video_io import find_inputs
 from memdeblur.utils.padding import SpatialPadding
+from memdeblur.inference.restorer import Restorer
 from memdeblur.inference.video_deblurring import VideoDeblurrer
 from memdeblur.utils.checkpoint import CheckpointError, convert_official_state_dict, official_key_rules
 from memdeblur.utils.network_traits import NetworkTraits, network_traits
@@ -85,12 +86,12 @@ def test_video_deblurrer_pads_frames_to_the_sizes_a_network_takes(tmp_path):
     for index in range(3):
         write_png(str(frames / f'{index:03d}.png'), rng.integers(0, 256, (30, 42, 3), np.uint8))
     (seq, ) = find_inputs(str(frames))
-    deblurrer = VideoDeblurrer(net, 'cpu', window=3, overlap=0)
+    deblurrer = VideoDeblurrer(Restorer(net, 'cpu', window=3, overlap=0))
     summary = deblurrer.deblur(seq, str(tmp_path / 'out'), inputs=[str(frames)])
     assert summary['frames'] == 3 and sorted(p.name for p in (tmp_path / 'out').glob('*.png')) == [
         '000.png', '001.png', '002.png']
     with pytest.raises(Exception, match='restores the centre of a 3-frame window'):
-        VideoDeblurrer(build_network(dict(TINY_EDVR)), 'cpu')
+        Restorer(build_network(dict(TINY_EDVR)), 'cpu')
 
 
 def type_name_comparisons(path):

@@ -15,9 +15,13 @@ from memdeblur.utils.checkpoint import load_pretrained
 from tests.conftest import TINY_MEMDEBLUR
 
 
+@pytest.mark.parametrize('full_windows', [False, True])
 @pytest.mark.parametrize('length, window, overlap', [(1, 4, 2), (4, 4, 2), (5, 4, 2), (6, 4, 2), (23, 7, 3),
                                                       (20, 5, 0), (9, 3, 2)])
-def test_windows_output_every_frame_once_in_order_from_the_window_with_more_context(length, window, overlap):
+def test_windows_output_every_frame_once_in_order_from_the_window_with_more_context(length, window, overlap,
+                                                                                       full_windows):
+    """Each frame once, in order, from the window where it has more context; with ``full_windows`` (exported
+    models) every window of a stream at least one window long has ``window`` frames."""
     frames = [torch.full((1, 2, 2), float(i)) for i in range(length)]
     calls = []
 
@@ -25,9 +29,12 @@ def test_windows_output_every_frame_once_in_order_from_the_window_with_more_cont
         calls.append(clip[:, 0, 0, 0].tolist())
         return clip + 1000 * len(calls)
 
-    outputs = [o[0, 0, 0].item() for o in restore_stream(restore, iter(frames), window, overlap)]
+    outputs = [o[0, 0, 0].item() for o in restore_stream(restore, iter(frames), window, overlap, full_windows)]
     assert [o % 1000 for o in outputs] == list(range(length))
     assert all(len(c) <= window for c in calls)
+    if full_windows:
+        assert all(len(c) == min(window, length) for c in calls)
+        assert all(c == list(range(int(c[0]), int(c[0]) + len(c))) for c in calls)  # consecutive frames
     for value in outputs:  # a frame shared by two windows comes from the one where it is further from the edge
         frame, window_index = int(value % 1000), int(value // 1000) - 1
         clip = calls[window_index]

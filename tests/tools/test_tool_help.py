@@ -7,8 +7,8 @@ import pytest
 from memdeblur.cli import basicsr_parser
 from tests.pipeline_helpers import run_tool
 
-TOOLS = ('check_data', 'compare', 'complexity', 'convert_checkpoint', 'deblur_video', 'demo', 'make_synthetic_gopro',
-         'prepare_gopro', 'verify_official_checkpoint')
+TOOLS = ('check_data', 'compare', 'complexity', 'convert_checkpoint', 'deblur_video', 'demo', 'export_onnx',
+         'make_synthetic_gopro', 'prepare_gopro', 'verify_official_checkpoint')
 
 
 def option_entries(help_text):

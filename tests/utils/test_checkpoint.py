@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.utils.checkpoint import (CheckpointError, convert_checkpoint, convert_official_state_dict,
-                                        load_pretrained)
-from tests.conftest import REPO_ROOT
+from memdeblur.utils.checkpoint import (RELEASED_CHECKPOINTS, RELEASED_CHECKPOINTS_URL, CheckpointError,
+                                        convert_checkpoint, convert_official_state_dict, load_pretrained,
+                                        network_from_options, read_checkpoint)
+from memdeblur.utils.safe_load import load_options
+from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
 from tests.pipeline_helpers import run_tool
 
 UNUSED_OFFICIAL_KEYS = {'conv_hr.weight', 'conv_hr.bias', 'conv_last.weight', 'conv_last.bias'}
@@ -73,6 +75,47 @@ def test_unreadable_missing_and_foreign_files_name_the_file(tmp_path):
     torch.save({'optimizer': {'lr': 1.0}, 'iter': 3}, foreign)
     with pytest.raises(CheckpointError, match=r"foreign\.pth' holds neither .*\['iter', 'optimizer'\]"):
         load_pretrained(MemDeblurNet(), str(foreign))
+
+
+@pytest.mark.parametrize('name', ('memdeblur_gopro_ds.pth.tar', 'memdeblur_gopro_ori.pth.tar', 'memdeblur_gopro_ds.pth',
+                                  'net_g_latest.pth'))
+def test_a_missing_weights_file_says_where_to_get_it(name, tmp_path, monkeypatch):
+    """The authors' file names point to their Google Drive folder, any other name to the README's table; in one line,
+    from --ckpt, from path:pretrain_network_g (relative to the folder the tool runs in) and from the converter."""
+    released = name.endswith('.pth.tar')
+    monkeypatch.chdir(tmp_path)
+    opt = {'network_g': {'type': 'MemDeblurNet', **TINY_MEMDEBLUR},
+           'path': {'pretrain_network_g': f'experiments/pretrained_models/{name}'}}
+    messages = []
+    for attempt in (lambda: network_from_options(opt, 'test.yml'),
+                    lambda: network_from_options(opt, 'test.yml', ckpt=str(tmp_path / 'models' / name)),
+                    lambda: convert_checkpoint(name, 'converted.pth', MemDeblurNet(**TINY_MEMDEBLUR))):
+        with pytest.raises(CheckpointError) as error:
+            attempt()
+        messages.append(str(error.value))
+    for message in messages:
+        assert '\n' not in message and f"{name}' does not exist." in message
+        assert 'README.md, "Models"' in message
+        assert (RELEASED_CHECKPOINTS_URL in message) is released
+    assert f"'experiments/pretrained_models/{name}'" in messages[0] and str(tmp_path / 'models') in messages[1]
+    result = run_tool('convert_checkpoint.py', name, 'converted.pth', cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.strip() == f'error: {messages[2]}'
+
+
+@pytest.mark.parametrize('options_file', ('test_memdeblur_gopro_ds.yml', 'test_memdeblur_gopro.yml'))
+def test_the_released_names_are_those_the_options_files_and_the_readme_use(options_file):
+    name = osp.basename(load_options(osp.join(REPO_ROOT, 'options', options_file))['path']['pretrain_network_g'])
+    assert name in RELEASED_CHECKPOINTS
+    with open(osp.join(REPO_ROOT, 'README.md')) as f:
+        models = f.read().split('## Models', 1)[1].split('\n## ', 1)[0]
+    row = next(line for line in models.splitlines() if line.startswith(f'| `{name}` |'))
+    assert f'`options/{options_file}`' in row and RELEASED_CHECKPOINTS_URL in models
+
+
+def test_other_missing_files_get_no_download_hint(tmp_path):
+    with pytest.raises(CheckpointError) as error:
+        read_checkpoint(str(tmp_path / 'memdeblur_gopro_ds.pth.tar'), 'Training state')
+    assert str(error.value).endswith("memdeblur_gopro_ds.pth.tar' does not exist.")
 
 
 def test_converter_cli_never_overwrites(memdeblur_official_checkpoint, tmp_path):

@@ -1,0 +1,228 @@
+"""ONNX export of a whole-clip network, verified against PyTorch before anything is written.
+
+``export_onnx`` traces the fast inference copy of a network (``memdeblur.inference.fast_path.prepare_fast``:
+BatchNorm folded, in-place residual blocks) with ``torch.onnx.export``'s TorchScript exporter (the dynamo exporter
+stops at the networks' data-dependent input checks) for one clip of T frames: (1, T, 3, H, W) float32 in [0, 1]
+in, (1, T - before - after, 3, H, W) out (``frame_margins``), as ``forward``. Then it runs the model in ONNX Runtime
+(CPU) on a clip and compares with the original network in PyTorch (float32, eval mode); a model that differs by
+more than its tolerance is refused and nothing is written.
+
+What a trace keeps constant. The loops over frames and scales unroll, so T is fixed. Every value a network derives
+from the frame size in Python is kept as it was at the traced size: padding amounts (MemDeblur pads each scale's
+frame to a multiple of 4; traced at 64x96 it is off by 3.6e-4 at 68x100), and branches (MemDeblur's read-out of a
+bank holding at most ``top_k`` positions is a full softmax, a top-k one beyond; the sparse read-out's chunks). The
+network's ``network_traits`` say where a trace holds: at sides that are multiples of ``traced_size_multiple``, and,
+when both traced sides are at least ``traced_min_side``, at every larger such side. So:
+
+* traced at sides >= ``traced_min_side``: height and width are dynamic; the model runs at every multiple of
+  ``size_multiple`` from its traced size (``min_size``) up, and the verification runs at the traced size and at one
+  multiple more on each side;
+* traced smaller: height and width are fixed to the traced size (``dynamic_size`` false); a consumer pads or tiles
+  frames to exactly that size.
+
+The sparse top-k read-out (``MemoryBank``'s ``sparse``) is off in the exported copy: it loops over chunks of
+query positions whose bounds a trace keeps, and it only runs on key maps of ``SPARSE_MIN_POSITIONS`` positions
+and more anyway; the dense top-k read-out in its place gives the same values (float rounding apart).
+
+Everything a consumer needs travels in the model's ``metadata_props`` under ``EXPORT_METADATA_KEY`` as one JSON
+object (``read_export_info``).
+"""
+import copy
+import io
+import json
+import os
+import os.path as osp
+import time
+import warnings
+
+import torch
+import torch.nn.functional as F
+
+from memdeblur.data.errors import DataError
+from memdeblur.inference.fast_path import prepare_fast
+from memdeblur.inference.run_plan import file_digest
+from memdeblur.utils.network_traits import bare_network, network_traits
+from memdeblur.utils.option_check import OptionError
+from memdeblur.utils.optional_imports import require
+from memdeblur.utils.outputs import check_outputs, staged_outputs, write_bytes
+from memdeblur.utils.padding import round_up
+
+EXPORT_METADATA_KEY = 'memdeblur'
+EXPORT_FORMAT = 1
+OPSET = 17
+INPUT_NAME, OUTPUT_NAME = 'frames', 'restored'
+VERIFY_SEED = 0
+
+
+class ExportMismatch(DataError):
+    """An exported model whose outputs in ONNX Runtime differ from the network's in PyTorch by more than allowed."""
+
+
+def check_export_arguments(traits, frames, size):
+    """Refuse what cannot be exported: window networks, too few frames, sizes at which the trace would not hold.
+
+    Raises:
+        OptionError: naming the argument and the rule.
+    """
+    if traits.restores_windows:
+        raise OptionError(f'This network restores the centre frame of windows of {traits.window} frames; only '
+                          'whole-clip networks ((1, T, 3, H, W) in and out) can be exported.')
+    before, after = traits.frame_margins
+    if frames < 1 + before + after:
+        raise OptionError(f'--frames {frames}: this network gives no output for its first {before} and last '
+                          f'{after} frames; export at least {1 + before + after} frames.')
+    multiple = traits.traced_size_multiple
+    if any(side % multiple for side in size) or min(size) < max(traits.min_size, 1):
+        raise OptionError(f'--size {size[0]}x{size[1]}: a traced model of this network holds only at sides that are '
+                          f'multiples of {multiple}' + (f' and at least {traits.min_size}' if traits.min_size else '')
+                          + f' (no padding inside it); e.g. {round_up(size[0], multiple)}x'
+                          f'{round_up(size[1], multiple)}.')
+
+
+def export_copy(net):
+    """The network as it is exported: ``prepare_fast``'s copy on the CPU in float32, without the sparse read-out
+    (see the module docstring)."""
+    fast = prepare_fast(net, 'cpu', channels_last=False).float()
+    if hasattr(fast, 'sparse_readout'):
+        fast.sparse_readout = False
+    return fast
+
+
+def verification_clip(reference, frames, size):
+    """The clip a model is verified on at ``size``: ``reference`` (a (1, T, 3, H, W) clip), reflect-padded at the
+    bottom and right to ``size`` when it is smaller, or seeded random content without one."""
+    if reference is None:
+        generator = torch.Generator().manual_seed(VERIFY_SEED)
+        return torch.rand(1, frames, 3, *size, generator=generator)
+    clip = reference.float()
+    pad = (0, size[1] - clip.shape[4], 0, size[0] - clip.shape[3])
+    if pad == (0, 0, 0, 0):
+        return clip
+    mode = 'reflect' if pad[1] < clip.shape[4] and pad[3] < clip.shape[3] else 'replicate'
+    return F.pad(clip[0], pad, mode=mode).unsqueeze(0)
+
+
+def check_reference(reference, frames, size):
+    """Refuse a reference clip of another shape than (1, T, 3, H, W) at the traced size."""
+    expected = (1, frames, 3, *size)
+    if reference is not None and tuple(reference.shape) != expected:
+        raise OptionError(f'The reference clip is {tuple(reference.shape)}; the export is traced for {expected}.')
+
+
+def max_difference(session, original, clip):
+    """Largest absolute difference between the model in ONNX Runtime and ``original`` (PyTorch) on ``clip``."""
+    with torch.inference_mode():
+        expected = original(clip)
+    output = torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: clip.numpy()})[0])
+    if output.shape != expected.shape:
+        return float('inf')
+    return float((output - expected).abs().max())
+
+
+def export_onnx(net, out_path, frames, size, network_options=None, checkpoint=None, tolerance=1e-4, reference=None,
+                overwrite=False, progress=print):
+    """Export ``net`` to ONNX for clips of ``frames`` frames traced at ``size``, verified in ONNX Runtime.
+
+    Args:
+        net (nn.Module): A whole-clip network ((B, T, 3, H, W) in [0, 1] -> restored frames); not modified.
+        out_path (str): The ``.onnx`` file; written whole or not at all (``memdeblur.utils.outputs``).
+        frames (int): T, the frames of every clip the model takes.
+        size (tuple[int, int]): (H, W) it is traced at: the smallest frames it takes.
+        network_options (dict | None): The options it was built from (``network_g``), recorded; ``type`` dropped.
+        checkpoint (str | None): The weights it holds, recorded with their SHA-256.
+        tolerance (float): Largest absolute difference from PyTorch allowed.
+        reference (Tensor | None): A (1, T, 3, H, W) clip to verify on (seeded random content without one).
+        overwrite (bool): Replace an existing ``out_path`` (``--force``).
+        progress (callable): Receives one line per step.
+
+    Returns:
+        dict: The metadata written into the model (``read_export_info``).
+
+    Raises:
+        OptionError: arguments the network cannot be exported with, or a missing optional package.
+        ExportMismatch: the model differs from PyTorch by more than ``tolerance``; nothing is written.
+    """
+    onnx = require('onnx', 'onnx', 'export a model to ONNX')
+    ort = require('onnxruntime', 'onnx', 'verify an export')
+    started = time.time()
+    traits = network_traits(net)
+    size = tuple(size)
+    check_export_arguments(traits, frames, size)
+    check_reference(reference, frames, size)
+    inputs = [checkpoint] if checkpoint else []
+    check_outputs(files=[out_path], overwrite=overwrite, inputs=inputs)
+    multiple = traits.traced_size_multiple
+    dynamic = min(size) >= traits.traced_min_side
+    name = type(bare_network(net)).__name__
+    shape = f'{frames} frames of {size[0]}x{size[1]}'
+    progress(f'tracing {name} for {shape} ' + (
+        f'(height and width: any multiples of {multiple} from {size[0]}x{size[1]})' if dynamic else
+        f'(height and width fixed: {name} traced at sides below {traits.traced_min_side} holds at that size only)'))
+    buffer = io.BytesIO()
+    dynamic_axes = {n: {3: 'height', 4: 'width'} for n in (INPUT_NAME, OUTPUT_NAME)} if dynamic else None
+    with warnings.catch_warnings():  # "converting a tensor to a Python value": the constants the docstring explains
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        torch.onnx.export(export_copy(net), (verification_clip(None, frames, size),), buffer, dynamo=False,
+                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=OPSET,
+                          dynamic_axes=dynamic_axes)
+    model = onnx.load_from_string(buffer.getvalue())
+    sizes = [size, (size[0] + multiple, size[1] + multiple)] if dynamic else [size]
+    progress(f'verifying in ONNX Runtime against PyTorch at {" and ".join(f"{h}x{w}" for h, w in sizes)}')
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # no warnings about the graph's unused initializers
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=['CPUExecutionProvider'])
+    original = copy.deepcopy(bare_network(net)).cpu().float().eval()
+    differences = [max_difference(session, original, verification_clip(reference, frames, s)) for s in sizes]
+    measured = max(differences)
+    if not measured <= tolerance:
+        worst = sizes[differences.index(measured)]
+        raise ExportMismatch(f'{out_path} not written: in ONNX Runtime the exported model differs from {name} in '
+                             f'PyTorch by {measured:.3g} at {worst[0]}x{worst[1]}, more than the tolerance '
+                             f'{tolerance:g}.')
+    before, after = traits.frame_margins
+    info = {
+        'format': EXPORT_FORMAT, 'network': name,
+        'network_options': None if network_options is None else {
+            k: v for k, v in network_options.items() if k != 'type'},
+        'checkpoint': checkpoint, 'checkpoint_sha256': file_digest(checkpoint) if checkpoint else None,
+        'frames': frames, 'output_frames': frames - before - after, 'frame_margins': [before, after],
+        'size_multiple': multiple, 'min_size': list(size), 'dynamic_size': dynamic, 'value_range': [0, 1],
+        'input': INPUT_NAME, 'output': OUTPUT_NAME, 'tolerance': tolerance, 'max_difference': measured,
+        'verified_sizes': [list(s) for s in sizes], 'opset': OPSET, 'torch': torch.__version__}
+    entry = model.metadata_props.add()
+    entry.key, entry.value = EXPORT_METADATA_KEY, json.dumps(info)
+    data = model.SerializeToString()
+    with staged_outputs(files=[out_path], overwrite=overwrite, inputs=inputs, tool='memdeblur export') as staging:
+        write_bytes(staging[out_path], data)
+    progress(f'wrote {out_path} ({len(data) / 1e6:.1f} MB) in {time.time() - started:.1f} s; largest difference '
+             f'from PyTorch {measured:.2g} (tolerance {tolerance:g})')
+    return info
+
+
+def read_export_info(path):
+    """The metadata ``export_onnx`` wrote into the model at ``path`` (the weights are not read).
+
+    Raises:
+        DataError: naming the file, when it is not an ONNX model, has no memdeblur metadata or one of an unknown
+            format.
+    """
+    onnx = require('onnx', 'onnx', 'read an exported model')
+    if not osp.isfile(path):
+        raise DataError(f'{path}: no such file (an exported model, .onnx, was expected).')
+    try:
+        model = onnx.load(os.fspath(path), load_external_data=False)
+    except Exception as err:  # protobuf's DecodeError and the like: the file is not a model
+        raise DataError(f'{path} is not an ONNX model ({type(err).__name__}).') from err
+    values = {entry.key: entry.value for entry in model.metadata_props}
+    if EXPORT_METADATA_KEY not in values:
+        raise DataError(f'{path} has no {EXPORT_METADATA_KEY!r} metadata: it was not written by memdeblur\'s export '
+                        '(tools/export_onnx.py); export the network with it.')
+    try:
+        info = json.loads(values[EXPORT_METADATA_KEY])
+    except ValueError as err:
+        raise DataError(f'{path}: its {EXPORT_METADATA_KEY!r} metadata is not JSON ({err}).') from err
+    if not isinstance(info, dict) or info.get('format') != EXPORT_FORMAT:
+        found = info.get('format') if isinstance(info, dict) else info
+        raise DataError(f'{path}: export format {found!r} is unknown to this version of memdeblur (it reads format '
+                        f'{EXPORT_FORMAT}); export the network again with tools/export_onnx.py.')
+    return info

@@ -1,0 +1,102 @@
+"""tools/deblur_video.py with an exported model: ONNX Runtime and OpenVINO write what the PyTorch path writes
+(within a level), with windows, tiles and under torchrun; what an export cannot do is refused in one line."""
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from memdeblur.archs.memdeblur_arch import MemDeblurNet
+from memdeblur.inference.onnx_export import export_onnx
+from tests.conftest import REPO_ROOT
+from tests.inference.test_onnx_backends import TINY_DYNAMIC
+from tests.inference.test_restorer import saturated_frames
+from tests.tools.test_video_sharing import ENV, TOOL, deblur
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    """Options + weights of a tiny MemDeblur, and its export for windows of 4 frames."""
+    root = tmp_path_factory.mktemp('models')
+    torch.manual_seed(0)
+    net = MemDeblurNet(**TINY_DYNAMIC).eval()
+    weights = root / 'tiny.pth'
+    torch.save({'params': net.state_dict()}, weights)
+    options = root / 'tiny.yml'
+    options.write_text(yaml.safe_dump({'name': 'tiny', 'network_g': {'type': 'MemDeblurNet', **TINY_DYNAMIC},
+                                       'path': {'pretrain_network_g': str(weights)}}))
+    onnx = root / 'tiny.onnx'
+    export_onnx(net, str(onnx), 4, (32, 32), network_options=dict(TINY_DYNAMIC), checkpoint=str(weights),
+                progress=lambda line: None)
+    return str(options), str(onnx)
+
+
+@pytest.fixture(scope='module')
+def clip(tmp_path_factory):
+    """Seven frames of saturated blocks, 48x64: windows of 4 sharing 1 frame cover them exactly."""
+    folder = tmp_path_factory.mktemp('clip') / 'seq'
+    folder.mkdir()
+    for index, frame in enumerate(saturated_frames(7, 48, 64)):
+        cv2.imwrite(str(folder / f'{index:03d}.png'), frame[..., ::-1])
+    return folder
+
+
+def frames_of(folder):
+    return [cv2.imread(str(path)).astype(int) for path in sorted(folder.glob('*.png'))]
+
+
+def levels_apart(first, second):
+    a, b = frames_of(first), frames_of(second)
+    assert len(a) == len(b) == 7
+    return max(np.abs(x - y).max() for x, y in zip(a, b))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('tiles', [(), ('--tile', '32', '--tile-overlap', '16')])
+def test_onnx_runtime_and_openvino_write_what_the_pytorch_path_writes(models, clip, tmp_path, tiles):
+    options, onnx = models
+    reference = deblur(clip, '-o', tmp_path / 'pytorch', '--opt', options, '--window', 4, '--overlap', 1, *tiles)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    for backend in ('onnxruntime', 'openvino'):
+        run = deblur(clip, '-o', tmp_path / backend, '--ckpt', onnx, '--backend', backend, *tiles)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert levels_apart(tmp_path / 'pytorch', tmp_path / backend) <= 1, backend
+
+
+@pytest.mark.slow
+def test_torchrun_shares_the_windows_of_an_exported_model(models, clip, tmp_path):
+    _, onnx = models
+    one = deblur(clip, '-o', tmp_path / 'one', '--ckpt', onnx)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = deblur(clip, '-o', tmp_path / 'two', '--ckpt', onnx, '--scratch', tmp_path, processes=2, port=29581)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert [f.tolist() for f in frames_of(tmp_path / 'one')] == [f.tolist() for f in frames_of(tmp_path / 'two')]
+
+
+def run_without(module, *args):
+    """The tool in a process where ``module`` cannot be imported (as when its extra is not installed)."""
+    code = (f'import runpy, sys; sys.modules[{module!r}] = None; sys.argv = {[TOOL, *map(str, args)]!r}; '
+            f'runpy.run_path({TOOL!r}, run_name="__main__")')
+    return subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=ENV, timeout=300,
+                          cwd=REPO_ROOT)
+
+
+def test_what_an_exported_model_cannot_do_is_one_line(models, clip, tmp_path):
+    options, onnx = models
+    for args, words in ((('--ckpt', onnx, '--exact'), 'exact whole-sequence restoration runs the PyTorch network'),
+                        (('--ckpt', onnx, '--window', 6), 'was exported for windows of 4 frames'),
+                        (('--ckpt', onnx, '--opt', options), 'is an exported model (it holds its network): drop --opt'),
+                        (('--opt', options, '--backend', 'openvino'), 'export the network first, e.g. python '
+                                                                      'tools/export_onnx.py'),
+                        (('--ckpt', onnx, '--precision', 'bfloat16'), 'ONNX Runtime runs exported models in float32')):
+        result = deblur(clip, '-o', tmp_path / 'out', *args)
+        assert result.returncode == 1 and words in result.stderr, (args, result.stderr[-1500:])
+        assert 'Traceback' not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    missing = run_without('onnxruntime', clip, '-o', tmp_path / 'out', '--ckpt', onnx)
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [
+        f"error: ONNX Runtime is needed to run {onnx} in ONNX Runtime: pip install 'memdeblur[onnx]'"]
+    assert not os.path.exists(tmp_path / 'out')
