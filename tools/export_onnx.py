@@ -25,9 +25,12 @@ from memdeblur.utils.padding import round_up
 from memdeblur.utils.run_options import read_options
 from memdeblur.utils.option_check import OptionError
 
-# The released network (options/test_memdeblur_gopro_ds.yml's network_g: MemDeblurNet's defaults), built in so that
-# an installed ``memdeblur-export`` needs no options file.
-RELEASED = {'network_g': {'type': 'MemDeblurNet'}, 'path': {'param_key_g': 'params', 'strict_load_g': True}}
+# The released network, as options/test_memdeblur_gopro_ds.yml declares it (MemDeblurNet's defaults), built in so
+# that an installed ``memdeblur-export`` needs no options file; every value is recorded in the export's metadata.
+RELEASED = {'network_g': {'type': 'MemDeblurNet', 'mid_channels': 64, 'num_blocks_forward': 30,
+                          'num_blocks_backward': 10, 'scales': [4, 2, 1], 'mem_every': [1, 2, 5], 'test_mem_length': 5,
+                          'top_k': 20},
+            'path': {'param_key_g': 'params', 'strict_load_g': True}}
 SMALLEST_DEFAULT_SIDE = 64  # the default size for networks that could be traced smaller
 
 
