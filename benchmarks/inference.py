@@ -247,15 +247,9 @@ def authors_model(repo, checkpoint):
     loaded from ``checkpoint`` (their format) as their train/test.py loads it, in eval mode."""
     import types
 
-    import torch.utils.model_zoo
-    import torchvision
     import yaml
-    sys.path.insert(0, osp.abspath(repo))
-    # their memory encoders start from ImageNet ResNet weights fetched at construction; no download here (the
-    # checkpoint's weights replace them)
-    torch.utils.model_zoo.load_url = lambda url, *a, **k: getattr(
-        torchvision.models, 'resnet18' if 'resnet18' in url else 'resnet50')().state_dict()
-    from model.model import Model
+    from authors_code import authors_model_class
+    Model = authors_model_class(repo)
     with open(osp.join(repo, 'config', 'memdeblur_gopro_ds.yml')) as f:
         net = Model(types.SimpleNamespace(**yaml.safe_load(f)))
     net.load_state_dict(torch.load(checkpoint, map_location='cpu', weights_only=True)['state_dict'])

@@ -132,15 +132,9 @@ def authors_step(args, device):
     """A function running one step of the authors' trainer (their model, loss, clipping and Adam)."""
     import types
 
-    import torch.utils.model_zoo
-    import torchvision
-
+    from authors_code import authors_model_class
     from memdeblur.utils.checkpoint import convert_official_state_dict
-    sys.path.insert(0, osp.abspath(args.authors_repo))
-    # their memory encoders start from ImageNet ResNet-50 weights fetched at construction; no download here (the
-    # weights are replaced by the benchmark's below)
-    torch.utils.model_zoo.load_url = lambda *a, **k: torchvision.models.resnet50().state_dict()
-    from model.model import Model
+    Model = authors_model_class(args.authors_repo)
     from train.loss import Loss
     para = types.SimpleNamespace(model='memdeblur', mid_channels=64, mem_every=[1, 2, 5], num_blocks_forward=30,
                                  num_blocks_backward=10, scales=[4, 2, 1], test_mem_length=5,

@@ -36,7 +36,6 @@ import time
 import warnings
 
 import torch
-import torch.nn.functional as F
 
 from memdeblur.data.errors import DataError
 from memdeblur.inference.fast_path import prepare_fast
@@ -88,25 +87,9 @@ def export_copy(net):
     return fast
 
 
-def verification_clip(reference, frames, size):
-    """The clip a model is verified on at ``size``: ``reference`` (a (1, T, 3, H, W) clip), reflect-padded at the
-    bottom and right to ``size`` when it is smaller, or seeded random content without one."""
-    if reference is None:
-        generator = torch.Generator().manual_seed(VERIFY_SEED)
-        return torch.rand(1, frames, 3, *size, generator=generator)
-    clip = reference.float()
-    pad = (0, size[1] - clip.shape[4], 0, size[0] - clip.shape[3])
-    if pad == (0, 0, 0, 0):
-        return clip
-    mode = 'reflect' if pad[1] < clip.shape[4] and pad[3] < clip.shape[3] else 'replicate'
-    return F.pad(clip[0], pad, mode=mode).unsqueeze(0)
-
-
-def check_reference(reference, frames, size):
-    """Refuse a reference clip of another shape than (1, T, 3, H, W) at the traced size."""
-    expected = (1, frames, 3, *size)
-    if reference is not None and tuple(reference.shape) != expected:
-        raise OptionError(f'The reference clip is {tuple(reference.shape)}; the export is traced for {expected}.')
+def verification_clip(frames, size):
+    """The clip a model is verified on at ``size``: (1, T, 3, H, W) seeded random content in [0, 1]."""
+    return torch.rand(1, frames, 3, *size, generator=torch.Generator().manual_seed(VERIFY_SEED))
 
 
 def max_difference(session, original, clip):
@@ -119,7 +102,7 @@ def max_difference(session, original, clip):
     return float((output - expected).abs().max())
 
 
-def export_onnx(net, out_path, frames, size, network_options=None, checkpoint=None, tolerance=1e-4, reference=None,
+def export_onnx(net, out_path, frames, size, network_options=None, checkpoint=None, tolerance=1e-4,
                 overwrite=False, progress=print):
     """Export ``net`` to ONNX for clips of ``frames`` frames traced at ``size``, verified in ONNX Runtime.
 
@@ -131,7 +114,6 @@ def export_onnx(net, out_path, frames, size, network_options=None, checkpoint=No
         network_options (dict | None): The options it was built from (``network_g``), recorded; ``type`` dropped.
         checkpoint (str | None): The weights it holds, recorded with their SHA-256.
         tolerance (float): Largest absolute difference from PyTorch allowed.
-        reference (Tensor | None): A (1, T, 3, H, W) clip to verify on (seeded random content without one).
         overwrite (bool): Replace an existing ``out_path`` (``--force``).
         progress (callable): Receives one line per step.
 
@@ -148,7 +130,6 @@ def export_onnx(net, out_path, frames, size, network_options=None, checkpoint=No
     traits = network_traits(net)
     size = tuple(size)
     check_export_arguments(traits, frames, size)
-    check_reference(reference, frames, size)
     inputs = [checkpoint] if checkpoint else []
     check_outputs(files=[out_path], overwrite=overwrite, inputs=inputs)
     multiple = traits.traced_size_multiple
@@ -162,7 +143,7 @@ def export_onnx(net, out_path, frames, size, network_options=None, checkpoint=No
     dynamic_axes = {n: {3: 'height', 4: 'width'} for n in (INPUT_NAME, OUTPUT_NAME)} if dynamic else None
     with warnings.catch_warnings():  # "converting a tensor to a Python value": the constants the docstring explains
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        torch.onnx.export(export_copy(net), (verification_clip(None, frames, size),), buffer, dynamo=False,
+        torch.onnx.export(export_copy(net), (verification_clip(frames, size),), buffer, dynamo=False,
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], opset_version=OPSET,
                           dynamic_axes=dynamic_axes)
     model = onnx.load_from_string(buffer.getvalue())
@@ -172,7 +153,7 @@ def export_onnx(net, out_path, frames, size, network_options=None, checkpoint=No
     options.log_severity_level = 3  # no warnings about the graph's unused initializers
     session = ort.InferenceSession(buffer.getvalue(), options, providers=['CPUExecutionProvider'])
     original = copy.deepcopy(bare_network(net)).cpu().float().eval()
-    differences = [max_difference(session, original, verification_clip(reference, frames, s)) for s in sizes]
+    differences = [max_difference(session, original, verification_clip(frames, s)) for s in sizes]
     measured = max(differences)
     if not measured <= tolerance:
         worst = sizes[differences.index(measured)]

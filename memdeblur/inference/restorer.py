@@ -18,6 +18,7 @@ import os.path as osp
 import queue
 import tempfile
 import threading
+from collections import deque
 
 import numpy as np
 import torch
@@ -77,8 +78,8 @@ class Restorer:
         if isinstance(model, nn.Module):
             self._check_network(model, backend)
             window = DEFAULT_WINDOW if window is None else window
-            check_settings(window, default_overlap(window, False) if overlap is None else overlap, tile,
-                           tile_overlap, exact)  # before the network is prepared: these errors come at once
+            overlap = default_overlap(window, False) if overlap is None else overlap
+            check_settings(window, overlap, tile, tile_overlap, exact)  # before the network is prepared: at once
             self.backend, self.exported = 'pytorch', None
             traits = network_traits(model)
             self.margins, self.label = traits.frame_margins, f'deblurred ({type(bare_network(model)).__name__})'
@@ -101,10 +102,9 @@ class Restorer:
             self.network, self.margins = None, self.exported.margins
             self.label = f'deblurred ({self.exported.label})'
             window = self._own_window(window)
-        self.window = window
-        self.overlap = default_overlap(window, self.exported is not None) if overlap is None else overlap
-        check_settings(self.window, self.overlap, tile, tile_overlap, exact)
-        self.tile, self.tile_overlap = tile, tile_overlap
+            overlap = default_overlap(window, True) if overlap is None else overlap
+            check_settings(window, overlap, tile, tile_overlap, exact)
+        self.window, self.overlap, self.tile, self.tile_overlap = window, overlap, tile, tile_overlap
         self.exact, self.scratch = exact, scratch or tempfile.gettempdir()
 
     @staticmethod
@@ -170,12 +170,12 @@ class Restorer:
         like = frame_tensor(first, 0)
         inputs = prepend(first, frames)
         if self.exact:
-            yield from self._exact_pairs(inputs, like, total, desc)
+            yield from self._exact_pairs(inputs, first, like, total, desc)
             return
         restore = self._window_function(self.tile_for(*like.shape[-2:]))
         if share is not None:
             restore = shared_windows(restore, share, folder)
-        waiting = []  # input frames whose restored frames are still to come (a window's worth at most)
+        waiting = deque()  # input frames whose restored frames are still to come (a window's worth at most)
 
         def tensors():
             for index, frame in enumerate(inputs):
@@ -185,7 +185,7 @@ class Restorer:
         outputs = restore_stream(restore, tensors(), self.window, self.overlap, self.exported is not None)
         with tqdm(total=total, unit='frame', desc=desc, disable=desc is None) as bar:
             for restored in outputs:
-                original = waiting.pop(0)
+                original = waiting.popleft()
                 yield original, like_input(restored, original)
                 bar.update()
 
@@ -199,16 +199,14 @@ class Restorer:
         """Progress steps of ``exact`` for ``num_frames`` frames (per-frame results written)."""
         return num_frames * passes_per_frame(self.network)
 
-    def _exact_pairs(self, inputs, like, total, desc):
+    def _exact_pairs(self, inputs, first, like, total, desc):
         """The whole sequence read into a scratch file, then restored by ``restore_exact`` in a worker thread that
         hands each frame over as it is finished (at most two waiting)."""
         with tempfile.TemporaryDirectory(prefix='memdeblur_exact_', dir=self.scratch) as scratch:
             decoded = FileFrames(osp.join(scratch, 'input.bin'), 0, torch.device('cpu'))
             try:
-                first = None
                 for index, frame in enumerate(tqdm(inputs, total=total, unit='frame', disable=desc is None,
                                                    desc=f'{desc} reading')):
-                    first = frame if first is None else first
                     decoded.append(checked_frame(frame, index, like))
                 with tqdm(total=self.exact_steps(len(decoded)), unit='step', desc=f'{desc} exact',
                           disable=desc is None) as bar:
