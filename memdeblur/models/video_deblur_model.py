@@ -256,13 +256,16 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
         if not (self.opt.get('val') or {}).get('fast') or self.is_train:
             return net.eval()
         if getattr(self, '_fast_net', None) is None:
-            precision = (self.opt.get('val') or {}).get('precision', 'float32')
-            self._fast_net = Restorer(net, self.device, precision).network
+            self._fast_net = Restorer(net, self.device, self.inference_precision()).network
         return self._fast_net
+
+    def inference_precision(self):
+        """``val.precision``'s name (float32 when not set)."""
+        return (self.opt.get('val') or {}).get('precision', 'float32')
 
     def inference_dtype(self):
         """The autocast dtype of ``val.precision`` (None for float32)."""
-        return PRECISIONS[(self.opt.get('val') or {}).get('precision', 'float32')]
+        return PRECISIONS[self.inference_precision()]
 
     def validation(self, dataloader, current_iter, tb_logger, save_img=False):
         """Gap 9: BasicSR's loop ends past ``total_iter``; the final validation is of the weights of iteration
