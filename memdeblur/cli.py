@@ -18,7 +18,7 @@ import sys
 
 import yaml
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.inference.process_share import PeerFailed
 from memdeblur.models.training_step import TrainingDiverged
 from memdeblur.utils.checkpoint import CheckpointError

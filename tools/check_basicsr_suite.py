@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.cli import run_tool, tool_parser
 from memdeblur.utils.outputs import check_outputs, write_text_atomic
 

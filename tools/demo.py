@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.data.synthetic import settings_mismatch
 from memdeblur.cli import run_tool, tool_parser
 from memdeblur.utils.run_options import read_options

@@ -17,7 +17,7 @@ import os.path as osp
 import sys
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.data.prepare import write_basicsr_lmdb, write_estrnn_lmdb, write_gopro_folder
 from memdeblur.cli import frame_size, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError

@@ -17,7 +17,7 @@ also carry each sequence's ``name``, ``frame_names``, ``height`` and ``width``.
 import os.path as osp
 import pickle
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.utils.outputs import plain_name_problem
 from memdeblur.utils.safe_load import load_plain_pickle
 

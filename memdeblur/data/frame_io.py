@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from memdeblur.data.errors import FrameError
+from memdeblur.utils.errors import FrameError
 from memdeblur.data.frame_names import natural_sorted
 from memdeblur.utils.outputs import write_bytes
 

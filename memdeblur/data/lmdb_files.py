@@ -9,7 +9,7 @@ import os.path as osp
 
 import lmdb
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 
 
 def open_lmdb_readonly(path):

@@ -8,7 +8,7 @@ from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
 from memdeblur.data.dataset_options import check_dataset_options
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.data.video_sources import build_video_source
 from memdeblur.utils.option_check import BOOL, at_least, optional
 

@@ -19,7 +19,7 @@ from typing import Optional
 import av
 import numpy as np
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.data.frame_io import (IMAGE_EXTENSIONS, frame_bits, list_frame_files, read_frame, to_8_bits,
                                      to_integer_image, write_png)
 from memdeblur.data.frame_names import natural_sorted

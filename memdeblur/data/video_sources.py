@@ -33,7 +33,7 @@ import numpy as np
 from basicsr.utils import FileClient, get_root_logger
 
 from memdeblur.data import estrnn_lmdb
-from memdeblur.data.errors import DataError, FrameError
+from memdeblur.utils.errors import DataError, FrameError
 from memdeblur.data.frame_io import decode_frame, list_frame_files, probe_frame, read_frame, to_float_rgb
 from memdeblur.data.frame_names import natural_sorted, numbering_gaps
 from memdeblur.data.lmdb_files import open_lmdb_readonly

@@ -35,7 +35,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
 from memdeblur.utils.network_traits import bare_network, network_traits
 

@@ -16,7 +16,7 @@ dependencies (``pip install 'memdeblur[onnx]'`` / ``'memdeblur[openvino]'``).
 import numpy as np
 import torch
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.optional_imports import require
 from memdeblur.utils.padding import SpatialPadding, reflect_indices

@@ -37,7 +37,7 @@ import warnings
 
 import torch
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.inference.fast_path import prepare_fast
 from memdeblur.inference.run_plan import file_digest
 from memdeblur.utils.network_traits import bare_network, network_traits

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.inference.exact import FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame, \
     restore_exact
 from memdeblur.inference.fast_path import inference_runner

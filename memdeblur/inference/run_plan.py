@@ -14,7 +14,7 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.data.video_io import VideoInput, is_video_name, list_frame_files, output_container, read_record
 from memdeblur.utils.outputs import OutputError, check_outputs
 

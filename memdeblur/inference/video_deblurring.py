@@ -19,7 +19,7 @@ from collections import deque
 
 import numpy as np
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.data.video_io import DEFAULT_CRF, VideoWriter, check_video_encoding, is_video_name
 from memdeblur.evaluation.comparison_image import labelled_row
 from memdeblur.evaluation.no_reference import FootageReport

@@ -9,7 +9,7 @@ import pytest
 from basicsr.data import build_dataset
 
 from memdeblur.data import estrnn_lmdb
-from memdeblur.data.errors import DataError, FrameError
+from memdeblur.utils.errors import DataError, FrameError
 from memdeblur.data.frame_io import read_frame, to_float_rgb
 from memdeblur.data.prepare import write_basicsr_lmdb, write_estrnn_lmdb
 from memdeblur.data.video_sources import build_video_source

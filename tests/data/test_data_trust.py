@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.data.frame_names import natural_sorted, numbering_gaps
 from memdeblur.data.prepare import write_basicsr_lmdb, write_estrnn_lmdb
 from memdeblur.data.video_sources import build_video_source

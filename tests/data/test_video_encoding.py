@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.data.video_io import VideoWriter, check_video_encoding
 from tests.tools.test_video_streams import deblur, phone_clip
 

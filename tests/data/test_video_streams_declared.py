@@ -5,7 +5,7 @@ import av
 import numpy as np
 import pytest
 
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.data.video_io import probe_video
 from tests.tools.test_video_streams import deblur
 

@@ -8,7 +8,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.inference.fast_path import inference_runner
 from memdeblur.inference.restorer import Restorer
 from memdeblur.inference.windows import restore_stream, window_restorer

@@ -11,7 +11,7 @@ import yaml
 
 from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.inference.exact import check_exact_supported
 from tests.conftest import TINY_MEMDEBLUR
 from tests.pipeline_helpers import run_tool

@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from memdeblur.basicsr_compat import archive_own_folder, load_resume_state
-from memdeblur.data.errors import DataError
+from memdeblur.utils.errors import DataError
 from memdeblur.data.estrnn_lmdb import read_sequence_table, write_sequence_table
 from memdeblur.data.prepare import write_basicsr_lmdb
 from memdeblur.data.video_sources import build_video_source
