@@ -35,7 +35,7 @@ sys.path.insert(0, REPO_ROOT)
 import memdeblur  # noqa: F401,E402,I001  (first: makes basicsr importable, registers the archs)
 from basicsr.archs import build_network  # noqa: E402
 
-from memdeblur.utils.checkpoint import load_pretrained, read_checkpoint  # noqa: E402
+from memdeblur.networks.checkpoint import load_pretrained, read_checkpoint  # noqa: E402
 
 
 def correctness(fixtures, lines):
@@ -110,7 +110,7 @@ def released_net(fixtures):
 
 
 def speed(fixtures, lines):
-    from memdeblur.inference.fast_path import fast_restore_fn
+    from memdeblur.inference.fast_inference import fast_restore_fn
     net = released_net(fixtures)
     lines += ['## Speed (released configuration, eval; ratios within this run)', '',
               '| size | frames | mode | ms/frame | speed-up vs plain float32 | peak GPU MiB | PSNR vs plain (dB) |',

@@ -60,7 +60,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 import memdeblur  # noqa: F401,E402,I001
-from memdeblur.inference.fast_path import fast_restore_fn  # noqa: E402
+from memdeblur.inference.fast_inference import fast_restore_fn  # noqa: E402
 from memdeblur.archs.memdeblur_arch import MemDeblurNet  # noqa: E402
 from memdeblur.utils.allocator import retain_freed_memory  # noqa: E402
 from memdeblur.cli import frame_size, tool_parser  # noqa: E402
@@ -71,10 +71,10 @@ MEMORY_CHILD = """
 import sys, torch
 sys.path.insert(0, {root!r})
 import memdeblur
-from memdeblur.inference.fast_path import fast_restore_fn, inference_runner
+from memdeblur.inference.fast_inference import fast_restore_fn, inference_runner
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.utils.allocator import retain_freed_memory
-from memdeblur.utils.memory import peak_rss_mib
+from memdeblur.utils.peak_memory import peak_rss_mib
 from memdeblur.inference.windows import restore_stream, window_restorer
 retain_freed_memory()
 length, size, mode = {length}, {size}, {mode!r}
@@ -268,7 +268,7 @@ def clip_function(kind, precision, checkpoint, onnx, authors_repo, frames):
                 return net([clip - 0.5])[-1] + 0.5
         return run
     from memdeblur.inference.restorer import Restorer
-    from memdeblur.utils.checkpoint import load_pretrained
+    from memdeblur.networks.checkpoint import load_pretrained
     if kind in ('onnxruntime', 'openvino'):
         restorer = Restorer(onnx, 'cpu', precision, window=frames, overlap=0, tile=0, backend=kind)
     else:
@@ -367,8 +367,8 @@ def export_for(size, frames, checkpoint, folder):
     rounded up to the export's size multiple into ``folder`` (run in a process of its own: the verification at
     720x1280 leaves gigabytes in the process's heap): (path, traced size, seconds, the export's progress lines)."""
     from memdeblur.inference.onnx_export import export_onnx
-    from memdeblur.utils.checkpoint import load_pretrained
-    from memdeblur.utils.network_traits import network_traits
+    from memdeblur.networks.checkpoint import load_pretrained
+    from memdeblur.networks.traits import network_traits
     from memdeblur.utils.padding import round_up
     net = load_pretrained(MemDeblurNet(), checkpoint).eval()
     multiple = network_traits(net).traced_size_multiple
@@ -459,7 +459,7 @@ def profile_lines(profile, frames, authors_seconds, ceiling, top=8):
 def backends_report(args):
     """The --backends run: Markdown lines."""
     from memdeblur.evaluation.complexity import measure_complexity
-    from memdeblur.utils.checkpoint import load_pretrained
+    from memdeblur.networks.checkpoint import load_pretrained
     from memdeblur.utils.precision import cpu_has_native_bfloat16
     from training import machine  # benchmarks/training.py, beside this file
     started = time.perf_counter()

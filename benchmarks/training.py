@@ -50,7 +50,7 @@ import torch  # noqa: E402
 import memdeblur  # noqa: F401,E402,I001
 from memdeblur.cli import frame_size, tool_parser  # noqa: E402
 from memdeblur.evaluation.results_table import write_lines  # noqa: E402
-from memdeblur.evaluation.test_report import read_test_report  # noqa: E402
+from memdeblur.evaluation.run_report import read_run_report  # noqa: E402
 
 RELEASED_OPTIONS = osp.join(REPO_ROOT, 'options', 'train_memdeblur_gopro_ds.yml')
 SYNTHETIC_TRAIN = osp.join('options', 'train_memdeblur_synthetic.yml')
@@ -112,7 +112,7 @@ def our_step(args, mode, device):
     """A function running one training step of ours in ``mode``, as ``tools/train.py`` runs it."""
     from basicsr.models import build_model
 
-    from memdeblur.utils.run_options import in_process_training_options, read_options
+    from memdeblur.run_options import in_process_training_options, read_options
     # experiment folders beside the weights, in the parent's temporary folder, removed with it
     root = tempfile.mkdtemp(prefix=f'experiment_{mode}_', dir=osp.dirname(args.weights))
     opt = in_process_training_options(read_options(RELEASED_OPTIONS), root, num_gpu=int(device.type == 'cuda'))
@@ -133,7 +133,7 @@ def authors_step(args, device):
     import types
 
     from authors_code import authors_model_class
-    from memdeblur.utils.checkpoint import convert_official_state_dict
+    from memdeblur.networks.checkpoint import convert_official_state_dict
     Model = authors_model_class(args.authors_repo)
     from train.loss import Loss
     para = types.SimpleNamespace(model='memdeblur', mid_channels=64, mem_every=[1, 2, 5], num_blocks_forward=30,
@@ -163,7 +163,7 @@ def authors_step(args, device):
 
 
 def run_child(args):
-    from memdeblur.utils.memory import peak_rss_mib
+    from memdeblur.utils.peak_memory import peak_rss_mib
     device = torch.device(args.device)
     step, net = authors_step(args, device) if args.child == 'authors' else our_step(args, args.child, device)
     start_weights = {k: v.clone() for k, v in net.state_dict().items()}
@@ -243,7 +243,7 @@ def quality(args):
         weights = osp.join('experiments', name, 'models', 'net_g_latest.pth')
         run_tool(osp.join('tools', 'test.py'), '-opt', SYNTHETIC_TEST, '--force_yml', f'name={name}',
                  f'path:pretrain_network_g={weights}')
-        result = read_test_report(osp.join(REPO_ROOT, 'results', name, 'SyntheticGOPRO_test'))
+        result = read_run_report(osp.join(REPO_ROOT, 'results', name, 'SyntheticGOPRO_test'))
         average, blurry = result['average'], result['blurry_input_average']
         lines.append(f'| {precision} | {seconds / 60:.1f} min | {average["psnr"]:.4f} dB | '
                      f'{average["psnr_released"]:.4f} dB | {average["ssim"]:.4f} | {blurry["psnr"]:.4f} dB |')

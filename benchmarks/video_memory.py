@@ -31,11 +31,11 @@ sys.path.insert(0, REPO_ROOT)
 
 import memdeblur  # noqa: F401,E402,I001
 from memdeblur.archs.memdeblur_arch import MemDeblurNet  # noqa: E402
-from memdeblur.data.frame_io import to_integer_image  # noqa: E402
+from memdeblur.media.images import to_integer_image  # noqa: E402
 from memdeblur.data.synthetic import MotionSettings, SequenceRenderer  # noqa: E402
 from memdeblur.cli import frame_size, tool_parser  # noqa: E402
 from memdeblur.evaluation.results_table import write_lines  # noqa: E402
-from memdeblur.data.video_io import VideoWriter  # noqa: E402
+from memdeblur.media.writers import VideoFileWriter  # noqa: E402
 
 
 def build_parser():
@@ -54,7 +54,7 @@ def build_parser():
 def write_synthetic_video(path, length, height, width, seed=0):
     """An mp4 of ``length`` frames of moving photos (30 fps)."""
     renderer = SequenceRenderer(np.random.default_rng(seed), height, width, length, MotionSettings())
-    with VideoWriter(path, Fraction(30)) as writer:
+    with VideoFileWriter(path, Fraction(30)) as writer:
         for step in range(length):
             writer.write(to_integer_image(renderer.render(step)))
 

@@ -2,7 +2,7 @@
 
 BasicSR 1.4.2 is the toolbox users have, but it predates current torchvision and assumes
 CUDA in a few paths. Each gap gets one small, named fix and one test
-(``tests/utils/test_basicsr_compat.py``), so that the day BasicSR fixes a gap its line can go.
+(``tests/test_basicsr_compat.py``), so that the day BasicSR fixes a gap its line can go.
 
 =====  ==========================================================  =============================
 gap    BasicSR 1.4.2 behaviour                                     closed by
@@ -15,8 +15,8 @@ gap    BasicSR 1.4.2 behaviour                                     closed by
 3      ``init_dist`` sets ``rank % torch.cuda.device_count()``     ``init_dist``
        (ZeroDivisionError without GPUs) and uses nccl
 4      ``BaseModel.model_to_device`` gives DDP CUDA ``device_ids``  ``VideoDeblurModel.model_to_device``
-5      the video models' validation puts metric tensors on          ``VideoDeblurModel`` (its own
-       ``'cuda'`` and squeezes ``lq`` in place (on CPU this         validation over
+5      the video models' validation puts metric tensors on          ``VideoDeblurModel`` (its
+       ``'cuda'`` and squeezes ``lq`` in place (on CPU this         validation: ``Evaluator`` over
        shrinks ``self.lq`` too); their test datasets accept only    ``VideoDeblurTestDataset``)
        vid4/REDS names and no LMDB
 6      ``create_train_val_dataloader`` counts iterations per epoch  ``create_train_val_dataloader``
@@ -39,7 +39,7 @@ gap    BasicSR 1.4.2 behaviour                                     closed by
        800-iteration run: "@ 802 iter", images under 802/)
 10     ``parse_options`` reads options files with YAML's full      ``trusted_pipeline`` (the options
        loader (a ``!!python/object/apply`` tag runs code) and       read by
-       applies ``--force_yml`` with ``eval``/``exec``; names        ``memdeblur.utils.run_options``)
+       applies ``--force_yml`` with ``eval``/``exec``; names        ``memdeblur.run_options``)
        such as ``name: ../../x`` become folders anywhere
 11     ``mkdir_and_rename`` renames any existing folder named       ``trusted_pipeline`` (archives only
        like the experiment, a user's own folder too                 folders a memdeblur run made)
@@ -104,7 +104,7 @@ from basicsr.utils import check_resume, scandir  # noqa: E402
 from basicsr.utils.dist_util import init_dist as _basicsr_init_dist  # noqa: E402
 
 from memdeblur.utils.outputs import OutputError, read_manifest, write_manifest  # noqa: E402
-from memdeblur.utils.checkpoint import read_checkpoint  # noqa: E402
+from memdeblur.networks.checkpoint import read_checkpoint  # noqa: E402
 
 
 def load_resume_state(opt):
@@ -114,7 +114,7 @@ def load_resume_state(opt):
     tensor to its parameter's device. ``--auto_resume`` looks in ``opt['path']['training_states']``
     (BasicSR looks in ``experiments/<name>`` below the working directory, missing states when
     training was started from elsewhere). Gap 12: states are read with ``weights_only=True``
-    (``memdeblur.utils.checkpoint.read_checkpoint``): a state is tensors, numbers and containers.
+    (``memdeblur.networks.checkpoint.read_checkpoint``): a state is tensors, numbers and containers.
     """
     if not opt['auto_resume']:
         state_path = opt['path'].get('resume_state')
@@ -278,7 +278,7 @@ def trusted_pipeline(opt, argv):
     """Gaps 10 and 11, and the pipeline gaps (``pipeline_gaps``), for one run of BasicSR's train or test pipeline.
 
     Inside the block, BasicSR's ``parse_options`` receives ``opt`` (already read safely, overrides
-    applied and checked by ``memdeblur.utils.run_options.read_options``) instead of reading the file
+    applied and checked by ``memdeblur.run_options.read_options``) instead of reading the file
     with YAML's full loader, and sees the command line ``argv`` without ``--force_yml`` (which it
     would ``exec``); ``sys.argv`` is the full command line again as soon as it returns, so the copy
     of the options file in the experiment folder records the command as typed. Existing run folders

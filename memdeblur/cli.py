@@ -5,7 +5,7 @@ does, example commands) is the ``--help`` text, kept as written, and each option
 appended to its help unless the help already says it. ``tools/train.py`` and ``tools/test.py``
 use ``basicsr_parser``: BasicSR's own parser has no description and offers training flags to
 testing; ours validates the command line and documents it, the options file is read safely
-(``memdeblur.utils.run_options``), then BasicSR's pipeline runs on it (``run_basicsr_pipeline``).
+(``memdeblur.run_options``), then BasicSR's pipeline runs on it (``run_basicsr_pipeline``).
 
 Every tool runs its ``main`` through ``run_tool``: the errors a user can cause (bad options,
 data, checkpoints, outputs, files) print one ``error:`` line and exit with status 1; the full
@@ -21,7 +21,7 @@ import yaml
 from memdeblur.utils.errors import DataError
 from memdeblur.inference.process_share import PeerFailed
 from memdeblur.models.training_step import TrainingDiverged
-from memdeblur.utils.checkpoint import CheckpointError
+from memdeblur.networks.checkpoint import CheckpointError
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import OutputError
 
@@ -111,7 +111,7 @@ def run_basicsr_pipeline(pipeline, root, doc, training, argv=None):
     ``--debug`` (here: tracebacks), through ``basicsr_compat.trusted_pipeline``.
     """
     from memdeblur.basicsr_compat import trusted_pipeline
-    from memdeblur.utils.run_options import check_test_options, check_training_options, read_options
+    from memdeblur.run_options import check_test_options, check_training_options, read_options
 
     def main(argv):
         args = basicsr_parser(doc, training).parse_args(argv)

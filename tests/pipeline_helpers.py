@@ -16,7 +16,7 @@ import sys
 
 import yaml
 
-from memdeblur.utils import run_options
+from memdeblur import run_options
 
 from tests.conftest import REPO_ROOT
 
@@ -87,7 +87,7 @@ def load_options(name):
 
 def in_process_training_options(name, tmp_path):
     """options/<name> completed for ``build_model`` in this process: CPU, one process, experiment paths under
-    ``tmp_path`` (``memdeblur.utils.run_options.in_process_training_options``)."""
+    ``tmp_path`` (``memdeblur.run_options.in_process_training_options``)."""
     return run_options.in_process_training_options(load_options(name), str(tmp_path))
 
 

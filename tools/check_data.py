@@ -12,7 +12,7 @@ if there were any (0 when everything is usable). Run it before a long training r
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.data.data_check import check_datasets
 from memdeblur.cli import run_tool, tool_parser
-from memdeblur.utils.run_options import read_options
+from memdeblur.run_options import read_options
 
 
 def build_parser():

@@ -4,9 +4,9 @@
         -opt options/baselines/test_estrnn_synthetic.yml -opt options/baselines/test_edvr_synthetic.yml \
         -opt options/baselines/test_basicvsrpp_synthetic.yml --out results/compare_synthetic
 
-Runs BasicSR's test pipeline for each test options file, one process each (so each model's
-peak memory is its own), on the same data: the test sets of all files must agree, or --dataroot
-sets one for all. Writes to --out:
+Tests each model in this process as tools/test.py does (BasicSR's model, memdeblur's evaluator),
+one after another, each model's peak memory measured from its start, on the same data: the test
+sets of all files must agree, or --dataroot sets one for all. Writes to --out:
   comparison.md / comparison.csv  PSNR and SSIM under both conventions (BasicSR's, rounded to uint8;
                                   the released evaluation's, truncated, scikit-image SSIM), frames
                                   scored, parameters, GMACs (authors' convention and exact),
@@ -18,27 +18,34 @@ sets one for all. Writes to --out:
                                   and sharp differ most);
   results/<name>/                 each model's own tables and restored frames.
 """
-import json
+import contextlib
+import copy
+import gc
+import logging
 import os
 import os.path as osp
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import cv2
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
+import basicsr.test
 from basicsr.data import build_dataset
+from basicsr.models import build_model
+from basicsr.utils import get_root_logger, get_time_str, make_exp_dirs
 
-from memdeblur.data.frame_io import to_integer_image, write_png
+from memdeblur.basicsr_compat import trusted_pipeline
+from memdeblur.media.images import to_integer_image, write_png
 from memdeblur.cli import run_tool, tool_parser
 from memdeblur.evaluation.comparison_image import comparison_image
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import staged_outputs
 from memdeblur.evaluation.results_table import write_csv, write_markdown
-from memdeblur.evaluation.test_report import read_test_report
-from memdeblur.utils.run_options import read_options
+from memdeblur.evaluation.run_report import read_run_report
+from memdeblur.utils.allocator import release_freed_memory
+from memdeblur.utils.peak_memory import reset_peak_memory
+from memdeblur.run_options import check_test_options, read_options
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 METRICS = ('psnr', 'ssim', 'psnr_released', 'ssim_released')
 SOURCE_KEYS = ('dataroot', 'layout', 'blur_dir', 'lmdb_name', 'split', 'frame_size')
 
@@ -84,24 +91,47 @@ def check_same_data(entries):
         raise OptionError(f'Two options files share a name ({names}); their results would overwrite each other.')
 
 
-def run_test(entry, out):
-    """BasicSR's test pipeline for one options file, results under ``out/results/<name>``.
+@contextlib.contextmanager
+def own_log(opt):
+    """BasicSR's log of one model's test in its results folder, as ``tools/test.py`` writes it."""
+    handler = logging.FileHandler(osp.join(opt['path']['log'], f'test_{opt["name"]}_{get_time_str()}.log'), 'w')
+    handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s: %(message)s'))
+    logger = get_root_logger()
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
 
-    The data root is passed as a quoted YAML string: taken as it is, whatever characters it holds.
-    """
-    overrides = [f'datasets:{entry["phase"]}:dataroot={json.dumps(str(entry["dataset"]["dataroot"]))}',
-                 'val:save_img=true']
-    command = [sys.executable, '-m', 'memdeblur.pipeline_in_folder', 'test', osp.abspath(out), '-opt',
-               osp.abspath(entry['path']), '--force_yml', *overrides]
+
+def run_test(entry, out):
+    """Test one options file in this process as ``tools/test.py`` does: BasicSR's options (``parse_options``),
+    model and dataset, and the model's validation, which scores through ``memdeblur.evaluation.evaluator``; results
+    under ``out/results/<name>``. The memory freed by the models before it is given back, and the peak measured
+    anew, so that the report's peak memory is this model's."""
     print(f'\n== {entry["opt"]["name"]}: {entry["path"]}', flush=True)
-    result = subprocess.run(command, cwd=os.getcwd(), env={**os.environ, 'PYTHONPATH': REPO_ROOT})
-    if result.returncode != 0:
-        raise OptionError(f'testing {entry["path"]} failed (exit code {result.returncode}); see its output above.')
+    opt = copy.deepcopy(entry['opt'])
+    opt['datasets'][entry['phase']] = copy.deepcopy(entry['dataset'])
+    opt['val']['save_img'] = True
+    check_test_options(opt, entry['path'])
+    gc.collect()
+    release_freed_memory()
+    with trusted_pipeline(opt, ['-opt', entry['path']]):
+        opt, _ = basicsr.test.parse_options(osp.abspath(out), is_train=False)
+        make_exp_dirs(opt)
+        with own_log(opt):
+            dataset = build_dataset(opt['datasets'][entry['phase']])
+            model = build_model(opt)
+            reset_peak_memory(model.device)
+            model.validation(SimpleNamespace(dataset=dataset), current_iter=opt['name'], tb_logger=None,
+                             save_img=True)
 
 
 def read_results(out, entry):
-    """The JSON results (``memdeblur.evaluation.test_report``) of one finished run."""
-    return read_test_report(osp.join(out, 'results', entry['opt']['name'], entry['dataset']['name']))
+    """The JSON results (``memdeblur.evaluation.run_report``) of one finished run."""
+    return read_run_report(osp.join(out, 'results', entry['opt']['name'], entry['dataset']['name']))
 
 
 def table_rows(out, entries):

@@ -25,14 +25,13 @@ import torch
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers the archs)
 from basicsr.archs import build_network
 
-from memdeblur.utils.padding import SpatialPadding
-from memdeblur.utils.network_traits import network_traits
+from memdeblur.networks.traits import network_traits
 from memdeblur.evaluation.complexity import network_complexity
-from memdeblur.utils.memory import peak_rss_mib
+from memdeblur.utils.peak_memory import peak_rss_mib
 from memdeblur.cli import frame_size, int_at_least, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import write_text_atomic
-from memdeblur.utils.run_options import read_options
+from memdeblur.run_options import read_options
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 README = osp.join(REPO_ROOT, 'options', 'README.md')
@@ -62,20 +61,17 @@ def build_parser():
 
 
 def network_options(path):
-    """The options file's ``network_g``, with the deprecated top-level padding options (``size_multiple``,
-    ``min_size``) as ``_padding`` where the file sets them."""
+    """The options file's ``network_g``."""
     opt = read_options(path)
     if not isinstance(opt.get('network_g'), dict):
         raise OptionError(f'{path} has no network_g section.')
-    return {**opt['network_g'], '_padding': [opt.get('size_multiple', 1), opt.get('min_size', 0)]}
+    return opt['network_g']
 
 
 def build(network_opt):
     """(network, the padding it runs with) of a ``network_options`` dict."""
-    network_opt = dict(network_opt)
-    padding = network_opt.pop('_padding')
     net = build_network(network_opt)
-    return net, SpatialPadding.for_network(net, *padding)
+    return net, network_traits(net).padding()
 
 
 def count(network_opt, size, frames):

@@ -10,10 +10,10 @@ an options file given with ``--opt``). It never overwrites a file unless ``--for
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers the archs)
 from basicsr.archs import build_network
 
-from memdeblur.utils.checkpoint import convert_checkpoint
+from memdeblur.networks.checkpoint import convert_checkpoint
 from memdeblur.cli import run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
-from memdeblur.utils.run_options import read_options
+from memdeblur.run_options import read_options
 
 
 def build_parser():

@@ -41,7 +41,8 @@ import av
 import torch
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
-from memdeblur.data.video_io import DEFAULT_CRF, find_inputs
+from memdeblur.media.inputs import find_inputs
+from memdeblur.media.video_encoding import DEFAULT_CRF
 from memdeblur.evaluation.no_reference import NIQE_MIN_SIDE
 from memdeblur.inference.process_share import ProcessShare
 from memdeblur.inference.run_plan import check_planned, file_digest, plan_run, resume_mismatch, run_record
@@ -50,11 +51,11 @@ from memdeblur.inference.restorer import AUTO_TILE, DEFAULT_OVERLAP, DEFAULT_WIN
     default_overlap
 from memdeblur.inference.video_deblurring import VideoDeblurrer
 from memdeblur.cli import run_tool, tool_parser
-from memdeblur.utils.checkpoint import network_from_options, weights_source
+from memdeblur.networks.checkpoint import network_from_options, weights_source
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import write_json_atomic
 from memdeblur.utils.precision import PRECISIONS, refuse_float16_without_gpu
-from memdeblur.utils.run_options import read_options
+from memdeblur.run_options import read_options
 
 
 def build_parser():

@@ -33,9 +33,9 @@ import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers
 from memdeblur.utils.errors import DataError
 from memdeblur.data.synthetic import settings_mismatch
 from memdeblur.cli import run_tool, tool_parser
-from memdeblur.utils.run_options import read_options
+from memdeblur.run_options import read_options
 from memdeblur.evaluation.comparison_image import edge_sharpness
-from memdeblur.evaluation.test_report import read_test_report
+from memdeblur.evaluation.run_report import read_run_report
 from memdeblur.utils.precision import cpu_has_native_bfloat16
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -103,7 +103,7 @@ def report(test_opt):
     """
     results = osp.join(REPO_ROOT, 'results', test_opt['name'])
     dataset_name = test_opt['datasets']['test']['name']
-    result = read_test_report(osp.join(results, dataset_name))
+    result = read_run_report(osp.join(results, dataset_name))
     restored = sorted(glob.glob(osp.join(results, 'visualization', dataset_name, '*', '*.png')))
     restored = [p for p in restored if '_comparison_' not in osp.basename(p)]
     sequences = osp.join(REPO_ROOT, DATA, 'test')

@@ -19,10 +19,10 @@ Needs pip install 'memdeblur[onnx]'.
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from memdeblur.cli import frame_size, int_at_least, run_tool, tool_parser
 from memdeblur.inference.onnx_export import export_onnx
-from memdeblur.utils.checkpoint import network_from_options
-from memdeblur.utils.network_traits import network_traits
+from memdeblur.networks.checkpoint import network_from_options
+from memdeblur.networks.traits import network_traits
 from memdeblur.utils.padding import round_up
-from memdeblur.utils.run_options import read_options
+from memdeblur.run_options import read_options
 from memdeblur.utils.option_check import OptionError
 
 # The released network, as options/test_memdeblur_gopro_ds.yml declares it (MemDeblurNet's defaults), built in so

@@ -7,14 +7,13 @@
     # a downsampled GOPRO_Large-layout folder
     python tools/prepare_gopro.py datasets/GOPRO_Large datasets/GOPRO_ds --format folder --size 540x960
 
-Sizes are HEIGHTxWIDTH, as in every tool (--downsample WIDTHxHEIGHT still works, with a deprecation note).
+Sizes are HEIGHTxWIDTH, as in every tool.
 
 Every sequence is checked first (missing or mismatched frames fail with their names). Existing
 outputs are never replaced unless --force is given, and a destination that is, contains or lies
 inside the source is refused.
 """
 import os.path as osp
-import sys
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.utils.errors import DataError
@@ -35,11 +34,8 @@ def build_parser():
     parser.add_argument('--splits', nargs='+', default=['train', 'test'], help='splits to convert')
     parser.add_argument('--blur-dirs', nargs='+', choices=('blur', 'blur_gamma'),
                         help='blurry folders to convert (default: both for lmdb, blur_gamma otherwise)')
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument('--size', type=frame_size, metavar='HxW',
-                      help='resize every frame, e.g. 540x960 (default: keep the size)')
-    size.add_argument('--downsample', type=frame_size, metavar='WxH',
-                      help='deprecated: --size with WIDTHxHEIGHT, e.g. 960x540 (use --size 540x960)')
+    parser.add_argument('--size', type=frame_size, metavar='HxW',
+                        help='resize every frame, e.g. 540x960 (default: keep the size)')
     parser.add_argument('--name', help='ESTRNN data set name (default gopro_ds with --size, else gopro_ori)')
     parser.add_argument('--force', action='store_true', help='replace existing outputs')
     return parser
@@ -47,10 +43,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.downsample:
-        args.size = args.downsample[::-1]
-        print(f'Note: --downsample WxH is deprecated; use --size {args.size[0]}x{args.size[1]} (HEIGHTxWIDTH, as every '
-              'other tool).', file=sys.stderr)
     blur_dirs = args.blur_dirs or (['blur', 'blur_gamma'] if args.format == 'lmdb' else ['blur_gamma'])
     name = args.name or ('gopro_ds' if args.size else 'gopro_ori')
     if plain_name_problem(name):

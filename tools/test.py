@@ -11,7 +11,7 @@ The checkpoint may be in BasicSR's format or the authors' original one. Writes, 
 results/<name>/: <dataset>_metrics.md and .csv (per sequence and frame-averaged PSNR/SSIM of the
 output and of the blurry input under BasicSR's and the released evaluation's conventions,
 parameters, GMACs, runtime and peak memory), <dataset>_results.json (the same, for scripts:
-memdeblur.evaluation.test_report.read_test_report), the restored frames as PNG and one labelled
+memdeblur.evaluation.run_report.read_run_report), the restored frames as PNG and one labelled
 blurry | restored | sharp picture per sequence under visualization/<dataset>/.
 """
 import os.path as osp

@@ -17,7 +17,7 @@ import torch
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers the archs)
 from basicsr.archs import build_network
 
-from memdeblur.utils.checkpoint import convert_checkpoint, load_pretrained, read_checkpoint
+from memdeblur.networks.checkpoint import convert_checkpoint, load_pretrained, read_checkpoint
 from memdeblur.cli import run_tool, tool_parser
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

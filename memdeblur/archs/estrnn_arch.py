@@ -6,7 +6,7 @@ carried forward; a global spatio-temporal attention module fuses the features of
 frames, the centre frame and ``future`` frames, and a reconstructor decodes the fused features
 to the centre frame. T frames in, T - past - future frames out. The computation follows the
 released model (``../shared/docs/official-estrnn.md``; ``tests/archs/test_estrnn_arch.py`` against
-the authors' float64 vectors), so its checkpoints load through ``memdeblur.utils.checkpoint``.
+the authors' float64 vectors), so its checkpoints load through ``memdeblur.networks.checkpoint``.
 """
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
@@ -14,7 +14,7 @@ from torch import nn
 
 from memdeblur.archs.blocks import RDB, RDBDown, conv
 from memdeblur.archs.input_checks import check_input_frames
-from memdeblur.utils.network_traits import KeyRules, NetworkTraits
+from memdeblur.networks.traits import KeyRules, NetworkTraits
 from memdeblur.utils.padding import SpatialPadding
 from memdeblur.utils.option_check import INT, checked_options, one_of
 

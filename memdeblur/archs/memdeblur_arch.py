@@ -5,7 +5,7 @@ resolution, then forward passes coarse to fine, and decodes (U) a residual that 
 the blurry frame. The memory branch stores blurry-key / sharp-value pairs of restored frames
 in banks that every frame reads back by attention. The computation follows the released
 model exactly (see ``docs/architecture.md`` and ``tests/archs/test_memdeblur_arch.py``), so the authors'
-checkpoints load through ``memdeblur.utils.checkpoint``.
+checkpoints load through ``memdeblur.networks.checkpoint``.
 """
 import math
 
@@ -20,7 +20,8 @@ from memdeblur.archs.blocks import RDBDown, conv
 from memdeblur.archs.input_checks import check_input_frames
 from memdeblur.archs.memory_bank import MemoryBank
 from memdeblur.archs.memory_branch import MemoryBranch
-from memdeblur.utils.network_traits import KeyRules, NetworkTraits
+from memdeblur.networks.frame_storage import FinishedOutputs, InMemoryFrames
+from memdeblur.networks.traits import KeyRules, NetworkTraits
 from memdeblur.utils.padding import SpatialPadding, round_up
 from memdeblur.utils.option_check import BOOL, INT, INT_LIST, checked_options, one_of, optional
 
@@ -50,18 +51,6 @@ OFFICIAL_KEYS = KeyRules(
         (rf'^memory\.{_MEMORY_DECODERS}\.upsample\.0\.', r'memory.\1.upsample_conv.'),
     ],
     dropped=[r'^conv_hr\.', r'^conv_last\.'])
-
-
-class InMemoryFrames:
-    """Per-frame storage of ``MemDeblurNet.forward``: plain lists, everything in memory (see ``restore_frames``)."""
-
-    @staticmethod
-    def frames(name, length):
-        return [None] * length
-
-    @staticmethod
-    def mapped(name, fn, items):
-        return [fn(item) for item in items]
 
 
 def resize(x, size):
@@ -222,9 +211,13 @@ class MemDeblurNet(nn.Module):
         of any scale is padded (the padding amounts are traced as constants), and, from ``traced_min_side``,
         at every larger such side: a read-out of a bank holding at most ``top_k`` positions takes the full
         softmax instead of the top-k one, and the trace keeps whichever it took."""
-        return NetworkTraits(official_keys=self.official_keys, whole_sequence_passes=True,
+        return NetworkTraits(official_keys=self.official_keys, whole_sequence_passes=self._passes_per_frame(),
                              traced_size_multiple=SIZE_MULTIPLE * max(self.scales),
                              traced_min_side=self._traced_min_side())
+
+    def _passes_per_frame(self):
+        """Per-frame results ``restore_frames`` writes per frame: the backward state, then each scale's output."""
+        return len(self.scales) + int(self.bidirectional) if self.deblur_branch else 1
 
     def _traced_min_side(self):
         """The smallest side (a multiple of ``4 * max(scales)``) at which every read-out is a top-k one.
@@ -274,30 +267,33 @@ class MemDeblurNet(nn.Module):
         return outputs if return_scales else outputs[-1]
 
     def restore_frames(self, frames, storage):
-        """Whole-sequence restoration with every per-frame tensor kept where ``storage`` says.
+        """Whole-sequence restoration with every per-frame tensor kept where ``storage`` says
+        (``memdeblur.networks.frame_storage``).
 
         ``forward`` holds the encoder features, keys, backward states and every scale's outputs
         of all T frames in memory at once. This runs the same computation in the same order, but
         asks ``storage`` for each of those per-frame sequences, so they can live in a file or be
         recomputed on access (``memdeblur.inference.exact``): the result equals ``forward``'s
-        while memory stays bounded. Eval mode only (the banks are bounded then).
+        while memory stays bounded. Eval mode only (the banks are bounded then). With the frames, features and keys
+        recomputed and the written sequences in files, memory is that of a few frames plus the banks (bounded by
+        ``test_mem_length``); the files hold, per frame, the backward state and the two coarser outputs in float32:
+        4·(c/16 + 3/16 + 3/4) bytes per pixel for c channels.
 
         Args:
-            frames (Sequence[Tensor]): The T blurry frames, each (B, 3, H, W) in [0, 1] (any
-                sequence with ``len`` and indexing, e.g. read from disk on access).
-            storage: Provides ``frames(name, length)``, a writable sequence for the per-frame
-                results called ``name`` ('backward_hidden', 'outputs_<scale>', and 'outputs' for
-                the finest scale, written in order 0..T-1 as centred, padded frames: add 0.5 and
-                crop to H x W), and ``mapped(name, fn, items)``, ``fn`` applied to each item.
+            frames (Sequence[Tensor]): The T blurry frames, each (B, 3, H, W) in [0, 1].
+            storage: Keeps 'frames', 'feats' and 'keys' (``mapped``), 'backward_hidden' and
+                'outputs_<scale>' (``frames``) and the restored frames (``outputs``).
         """
         if self.training:
             raise RuntimeError('restore_frames runs in eval mode only (training banks are unbounded).')
+        height, width = frames[0].shape[-2:]
 
         def prepare(frame):
             check_input_frames(frame.unsqueeze(1), type(self).__name__)
             return PAD.pad(frame - 0.5)
 
-        self._restore(storage.mapped('frames', prepare, frames), storage)
+        finished = FinishedOutputs(storage, lambda out: out[..., :height, :width] + 0.5)
+        self._restore(finished.mapped('frames', prepare, frames), finished)
 
     def _new_bank(self):
         """Empty bank with the train- or eval-time rules of the released model (None without memory)."""
@@ -386,7 +382,7 @@ class MemDeblurNet(nn.Module):
             size = (round_up(full_h // factor, SIZE_MULTIPLE), round_up(full_w // factor, SIZE_MULTIPLE))
         feat_size = (size[0] // SIZE_MULTIPLE, size[1] // SIZE_MULTIPLE)
         finest = scale_idx == len(self.scales) - 1
-        outputs = storage.frames('outputs' if finest else f'outputs_{scale_idx}', len(frames))
+        outputs = storage.outputs(len(frames)) if finest else storage.frames(f'outputs_{scale_idx}', len(frames))
         x_prev = h_prev = None
         for i, frame in enumerate(frames):
             if factor == 1:
@@ -453,7 +449,7 @@ class MemDeblurNet(nn.Module):
         """Table 5's "w/o Deblur.": each frame's "r" read-out, decoded, goes straight to U."""
         bank = self._new_bank()
         period = self.mem_every[0]
-        outputs = storage.frames('outputs', len(frames))
+        outputs = storage.outputs(len(frames))
         for i, (frame, x, key) in enumerate(zip(frames, feats, keys)):
             if len(bank):
                 feature = self.memory.decoder_mem(bank.read(key)[0], x.shape[2:])

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from memdeblur.utils.errors import DataError
-from memdeblur.data.frame_io import read_frame
+from memdeblur.media.images import read_frame
 from memdeblur.data.video_deblur_dataset import VideoDeblurDataset, clip_problems
 from memdeblur.data.video_deblur_test_dataset import VideoDeblurTestDataset
 from memdeblur.data.video_sources import FolderVideoSource, build_video_source

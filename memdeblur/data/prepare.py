@@ -21,8 +21,9 @@ from basicsr.utils.lmdb_util import LmdbMaker
 from tqdm import tqdm
 
 from memdeblur.data import estrnn_lmdb
-from memdeblur.data.frame_io import read_frame, to_integer_image, write_png
 from memdeblur.data.video_sources import FolderVideoSource
+from memdeblur.media.images import read_frame, to_integer_image, write_png
+from memdeblur.media.layouts import FOLDER_LAYOUTS
 from memdeblur.utils.outputs import staged_outputs
 
 
@@ -115,7 +116,7 @@ def write_gopro_folder(split_root, out_split_root, blur_dirs=('blur_gamma', ), s
     sources = {d: FolderVideoSource(split_root, 'gopro', d) for d in blur_dirs}
     first = sources[blur_dirs[0]]
     written = [osp.join(out_split_root, seq.name) for seq in first.sequences]
-    jobs = [(d, source, 0) for d, source in sources.items()] + [('sharp', first, 1)]
+    jobs = [(d, source, 0) for d, source in sources.items()] + [(FOLDER_LAYOUTS['gopro'].sharp, first, 1)]
     with staged_outputs(folders=written, overwrite=overwrite, inputs=[split_root], tool='tools/prepare_gopro.py'
                         ) as staging:
         for folder, source, side in jobs:

@@ -27,7 +27,7 @@ import numpy as np
 import skimage.data
 from tqdm import tqdm
 
-from memdeblur.data.frame_io import to_integer_image, write_png
+from memdeblur.media.images import to_integer_image, write_png
 from memdeblur.utils.outputs import staged_outputs
 
 PHOTOS = ('astronaut.png', 'coffee.png', 'chelsea.png', 'rocket.jpg', 'motorcycle_left.png')

@@ -14,7 +14,8 @@ start-up with the sequence and frame named, not hours into training:
 Frame and sequence names are ordered naturally (``2`` before ``10``), and a hole in a
 sequence's frame numbering (a frame missing on both sides) is logged as a warning.
 
-Layouts (``layout`` option):
+Layouts (``layout`` option; the folder layouts are ``memdeblur.media.layouts.FOLDER_LAYOUTS``, where the video tool
+looks for a sequence's blurry frames too):
 
 ===============  ==============================================================
 ``gopro``        ``<dataroot>/<SEQ>/{blur|blur_gamma}/*.png`` + ``<SEQ>/sharp/*.png``
@@ -33,20 +34,16 @@ import numpy as np
 from basicsr.utils import FileClient, get_root_logger
 
 from memdeblur.data import estrnn_lmdb
-from memdeblur.utils.errors import DataError, FrameError
-from memdeblur.data.frame_io import decode_frame, list_frame_files, probe_frame, read_frame, to_float_rgb
-from memdeblur.data.frame_names import natural_sorted, numbering_gaps
 from memdeblur.data.lmdb_files import open_lmdb_readonly
+from memdeblur.media.frame_names import natural_sorted, numbering_gaps
+from memdeblur.media.images import decode_frame, list_frame_files, probe_frame, read_frame, to_float_rgb
+from memdeblur.media.layouts import FOLDER_LAYOUTS
+from memdeblur.utils.errors import DataError, FrameError
 from memdeblur.utils.option_check import BOOL, INT_LIST, STR, one_of, optional
 from memdeblur.utils.outputs import plain_name_problem
 
-FOLDER_LAYOUTS = {
-    'gopro': (None, 'sharp'),  # blurry folder: the blur_dir option ('blur' or 'blur_gamma')
-    'bsd': (osp.join('Blur', 'RGB'), osp.join('Sharp', 'RGB')),
-    'dvd': ('input', 'GT'),
-}
 LAYOUTS = tuple(FOLDER_LAYOUTS) + ('lmdb', 'estrnn_lmdb')
-GOPRO_BLUR_DIRS = ('blur', 'blur_gamma')
+GOPRO_BLUR_DIRS = FOLDER_LAYOUTS['gopro'].blurry  # what blur_dir names: GOPRO's blurry folder, or a BasicSR LMDB's
 
 # The options of ``build_video_source``, for the datasets' option checks.
 SOURCE_OPTIONS = {
@@ -118,12 +115,14 @@ class FolderVideoSource:
     """
 
     def __init__(self, dataroot, layout='gopro', blur_dir='blur', skip_incomplete=False, on_error=None):
-        lq_sub, gt_sub = FOLDER_LAYOUTS[layout]
-        if layout == 'gopro':
-            if blur_dir not in GOPRO_BLUR_DIRS:
-                raise DataError(f'blur_dir must be "blur" or "blur_gamma", got {blur_dir!r}.')
+        folders = FOLDER_LAYOUTS[layout]
+        lq_sub = folders.blurry[0]
+        if len(folders.blurry) > 1:
+            if blur_dir not in folders.blurry:
+                choices = ' or '.join(f'"{sub}"' for sub in folders.blurry)
+                raise DataError(f'blur_dir must be {choices}, got {blur_dir!r}.')
             lq_sub = blur_dir
-        self.dataroot, self.lq_sub, self.gt_sub = dataroot, lq_sub, gt_sub
+        self.dataroot, self.lq_sub, self.gt_sub = dataroot, lq_sub, folders.sharp
         names = self._sequence_folders(dataroot, layout, skip_incomplete, on_error)
         self.sequences, self.frame_files = [], []
         for name in names:
@@ -144,7 +143,7 @@ class FolderVideoSource:
         without ``blur_gamma`` would otherwise vanish from a table without a word), or is skipped
         with a warning when ``skip_incomplete`` is set.
         """
-        layout_dirs = {self.lq_sub, self.gt_sub} | (set(GOPRO_BLUR_DIRS) if layout == 'gopro' else set())
+        layout_dirs = {self.gt_sub, *FOLDER_LAYOUTS[layout].blurry}
         folders = natural_sorted(d for d in os.listdir(dataroot)
                                  if not d.startswith('.') and osp.isdir(osp.join(dataroot, d)))
         sequences = [d for d in folders if any(osp.isdir(osp.join(dataroot, d, sub)) for sub in layout_dirs)]

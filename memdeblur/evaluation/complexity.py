@@ -24,7 +24,7 @@ from thop import profile
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from memdeblur.utils.network_traits import bare_network, network_traits
+from memdeblur.networks.traits import bare_network, network_traits
 
 ATTENTION_OPS = ('bmm', )  # the memory read-out: (keys x query) affinity and (values x weights) products
 

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 from basicsr.metrics.niqe import calculate_niqe
 
-from memdeblur.data.frame_io import to_8_bits
+from memdeblur.media.images import to_8_bits
 from memdeblur.evaluation.comparison_image import edge_sharpness
 from memdeblur.utils.outputs import atomic_file, write_text_atomic
 

@@ -40,6 +40,19 @@ def summarize(records, metric_names):
     return rows
 
 
+def results_message(dataset_name, rows, metrics, best):
+    """The log's summary of ``summarize`` rows: each metric over all frames with the blurry input's and the best
+    so far (``best``: metric -> {'val', 'iter'}, BasicSR's record), then each sequence's scores."""
+    average = rows[-1]
+    message = f'Validation {dataset_name} ({average["frames"]} frames)\n'
+    for metric in metrics:
+        message += (f'\t # {metric}: {average[metric]:.4f} (blurry input {average[metric + " (blurry input)"]:.4f})'
+                    f'\tBest: {best[metric]["val"]:.4f} @ {best[metric]["iter"]} iter\n')
+    for row in rows[:-1]:
+        message += f'\t   {row["sequence"]}: ' + ', '.join(f'{m} {row[m]:.4f}' for m in metrics) + '\n'
+    return message
+
+
 def write_csv(path, rows):
     """Write rows (dicts with the same keys) to ``path`` as a whole (``outputs.write_text_atomic``)."""
     text = io.StringIO(newline='')

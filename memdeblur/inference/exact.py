@@ -1,32 +1,29 @@
-"""Whole-sequence restoration in bounded memory: ``--exact``, and MemDeblur's windows in less memory.
+"""Whole-sequence restoration in bounded memory: ``--exact``, and whole windows in less memory.
 
 Windowed restoration (``memdeblur.inference.windows``) bounds memory by giving each window its own
-backward pass and memory banks, so its outputs differ slightly from processing the whole video
-at once (by how much: ``docs/benchmarks.md``). MemDeblur's whole-sequence result needs the
-backward pass over every frame before the first forward step, and each scale's pass over every
-frame before the next scale starts; ``MemDeblurNet.forward`` therefore keeps inputs, features,
-keys, backward states and outputs of all T frames in memory, so its memory grows with T.
+recurrent passes, so its outputs differ slightly from processing the whole video at once (by how much:
+``docs/benchmarks.md``). A network whose whole-sequence result needs a backward pass over every frame before the
+first forward step keeps the per-frame results of all T frames in memory in its ``forward``, so its memory grows
+with T.
 
-``restore_exact`` runs the same computation (``MemDeblurNet.restore_frames``) with its per-frame
-sequences placed so that memory stays bounded:
+``restore_exact`` runs the same computation for any network that speaks the whole-sequence protocol
+(``restore_frames``, ``memdeblur.networks.frame_storage``) with its per-frame sequences placed so that memory
+stays bounded:
 
-* frames, encoder features and keys are recomputed when needed (``RecomputedFrames``; the
-  encoder is deterministic, and its full-resolution passes are a small part of the network's work),
-  the last two kept;
-* backward states and the coarser scales' outputs go to files in a scratch folder
-  (``FileFrames``), read back with ``pread``, so they occupy neither the heap nor, as a memory
-  map would, the process's resident set;
-* the finest scale's outputs are handed to ``sink`` frame by frame, in order.
+* mapped sequences (prepared frames, encoder features) are recomputed when needed (``RecomputedFrames``), the
+  last two kept;
+* the sequences the network writes and reads back (backward states, coarser outputs) go to files in a scratch
+  folder (``FileFrames``), read back with ``pread``, so they occupy neither the heap nor, as a memory map would,
+  the process's resident set;
+* the restored frames are handed to ``sink`` frame by frame, in order.
 
-Memory is then that of a few frames plus the banks (bounded by ``test_mem_length``); the price
-is disk space (per frame, the backward state and the two coarser outputs in float32:
-4·(c/16 + 3/16 + 3/4) bytes per pixel for c channels, plus the decoded input the tool keeps, 3 bytes per
-pixel) and the recomputed encoder passes.
-The outputs equal ``forward``'s on the same device and precision (tested bit for bit on CPU).
+Memory is then that of a few frames plus whatever the network keeps itself; the price is disk space (the written
+sequences, plus the decoded input the tool keeps) and the recomputed mapped items. The network's ``restore_frames``
+docstring says what that is for it. The outputs equal ``forward``'s on the same device and precision (tested bit
+for bit on CPU).
 
 ``whole_window_restorer`` applies the same placement to one window of the video tool, with the
-backward states and coarser outputs in memory instead of files: a window's result as
-``forward`` computes it, at about a quarter of its memory.
+written sequences in memory instead of files: a window's result as ``forward`` computes it, in less memory.
 """
 import os
 import os.path as osp
@@ -37,9 +34,7 @@ import torch
 
 from memdeblur.utils.errors import DataError
 from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
-from memdeblur.utils.network_traits import bare_network, network_traits
-
-FINEST = 'outputs'
+from memdeblur.networks.traits import bare_network, network_traits
 
 
 class FileFrames:
@@ -124,7 +119,7 @@ class RecomputedFrames:
 
 
 class SinkFrames:
-    """The finest scale's outputs: each one handed to ``sink(index, tensor)`` as it is written, in order."""
+    """The restored frames: each one handed to ``sink(index, tensor)`` as it is written, in order."""
 
     def __init__(self, sink, length, on_write=None):
         self.sink, self.length, self.on_write, self.next = sink, length, on_write, 0
@@ -142,16 +137,18 @@ class SinkFrames:
 
 
 class ScratchStorage:
-    """The storage ``MemDeblurNet.restore_frames`` asks for: recomputation, a sink, and files in ``folder``
-    (or, with ``folder=None``, lists in memory) for the backward states and coarser outputs."""
+    """The storage of the whole-sequence protocol (``memdeblur.networks.frame_storage``): mapped items recomputed,
+    outputs handed to a sink, and the other per-frame sequences in files in ``folder`` (or, with ``folder=None``,
+    lists in memory)."""
 
     def __init__(self, folder, device, sink, on_write=None):
         self.folder, self.device, self.sink, self.on_write = folder, device, sink, on_write
         self.files = []
 
+    def outputs(self, length):
+        return SinkFrames(self.sink, length, self.on_write)
+
     def frames(self, name, length):
-        if name == FINEST:
-            return SinkFrames(self.sink, length, self.on_write)
         if self.folder is None:
             return [None] * length
         self.files.append(FileFrames(osp.join(self.folder, f'{name}.bin'), length, self.device, self.on_write))
@@ -172,23 +169,22 @@ def check_exact_supported(net):
     ``restore_frames``)."""
     module = bare_network(net)
     if not network_traits(module).whole_sequence_passes:
-        raise DataError(f'--exact needs a network with whole-sequence passes (MemDeblur); {type(module).__name__} is '
-                        'restored in windows.')
+        raise DataError(f'--exact needs a network with whole-sequence passes (restore_frames); '
+                        f'{type(module).__name__} is restored in windows.')
     return module
 
 
 def passes_per_frame(net):
     """How many per-frame results ``restore_exact`` writes per frame (for a progress bar)."""
-    net = bare_network(net)
-    deblur = getattr(net, 'deblur_branch', True)
-    return (len(net.scales) + int(net.bidirectional)) if deblur else 1
+    return network_traits(net).whole_sequence_passes
 
 
 def restore_exact(net, frames, sink, scratch, device, on_write=None):
     """Restore a whole sequence exactly as ``net(frames)`` would, in bounded memory.
 
     Args:
-        net (MemDeblurNet): In eval mode, on ``device`` (possibly prepared by ``prepare_fast``).
+        net (nn.Module): A network with whole-sequence passes, in eval mode, on ``device`` (possibly prepared by
+            ``prepare_fast``).
         frames (Sequence[Tensor]): T frames (3, H, W) in [0, 1], any device, read on access.
         sink (callable): ``sink(index, frame)`` receives restored (3, H, W) frames in order,
             on the CPU, clamped to [0, 1].
@@ -199,11 +195,10 @@ def restore_exact(net, frames, sink, scratch, device, on_write=None):
             per frame).
     """
     net = check_exact_supported(net)
-    height, width = frames[0].shape[-2:]
     batched = RecomputedFrames(lambda frame: frame.to(device).unsqueeze(0), frames)
 
     def finish(index, output):
-        sink(index, (output[0, :, :height, :width] + 0.5).float().clamp(0, 1).cpu())
+        sink(index, output[0].float().clamp(0, 1).cpu())
 
     storage = ScratchStorage(scratch, device, finish, on_write)
     try:
@@ -216,15 +211,14 @@ def whole_window_restorer(net, context, device):
     """A function restoring an integer window (T, 3, H, W; uint8 or uint16) to the same type, as
     ``net(whole window)`` does, in less memory.
 
-    ``MemDeblurNet.forward`` holds every frame's input, features, keys, backward state and outputs in float32.
-    Here ``restore_exact`` keeps only the backward states and coarser outputs in memory, recomputes frames,
-    features and keys, and converts each output to uint8 as it comes: a fraction of the memory
-    (``docs/benchmarks.md``), the results equal to ``forward``'s (bit for bit on the CPU), at the price of the
-    recomputed encoder passes.
+    A network's ``forward`` holds every frame's per-frame results at once. Here ``restore_exact`` keeps only the
+    sequences the network writes (``storage.frames``) in memory, recomputes the mapped ones, and converts each output
+    to the window's type as it comes: less memory (``docs/benchmarks.md``), the results equal to ``forward``'s (bit
+    for bit on the CPU), at the price of the recomputed items.
 
     Args:
-        net (MemDeblurNet): In eval mode on ``device`` (possibly from ``prepare_fast``; not compiled:
-            ``restore_frames`` would bypass the compiled forward).
+        net (nn.Module): A network with whole-sequence passes, in eval mode on ``device`` (possibly from
+            ``prepare_fast``; not compiled: ``restore_frames`` would bypass the compiled forward).
         context (callable): Context manager factory for the calls (``inference_runner``'s).
         device (torch.device): Where the network runs.
     """

@@ -1,6 +1,6 @@
 """ONNX export of a whole-clip network, verified against PyTorch before anything is written.
 
-``export_onnx`` traces the fast inference copy of a network (``memdeblur.inference.fast_path.prepare_fast``:
+``export_onnx`` traces the fast inference copy of a network (``memdeblur.networks.rewrites.prepare_fast``:
 BatchNorm folded, in-place residual blocks) with ``torch.onnx.export``'s TorchScript exporter (the dynamo exporter
 stops at the networks' data-dependent input checks) for one clip of T frames: (1, T, 3, H, W) float32 in [0, 1]
 in, (1, T - before - after, 3, H, W) out (``frame_margins``), as ``forward``. Then it runs the model in ONNX Runtime
@@ -38,9 +38,9 @@ import warnings
 import torch
 
 from memdeblur.utils.errors import DataError
-from memdeblur.inference.fast_path import prepare_fast
+from memdeblur.networks.rewrites import prepare_fast
 from memdeblur.inference.run_plan import file_digest
-from memdeblur.utils.network_traits import bare_network, network_traits
+from memdeblur.networks.traits import bare_network, network_traits
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.optional_imports import require
 from memdeblur.utils.outputs import check_outputs, staged_outputs, write_bytes

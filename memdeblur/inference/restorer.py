@@ -28,15 +28,14 @@ from tqdm import tqdm
 from memdeblur.utils.errors import DataError
 from memdeblur.inference.exact import FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame, \
     restore_exact
-from memdeblur.inference.fast_path import inference_runner
+from memdeblur.inference.fast_inference import inference_runner
 from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
 from memdeblur.inference.onnx_backends import BACKENDS, ExportedModel
 from memdeblur.inference.process_share import shared_windows
 from memdeblur.inference.windows import clip_window_restorer, restore_stream, window_restorer
 from memdeblur.utils.allocator import retain_freed_memory
-from memdeblur.utils.network_traits import bare_network, network_traits
+from memdeblur.networks.traits import bare_network, network_traits
 from memdeblur.utils.option_check import OptionError
-from memdeblur.utils.padding import SpatialPadding
 from memdeblur.utils.precision import PRECISIONS
 
 AUTO_TILE_AREA = 1280 * 720  # frames larger than this are tiled by default
@@ -55,7 +54,7 @@ class Restorer:
             an exported ``.onnx`` model.
         device (torch.device | str): Where it runs.
         precision (str): ``float32``, ``bfloat16`` or ``float16`` (GPUs; PyTorch only).
-        fast (bool): The fast path (``memdeblur.inference.fast_path``); False runs the network as it is.
+        fast (bool): The fast path (``memdeblur.inference.fast_inference``); False runs the network as it is.
         compile_net (bool): ``torch.compile`` the network.
         window (int | None): Frames restored together (default: 30; an exported model's own window).
         overlap (int | None): Frames shared by consecutive windows (default: 6; for an exported model's window a
@@ -83,7 +82,7 @@ class Restorer:
             self.backend, self.exported = 'pytorch', None
             traits = network_traits(model)
             self.margins, self.label = traits.frame_margins, f'deblurred ({type(bare_network(model)).__name__})'
-            self.padding = SpatialPadding.for_network(model)
+            self.padding = network_traits(model).padding()
             self.network, self.context = inference_runner(model, self.device, precision, fast=fast,
                                                           compile_net=compile_net)
             if self.device.type == 'cpu' and fast:
@@ -124,8 +123,8 @@ class Restorer:
     def from_options(cls, opt_path, ckpt=None, **settings):
         """A ``Restorer`` of the network of a test options file (its ``network_g``), with the weights of ``ckpt`` or
         its ``path:pretrain_network_g``; ``settings`` as the constructor's."""
-        from memdeblur.utils.checkpoint import network_from_options
-        from memdeblur.utils.run_options import read_options
+        from memdeblur.networks.checkpoint import network_from_options
+        from memdeblur.run_options import read_options
         return cls(network_from_options(read_options(opt_path), opt_path, ckpt), **settings)
 
     def _own_window(self, window):

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from memdeblur.utils.errors import DataError
-from memdeblur.data.video_io import VideoInput, is_video_name, list_frame_files, output_container, read_record
+from memdeblur.media.images import list_frame_files
+from memdeblur.media.inputs import VideoInput
+from memdeblur.media.video_encoding import output_container
+from memdeblur.media.video_files import is_video_name
+from memdeblur.media.writers import read_record
 from memdeblur.utils.outputs import OutputError, check_outputs
 
 
@@ -163,8 +167,8 @@ def file_digest(path):
 
 
 def run_record(seq, settings):
-    """The record an output keeps of what made it (``VideoWriter``'s ``record``): the tool, the input's fingerprint
-    and ``settings`` (names -> plain values)."""
+    """The record an output keeps of what made it (its writer's ``record``, ``memdeblur.media.writers``): the
+    tool, the input's fingerprint and ``settings`` (names -> plain values)."""
     return json.dumps({'written_by': 'tools/deblur_video.py', 'input': input_fingerprint(seq), 'settings': settings},
                       sort_keys=True)
 

@@ -3,7 +3,7 @@ users too.
 
     from memdeblur.inference.restorer import Restorer
     from memdeblur.inference.video_deblurring import VideoDeblurrer
-    from memdeblur.data.video_io import find_inputs
+    from memdeblur.media.inputs import find_inputs
     deblurrer = VideoDeblurrer(Restorer.from_options('options/test_memdeblur_gopro_ds.yml'))
     for seq in find_inputs('clips/'):
         deblurrer.deblur(seq, f'out/{seq.name}.mp4')
@@ -20,13 +20,15 @@ from collections import deque
 import numpy as np
 
 from memdeblur.utils.errors import DataError
-from memdeblur.data.video_io import DEFAULT_CRF, VideoWriter, check_video_encoding, is_video_name
+from memdeblur.media.video_encoding import DEFAULT_CRF, check_video_encoding
+from memdeblur.media.video_files import is_video_name
+from memdeblur.media.writers import open_writer
 from memdeblur.evaluation.comparison_image import labelled_row
 from memdeblur.evaluation.no_reference import FootageReport
 from memdeblur.inference.process_share import shared_scratch
 from memdeblur.inference.restorer import Restorer
 from memdeblur.inference.run_plan import output_frame_names, report_paths
-from memdeblur.utils.memory import peak_memory_mib
+from memdeblur.utils.peak_memory import peak_memory_mib
 
 
 class DiscardedOutput:
@@ -49,7 +51,7 @@ def side_by_side(original, restored, label, rotation=0):
 
 
 class VideoDeblurrer:
-    """Deblurs sequences (``memdeblur.data.video_io.VideoInput``) into videos or frame folders with one ``Restorer``.
+    """Deblurs sequences (``memdeblur.media.inputs.VideoInput``) into videos or frame folders with one ``Restorer``.
 
     Args:
         restorer (Restorer): The model and how it runs (windows, tiles, exact, device, precision, backend).
@@ -81,7 +83,7 @@ class VideoDeblurrer:
             share (ProcessShare | None): Processes that restore this sequence together (its windows shared;
                 process 0 writes the output and returns the summary, the others None). With ``exact``, process 0
                 restores it alone.
-            record (str | None): Text the output keeps of what made it (``VideoWriter``'s ``record``).
+            record (str | None): Text the output keeps of what made it (its writer's ``record``).
 
         Returns:
             dict: ``sequence``, ``output``, ``frames``, ``seconds``, ``frames_per_second``, ``peak_memory_mib``
@@ -108,8 +110,8 @@ class VideoDeblurrer:
             return None
         self._report = FootageReport() if self.report else None
         names = None if is_video_name(out_path) else output_frame_names(seq)
-        writer = VideoWriter(out_path, seq.fps, names, list(inputs), overwrite, source=seq, codec=self.codec,
-                             crf=self.crf, pix_fmt=self.pix_fmt, record=record)
+        writer = open_writer(out_path, seq.fps, names, list(inputs), overwrite, record, source=seq,
+                             codec=self.codec, crf=self.crf, pix_fmt=self.pix_fmt)
         with writer:
             if shared and not exact:
                 with scratch as folder:

@@ -12,12 +12,12 @@ import collections
 
 import torch
 
-from memdeblur.inference.fast_path import clip_restorer
+from memdeblur.inference.fast_inference import clip_restorer
 from memdeblur.utils.padding import SpatialPadding, reflect_indices
 from memdeblur.inference.exact import whole_window_restorer
 from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
 from memdeblur.utils.frame_windows import kept_by_earlier
-from memdeblur.utils.network_traits import network_traits
+from memdeblur.networks.traits import network_traits
 
 
 def restore_stream(restore, frames, window=30, overlap=6, full_windows=False):
@@ -109,7 +109,7 @@ def window_restorer(runner, context, device, margins, tile, tile_overlap, paddin
         margins (tuple[int, int]): Past and future frames the network needs (ESTRNN), else (0, 0).
         tile (int): Tile side in pixels, 0 for whole frames.
         tile_overlap (int): Pixels shared by neighbouring tiles.
-        padding (SpatialPadding): The frame sizes the network takes (``SpatialPadding.for_network``).
+        padding (SpatialPadding): The frame sizes the network takes (``NetworkTraits.padding``).
     """
     compiled = hasattr(runner, '_orig_mod')
     restore_whole = None if compiled or not network_traits(runner).whole_sequence_passes else whole_window_restorer(

@@ -1,14 +1,13 @@
 """The options a video deblurring model accepts: every key BasicSR's pipeline or our models read, per section.
 
 Anything else is a typo, refused with the closest names (``memdeblur.utils.option_check``) before a model is
-built. ``size_multiple`` and ``min_size`` (top level) are deprecated: networks declare the frame sizes they take
-(``memdeblur.utils.network_traits``); a value given still applies on top of the network's.
+built. Frame sizes are not options: networks declare the sizes they take (``memdeblur.networks.traits``).
 
 Values BasicSR's loop divides by or counts with are refused when they would crash it or make the run meaningless:
 ``logger:print_freq``, ``logger:save_checkpoint_freq`` and ``val:val_freq`` are moduli of the iteration (0 is a
 ``ZeroDivisionError``), ``train:total_iter: 0`` would save the untrained network as the model, a negative
 ``max_norm`` would flip the gradients, and so on. ``check_model_sections`` applies these checks when an options file
-is read (``memdeblur.utils.run_options``), before BasicSR logs, copies or writes anything;
+is read (``memdeblur.run_options``), before BasicSR logs, copies or writes anything;
 ``check_training_sections`` adds what training reads without a default.
 """
 from memdeblur.utils.option_check import (ANY, BOOL, DICT, INT, NUMBER, STR, OptionError, OptionType, at_least,
@@ -25,7 +24,6 @@ MODEL_OPTIONS = {
         'is_train': BOOL, 'dist': BOOL, 'rank': INT, 'world_size': INT, 'auto_resume': BOOL, 'root_path': STR,
         'datasets': DICT, 'network_g': DICT, 'path': DICT, 'train': DICT, 'val': optional(DICT),
         'logger': DICT, 'dist_params': DICT, 'find_unused_parameters': BOOL,
-        'size_multiple': INT, 'min_size': INT,
     },
     'train': {
         'ema_decay': NUMBER, 'max_norm': optional(NUMBER), 'optim_g': DICT, 'scheduler': DICT,

@@ -43,6 +43,12 @@ class TrainingPrecision:
         self.dtype = PRECISIONS[precision]
         self.scaler = torch.amp.GradScaler(device.type) if precision == 'float16' else None
 
+    def describe(self, train):
+        """The log's line on how the network trains (``train``: the options' train section)."""
+        return (f'Training precision: {self.precision}{" (autocast, float32 master weights)" if self.dtype else ""}'
+                f'{", loss scaling" if self.scaler else ""}{", channels-last" if train.get("channels_last") else ""}'
+                f'{", compiled" if train.get("compile") else ""}.')
+
     def autocast(self):
         """The context the forward pass runs in (a no-op for float32)."""
         if self.dtype is None:

@@ -26,7 +26,7 @@ import torch
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 
-from memdeblur.inference.fast_path import streamline_residual_blocks
+from memdeblur.networks.rewrites import streamline_residual_blocks
 from memdeblur.models.training_precision import TrainingPrecision
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.option_check import OptionError
@@ -84,44 +84,34 @@ def compile_network(net):
     return len(targets)
 
 
+def prepare_for_training(net, train, device):
+    """The bare network as it trains (``train``: the options' train section), before it is wrapped for
+    multi-process training: residual blocks adding in place (bit-identical, one full-size temporary less per
+    block), then ``train.channels_last`` and ``train.compile``; returns it."""
+    streamline_residual_blocks(net)
+    if train.get('channels_last'):
+        net = net.to(memory_format=torch.channels_last)
+    if train.get('compile'):
+        check_compile_support(device)
+        get_root_logger().info(f'train.compile: {compile_network(net)} module(s) compiled with torch.compile.')
+    return net
+
+
 class TrainingStep(SRModel):
     """BasicSR's ``SRModel`` with memdeblur's training step (see the module docstring). Subclasses define
     ``training_outputs()`` and ``training_target()``."""
 
-    def prepare_for_training(self, net):
-        """The bare network as it trains, before it is wrapped for multi-process training: residual blocks adding
-        in place (bit-identical, one full-size temporary less per block), then ``train.channels_last`` and
-        ``train.compile``; returns it."""
-        train = self.opt.get('train') or {}
-        streamline_residual_blocks(net)
-        if train.get('channels_last'):
-            net = net.to(memory_format=torch.channels_last)
-        if train.get('compile'):
-            check_compile_support(self.device)
-            get_root_logger().info(f'train.compile: {compile_network(net)} module(s) compiled with torch.compile.')
-        return net
-
     def init_training_settings(self):
         super().init_training_settings()
-        train = self.opt['train']
-        self.precision = TrainingPrecision(train.get('precision', 'float32'), self.device)
-        get_root_logger().info(f'Training precision: {self.precision.precision}'
-                               f'{" (autocast, float32 master weights)" if self.precision.dtype else ""}'
-                               f'{", loss scaling" if self.precision.scaler else ""}'
-                               f'{", channels-last" if train.get("channels_last") else ""}'
-                               f'{", compiled" if train.get("compile") else ""}.')
+        self.precision = TrainingPrecision(self.opt['train'].get('precision', 'float32'), self.device)
+        get_root_logger().info(self.precision.describe(self.opt['train']))
         if self.device.type == 'cpu':
             retain_freed_memory()
 
     def optimize_parameters(self, current_iter):
-        """One step: forward (under ``train.precision``'s autocast), float32 loss, backward, gradient-norm
-        clipping on the true (unscaled) gradients, optimizer step, EMA.
-
-        A NaN/Inf loss, or a NaN/Inf gradient norm outside float16's loss scaling, stops training with the
-        iteration named instead of training on; under float16 a step with overflowing gradients is skipped by
-        the loss scaler and logged. The gradient norm before clipping is logged as ``grad_norm`` when
-        ``train.max_norm`` is set.
-        """
+        """Forward (``train.precision``'s autocast), float32 loss, backward, gradient-norm clipping of the unscaled
+        gradients (``train.max_norm``; the norm logged as ``grad_norm``), optimizer step, EMA. A NaN/Inf loss or
+        gradient norm (outside float16's scaling, which skips such a step and logs it) stops training."""
         self.optimizer_g.zero_grad()
         with self.precision.autocast():
             outputs = self.training_outputs()

@@ -1,3 +1,3 @@
-"""The lowest layer, shared by every package: options read safely and checked, checkpoints, what networks declare
-about themselves (``network_traits``), padding and windows in time, outputs written whole or not at all,
-precision and memory facts, registration by import."""
+"""The lowest layer, shared by every package and knowing none of them: option values checked, files read safely and
+written whole or not at all, padding and windows in time, precision and process facts (peak memory, the allocator,
+timing), errors, registration by import."""

@@ -14,7 +14,9 @@ come from the heap, and up to ``TRIM_THRESHOLD`` of free heap is kept for the ne
 process's peak memory does not grow (the same blocks are reused), but freed memory stays with the
 process until it exits. It is a setting of the whole process, part of the fast path's entry points
 on a CPU: ``tools/deblur_video.py`` (unless ``--plain``) and the models' ``val.fast``
-(``tools/test.py``); ``fast_restore_fn`` and ``inference_runner`` leave it to their callers.
+(``tools/test.py``); ``fast_restore_fn`` and ``inference_runner`` leave it to their callers. A process that runs one
+model after another gives the freed memory back between them (``release_freed_memory``), so that each model's peak
+is its own (``tools/compare.py``).
 """
 import ctypes
 import platform
@@ -26,6 +28,13 @@ MMAP_THRESHOLD = 32 * 1024**2  # the largest glibc accepts on 64-bit systems
 TRIM_THRESHOLD = 1024**3
 
 
+def _glibc():
+    """glibc, or None where the C library is another."""
+    if not sys.platform.startswith('linux') or platform.libc_ver()[0] != 'glibc':
+        return None
+    return ctypes.CDLL(None)
+
+
 def retain_freed_memory():
     """Make glibc's malloc reuse freed blocks up to 32 MiB instead of returning them to the system.
 
@@ -33,8 +42,15 @@ def retain_freed_memory():
         bool: True when the settings were applied; False where the C library is not glibc (its
         allocator is left as it is).
     """
-    if not sys.platform.startswith('linux') or platform.libc_ver()[0] != 'glibc':
+    libc = _glibc()
+    return libc is not None and bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def release_freed_memory():
+    """Give the free memory glibc's heap keeps back to the system (``malloc_trim``). Returns whether it ran."""
+    libc = _glibc()
+    if libc is None:
         return False
-    libc = ctypes.CDLL(None)
-    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD,
-                                                                                     TRIM_THRESHOLD))
+    libc.malloc_trim(0)
+    return True

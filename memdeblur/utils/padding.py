@@ -6,16 +6,13 @@
   test code pad, so every frame gets an output.
 * In space: some networks need sides that are multiples of a number (EDVR with ``hr_in``: 16) or
   at least a size (BasicVSR++ on full-resolution input: 256, since its flow network runs at 1/4), as their
-  ``network_traits`` declare.
+  traits declare (``memdeblur.networks.traits.NetworkTraits.padding``).
   Frames are reflect-padded at the bottom and right (replicated where the image is too small to
   reflect) and the output cropped back (``SpatialPadding``).
 """
-import math
 from dataclasses import dataclass
 
 import torch.nn.functional as F
-
-from memdeblur.utils.network_traits import network_traits
 
 
 def round_up(value, multiple):
@@ -52,13 +49,6 @@ class SpatialPadding:
 
     multiple: int = 1
     min_size: int = 0
-
-    @classmethod
-    def for_network(cls, net, multiple=1, min_size=0):
-        """The padding ``net`` needs (``network_traits``: ``size_multiple``, ``min_size``), combined with a further
-        ``multiple`` and ``min_size`` (those an older options file sets)."""
-        traits = network_traits(net)
-        return cls(math.lcm(traits.size_multiple, multiple), max(traits.min_size, min_size))
 
     def target(self, height, width):
         """The padded (height, width)."""

@@ -12,7 +12,7 @@ researchers download and pass around. YAML's full loader, ``pickle.load`` and
   (a "billion laughs" file of a few lines that BasicSR's logging and copying would expand into gigabytes);
 * sequence tables are unpickled with no globals but numpy's numeric scalars;
 * checkpoints, training states and test vectors are read with ``torch.load(weights_only=True)``
-  (``memdeblur.utils.checkpoint.read_checkpoint``).
+  (``memdeblur.networks.checkpoint.read_checkpoint``).
 """
 import io
 import pickle

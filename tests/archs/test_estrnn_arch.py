@@ -7,7 +7,7 @@ import torch
 from basicsr.archs import build_network
 
 from memdeblur.archs.estrnn_arch import ESTRNNNet
-from memdeblur.utils.checkpoint import CheckpointError, load_pretrained
+from memdeblur.networks.checkpoint import CheckpointError, load_pretrained
 from tests.conftest import REPO_ROOT, fixture_path
 
 

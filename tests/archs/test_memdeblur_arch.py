@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from basicsr.archs import build_network
 
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.utils.checkpoint import load_pretrained
+from memdeblur.networks.checkpoint import load_pretrained
 from tests.conftest import TINY_MEMDEBLUR
 
 

@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from memdeblur.utils.errors import DataError
-from memdeblur.data.frame_names import natural_sorted, numbering_gaps
 from memdeblur.data.prepare import write_basicsr_lmdb, write_estrnn_lmdb
 from memdeblur.data.video_sources import build_video_source
 from tests.pipeline_helpers import run_tool
@@ -37,13 +36,6 @@ def renumber(seq_dir, names):
         temporary = [f.rename(f.with_name(f'tmp_{i}.png')) for i, f in enumerate(files)]
         for f, name in zip(temporary, names):
             f.rename(f.with_name(f'{name}.png'))
-
-
-def test_natural_order_and_gap_detection_helpers():
-    assert natural_sorted(['10', '2', '1', 'frame11', 'frame9']) == ['1', '2', '10', 'frame9', 'frame11']
-    assert numbering_gaps(['1', '2', '3', '5', '6']) == [(3, 5)]
-    assert numbering_gaps(['0', '2', '4', '6', '10']) == [(6, 10)]  # numbered every second frame
-    assert numbering_gaps(['a', 'b', 'c']) == [] and numbering_gaps(['x1', 'y2', 'z3']) == []
 
 
 def test_frames_numbered_without_zero_padding_keep_their_order_in_every_layout(split, tmp_path):

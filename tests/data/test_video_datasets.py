@@ -156,15 +156,13 @@ def test_tools_build_both_lmdbs_and_training_loads_from_them(synthetic_gopro, tm
         assert all(0 <= b['gt'].min() and b['gt'].max() <= 1 for b in batches)
 
 
-def test_prepare_tool_downsamples(synthetic_gopro, tmp_path, capsys):
-    """--size is HEIGHTxWIDTH as in every tool; the former --downsample WIDTHxHEIGHT gives the same, with a note."""
-    for flag, size, folder in (('--size', '32x48', 'ds'), ('--downsample', '48x32', 'ds_deprecated')):
-        prepare_gopro.main([str(synthetic_gopro), str(tmp_path / folder), '--format', 'folder', flag, size,
-                            '--splits', 'test'])
-        item = make_test_dataset({'dataroot': str(tmp_path / folder / 'test'), 'layout': 'gopro',
-                                  'blur_dir': 'blur_gamma'})[0]
-        assert item['lq'].shape == (8, 3, 32, 48)
-    assert '--downsample WxH is deprecated; use --size 32x48' in capsys.readouterr().err
+def test_prepare_tool_downsamples(synthetic_gopro, tmp_path):
+    """--size is HEIGHTxWIDTH as in every tool."""
+    prepare_gopro.main([str(synthetic_gopro), str(tmp_path / 'ds'), '--format', 'folder', '--size', '32x48',
+                        '--splits', 'test'])
+    item = make_test_dataset({'dataroot': str(tmp_path / 'ds' / 'test'), 'layout': 'gopro',
+                              'blur_dir': 'blur_gamma'})[0]
+    assert item['lq'].shape == (8, 3, 32, 48)
     with pytest.raises(FileExistsError, match='exists; pass --force'):
-        prepare_gopro.main([str(synthetic_gopro), str(tmp_path / 'ds'), '--format', 'folder', '--downsample', '48x32',
+        prepare_gopro.main([str(synthetic_gopro), str(tmp_path / 'ds'), '--format', 'folder', '--size', '32x48',
                             '--splits', 'test'])

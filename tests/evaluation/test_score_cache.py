@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from memdeblur.data.synthetic import write_synthetic_gopro
 from memdeblur.evaluation.scoring import FrameScorer
-from memdeblur.evaluation.test_report import read_test_report
+from memdeblur.evaluation.run_report import read_run_report
 from tests.conftest import TINY_MEMDEBLUR
 
 PSNR = {'psnr': {'type': 'calculate_psnr', 'crop_border': 0, 'test_y_channel': False}}
@@ -54,5 +54,5 @@ def test_two_test_sets_sharing_a_name_report_their_own_blurry_input_scores(tmp_p
         dataset = build_dataset({'name': 'GOPRO', 'type': 'VideoDeblurTestDataset', 'dataroot': str(root / 'test'),
                                  'layout': 'gopro', 'blur_dir': 'blur_gamma', 'num_frame': -1, 'phase': 'test'})
         model.validation(DataLoader(dataset), 0, None, save_img=False)
-        reported = read_test_report(str(tmp_path / 'results_root' / 'GOPRO'))['blurry_input_average']['psnr']
+        reported = read_run_report(str(tmp_path / 'results_root' / 'GOPRO'))['blurry_input_average']['psnr']
         assert reported == pytest.approx(blurry_psnr(root / 'test'), abs=1e-9), seed

@@ -11,7 +11,7 @@ from basicsr.archs import build_network
 
 from memdeblur.inference import onnx_export
 from memdeblur.inference.onnx_export import ExportMismatch, export_onnx, read_export_info
-from memdeblur.utils.network_traits import network_traits
+from memdeblur.networks.traits import network_traits
 from memdeblur.utils.option_check import OptionError
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR, fixture_path
 from tests.pipeline_helpers import run_tool

@@ -9,7 +9,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.utils.errors import DataError
-from memdeblur.inference.fast_path import inference_runner
+from memdeblur.inference.fast_inference import inference_runner
 from memdeblur.inference.restorer import Restorer
 from memdeblur.inference.windows import restore_stream, window_restorer
 from memdeblur.utils.option_check import OptionError
@@ -65,11 +65,10 @@ def test_networks_that_restore_window_centres_and_exact_without_whole_sequence_p
 
 def stream_reference(net, frames, window, overlap, tile=0, tile_overlap=0):
     """What the video tool computed before the Restorer: ``window_restorer`` over ``restore_stream``."""
-    from memdeblur.utils.network_traits import network_traits
-    from memdeblur.utils.padding import SpatialPadding
+    from memdeblur.networks.traits import network_traits
     runner, context = inference_runner(net, 'cpu')
     restore = window_restorer(runner, context, torch.device('cpu'), network_traits(net).frame_margins, tile,
-                              tile_overlap, SpatialPadding.for_network(net))
+                              tile_overlap, network_traits(net).padding())
     tensors = (torch.from_numpy(f).permute(2, 0, 1) for f in frames)
     return [r.permute(1, 2, 0).numpy() for r in restore_stream(restore, tensors, window, overlap)]
 

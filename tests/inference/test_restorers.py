@@ -1,17 +1,15 @@
 """Restoring clips and streams: windows in time, tiles in space, the fast path, whole windows exactly."""
-import copy
-
 import pytest
 import torch
 
 from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.inference.exact import whole_window_restorer
-from memdeblur.inference.fast_path import (clip_restorer, fast_restore_fn, fold_batch_norms, inference_runner,
-                                           store_autocast_weights, streamline_residual_blocks)
+from memdeblur.inference.fast_inference import clip_restorer, fast_restore_fn, inference_runner
 from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
 from memdeblur.inference.windows import restore_stream, restore_tiled, window_restorer
-from memdeblur.utils.checkpoint import load_pretrained
+from memdeblur.networks.checkpoint import load_pretrained
+from memdeblur.networks.rewrites import fold_batch_norms
 from tests.conftest import TINY_MEMDEBLUR
 
 
@@ -109,23 +107,3 @@ def test_fast_path_matches_the_plain_network(memdeblur_official_checkpoint):
     assert torch.isfinite(bf16).all() and (bf16 - plain).abs().mean() < 0.05
     with pytest.raises(ValueError, match='float16 is for GPUs'):
         fast_restore_fn(net, 'cpu', precision='float16')
-
-
-def test_fast_path_rewrites_change_no_value():
-    """In-place residual blocks (float32 and under autocast) and weights stored in the autocast precision give
-    the very values of the network as it is, for MemDeblur and for ESTRNN (whose attention has linear layers)."""
-    torch.manual_seed(0)
-    memdeblur = MemDeblurNet(**TINY_MEMDEBLUR).eval()
-    estrnn = ESTRNNNet(n_features=8, n_blocks=2).eval()
-    clip = torch.rand(1, 6, 3, 32, 32)
-    streamlined = copy.deepcopy(memdeblur)
-    assert streamline_residual_blocks(streamlined) == 2 + 1 + 5 * 2  # forward, backward, 3 encoders + 2 decoders
-    with torch.inference_mode():
-        assert torch.equal(streamlined(clip), memdeblur(clip))
-        with torch.autocast('cpu', dtype=torch.bfloat16):
-            for net in (memdeblur, estrnn):
-                stored = copy.deepcopy(net)
-                store_autocast_weights(stored, torch.bfloat16)
-                assert torch.bfloat16 in {p.dtype for p in stored.parameters()}
-                assert torch.equal(stored(clip), net(clip))
-            assert torch.equal(streamlined(clip), memdeblur(clip))

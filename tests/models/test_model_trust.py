@@ -10,6 +10,7 @@ import pytest
 import torch
 from basicsr.models import build_model
 
+from memdeblur.evaluation.evaluator import Evaluator
 from memdeblur.utils.atomic_save import atomic_torch_save
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
 from tests.pipeline_helpers import in_process_training_options
@@ -95,8 +96,8 @@ def test_non_finite_training_frames_name_the_clip(tmp_path):
     model = tiny_model(tmp_path)
     data = clip()
     data['gt'][0, 1, 0, 3, 3] = float('inf')
-    with pytest.raises(ValueError, match=r"Non-finite \(NaN or Inf\) values in the gt frames of training clips "
-                       r"SEQ/000001\.$"):
+    with pytest.raises(ValueError, match=r"Non-finite \(NaN or Inf\) values in the gt frames of training clips: "
+                       r"frames SEQ/000001\.$"):
         model.feed_data(data)
 
 
@@ -113,7 +114,7 @@ def test_non_finite_outputs_stop_evaluation_naming_sequence_and_frames(tmp_path)
     item = window_item()
     with pytest.raises(ValueError, match=r'network output for sequence GOPRO_0042 \(diverged weights\?\): frames '
                        r'000001, 000002, 000003'):
-        model.evaluate_window(item, {}, 'test', 1, save_img=False)
+        Evaluator({}).evaluate_window(item, model.restore_window, str(tmp_path), save_img=False)
 
 
 @pytest.mark.parametrize('side, what', [('lq', 'blurry input'), ('gt', 'sharp frames')])
@@ -123,4 +124,4 @@ def test_non_finite_test_frames_name_the_sequence_and_frame(tmp_path, side, what
     item[side][1, 0, 5, 5] = float('nan')
     with pytest.raises(ValueError, match=rf'Non-finite \(NaN or Inf\) values in the {what} of sequence GOPRO_0042: '
                        r'frames 000002\.'):
-        model.evaluate_window(item, {}, 'test', 1, save_img=False)
+        Evaluator({}).evaluate_window(item, model.restore_window, str(tmp_path), save_img=False)

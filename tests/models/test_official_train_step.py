@@ -4,7 +4,7 @@ import pytest
 import torch
 from basicsr.models import build_model
 
-from memdeblur.utils.checkpoint import convert_official_state_dict, load_pretrained
+from memdeblur.networks.checkpoint import convert_official_state_dict, load_pretrained
 from tests.conftest import fixture_path
 from tests.pipeline_helpers import in_process_training_options
 

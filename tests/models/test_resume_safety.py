@@ -4,7 +4,7 @@ import pytest
 import torch
 from basicsr.models import build_model
 
-from memdeblur.utils.checkpoint import CheckpointError
+from memdeblur.networks.checkpoint import CheckpointError
 from tests.conftest import TINY_MEMDEBLUR
 from tests.pipeline_helpers import in_process_training_options
 

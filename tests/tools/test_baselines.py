@@ -11,6 +11,8 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.models import build_model
 
+from memdeblur.evaluation.evaluator import Evaluator
+from memdeblur.evaluation.run_report import border_convention
 from memdeblur.utils.padding import SpatialPadding, reflect_indices
 from tests.conftest import REPO_ROOT
 from tests.pipeline_helpers import in_process_training_options, run_pipeline, write_options
@@ -59,13 +61,13 @@ def test_estrnn_model_trains_on_inner_frames_and_tests_every_frame_or_only_inner
     model.optimize_parameters(1)
     item = {'lq': torch.rand(8, 3, 32, 32), 'gt': torch.rand(8, 3, 32, 32), 'folder': 'SEQ',
             'frame_names': [f'{i:03d}' for i in range(8)], 'frame_start': 0, 'sequence_length': 8, 'keep': (0, 8)}
-    metrics = {'psnr': {'type': 'calculate_psnr', 'crop_border': 0}}
-    every = model.evaluate_window(item, metrics, 'test', 1, save_img=False)
+    evaluator = Evaluator({'psnr': {'type': 'calculate_psnr', 'crop_border': 0}})
+    every, _ = evaluator.evaluate_window(item, model.restore_window, str(tmp_path), save_img=False)
     assert [r['frame'] for r in every] == item['frame_names']
     model.border_frames = 'inner'
-    inner = model.evaluate_window(item, metrics, 'test', 1, save_img=False)
+    inner, _ = evaluator.evaluate_window(item, model.restore_window, str(tmp_path), save_img=False)
     assert [r['frame'] for r in inner] == item['frame_names'][2:6]
-    assert 'inner frames only' in model.border_convention()
+    assert 'inner frames only' in border_convention(model.traits.frame_margins, model.border_frames)
 
 
 def test_sliding_window_model_restores_each_frame_from_its_reflected_window(tmp_path):

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from memdeblur.data.video_io import read_record
+from memdeblur.media.writers import read_record
 from tests.pipeline_helpers import run_tool
 
 

@@ -24,12 +24,12 @@ from memdeblur.utils.errors import DataError
 from memdeblur.data.estrnn_lmdb import read_sequence_table, write_sequence_table
 from memdeblur.data.prepare import write_basicsr_lmdb
 from memdeblur.data.video_sources import build_video_source
-from memdeblur.utils.checkpoint import CheckpointError
+from memdeblur.networks.checkpoint import CheckpointError
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import MANIFEST, OutputError, output_lock, staged_outputs
-from memdeblur.utils.run_options import read_options
+from memdeblur.run_options import read_options
 from memdeblur.utils.safe_load import apply_overrides, load_options, parse_override
-from memdeblur.data.video_io import RECORD_FILE, VideoWriter
+from memdeblur.media.writers import RECORD_FILE, open_writer
 from tests.conftest import REPO_ROOT
 from tests.pipeline_helpers import run_tool
 
@@ -259,10 +259,10 @@ WRITE_FOREVER = '''
 import sys, time, numpy as np
 from fractions import Fraction
 from memdeblur.cli import run_tool
-from memdeblur.data.video_io import VideoWriter
+from memdeblur.media.writers import open_writer
 
 def main(argv):
-    with VideoWriter(argv[0], Fraction(30), overwrite=True) as writer:
+    with open_writer(argv[0], Fraction(30), overwrite=True) as writer:
         while True:
             writer.write(np.zeros((16, 16, 3), np.uint8))
             print(writer.count, flush=True)
@@ -275,7 +275,7 @@ run_tool(main)
 @pytest.mark.parametrize('kind', ['frames', 'video.mp4'])
 def test_a_killed_run_leaves_the_previous_output_and_no_temporary(tmp_path, kind):
     output = tmp_path / kind
-    with VideoWriter(str(output), 30) as writer:
+    with open_writer(str(output), 30) as writer:
         writer.write(np.full((16, 16, 3), 7, np.uint8))
     previous = sorted(p.name for p in output.iterdir()) if output.is_dir() else output.read_bytes()
     env = {**os.environ, 'PYTHONPATH': REPO_ROOT}
@@ -293,7 +293,7 @@ def test_a_killed_run_leaves_the_previous_output_and_no_temporary(tmp_path, kind
         assert now == previous
         if sig != signal.SIGKILL:  # SIGKILL cannot be caught: its leftovers go with the next run
             assert not [p.name for p in tmp_path.iterdir() if p.name.startswith('.partial')]
-    with VideoWriter(str(output), 30, overwrite=True) as writer:  # the next run removes what SIGKILL left
+    with open_writer(str(output), 30, overwrite=True) as writer:  # the next run removes what SIGKILL left
         writer.write(np.zeros((16, 16, 3), np.uint8))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('.partial')]
 
@@ -350,7 +350,7 @@ def test_prepare_gopro_refuses_its_own_source(synthetic_gopro, tmp_path):
     shutil.copytree(synthetic_gopro, source)
     before = sorted(str(p.relative_to(source)) for p in source.rglob('*'))
     for destination in (source, source / 'inside', tmp_path):
-        result = run_tool('prepare_gopro.py', source, destination, '--format', 'folder', '--downsample', '48x32',
+        result = run_tool('prepare_gopro.py', source, destination, '--format', 'folder', '--size', '32x48',
                           '--force')
         assert_clear_error(result, str(destination))
     assert sorted(str(p.relative_to(source)) for p in source.rglob('*')) == before

@@ -1,6 +1,6 @@
 """One options file gives the same weights in every tool: ``path:param_key_g`` and ``path:strict_load_g`` as
 ``tools/test.py`` (BasicSR's model) reads them, in ``tools/deblur_video.py`` too
-(``memdeblur.utils.checkpoint.network_from_options``)."""
+(``memdeblur.networks.checkpoint.network_from_options``)."""
 import cv2
 import numpy as np
 import pytest

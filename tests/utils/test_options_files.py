@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from memdeblur.utils.option_check import OptionError
-from memdeblur.utils.run_options import check_test_options, check_training_options, read_options
+from memdeblur.run_options import check_test_options, check_training_options, read_options
 from memdeblur.utils.safe_load import MAX_EXPANDED_NODES, load_options, parse_override
 from tests.conftest import REPO_ROOT
 from tests.pipeline_helpers import run_tool, write_options

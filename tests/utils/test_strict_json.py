@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from memdeblur.evaluation.test_report import read_test_report
+from memdeblur.evaluation.run_report import read_run_report
 from memdeblur.utils.outputs import write_json_atomic
 
 
@@ -23,7 +23,7 @@ def test_non_finite_numbers_are_written_as_strict_json_and_read_back(tmp_path):
     write_json_atomic(str(path), results)
     parsed = strict_parse(path.read_text())
     assert parsed['average']['psnr'] == 'inf' and parsed['rows'][0]['niqe'] == 'nan'
-    back = read_test_report(str(tmp_path / 'GOPRO'))
+    back = read_run_report(str(tmp_path / 'GOPRO'))
     assert back['average']['psnr'] == math.inf and back['rows'][0]['x'] == -math.inf
     assert math.isnan(back['rows'][0]['niqe']) and back['name'] == 'inf is a name here'
     with pytest.raises(ValueError):

@@ -1,10 +1,10 @@
 """The results of one test run, written for people (Markdown), for spreadsheets (CSV) and for tools (JSON).
 
-``write_test_report`` writes, for ``<results>/<dataset>``:
+``write_run_report`` writes, for ``<results>/<dataset>``:
 
 * ``<dataset>_metrics.md``: the per-sequence and frame-averaged table, then the run's facts;
 * ``<dataset>_metrics.csv``: the same table; ``<dataset>_summary.csv``: the facts as label, value rows;
-* ``<dataset>_results.json``: everything as numbers and names (``read_test_report`` reads it): what
+* ``<dataset>_results.json``: everything as numbers and names (``read_run_report`` reads it): what
   ``tools/compare.py``, ``tools/demo.py`` and the benchmarks read, never the tables' labels; strict JSON, an
   infinite PSNR written ``"inf"`` (``memdeblur.utils.outputs.strict_json``).
 """
@@ -12,8 +12,12 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+import torch
+
+from memdeblur.evaluation.complexity import network_complexity
 from memdeblur.evaluation.results_table import write_csv, write_markdown
 from memdeblur.utils.outputs import numbers_from_json, write_json_atomic
+from memdeblur.utils.peak_memory import peak_memory_mib
 
 CONVENTIONS = ('psnr/ssim: BasicSR (rounded to uint8); *_released: truncated to uint8, scikit-image SSIM; averages '
                'over all frames')
@@ -70,6 +74,34 @@ class RunFacts:
         }
 
 
+def border_convention(margins, border_frames):
+    """How the first and last frames of each sequence are restored and scored, in words, for a network with frame
+    ``margins`` (first, last) tested with ``val.border_frames`` (``reflect`` or ``inner``)."""
+    first, last = margins
+    if not (first or last):
+        return 'every frame restored from the sequence itself'
+    if border_frames == 'reflect':
+        return (f'every frame scored; the first {first} and last {last} restored from the sequence extended by '
+                'reflection')
+    return f'inner frames only: the first {first} and last {last} of each window not scored'
+
+
+def measure_facts(net, padding, device, complexity, seconds_per_frame, weights, border_frames):
+    """The ``RunFacts`` of a test of ``net`` that ran at ``seconds_per_frame`` on ``device``: its complexity at the
+    ``val.complexity`` size (``height``, ``width``, ``num_frames``; default 720x1280, 100 frames) padded as it runs
+    (``padding``), and the process's peak memory so far."""
+    height, width = complexity.get('height', 720), complexity.get('width', 1280)
+    num_frames = complexity.get('num_frames', 100)
+    cost = network_complexity(net, *padding.target(height, width), num_frames)
+    memory, memory_kind = peak_memory_mib(device)
+    return RunFacts(
+        network=type(net).__name__, weights=weights, parameters=cost.parameters, gmacs_authors=cost.thop_gmacs,
+        gmacs_exact=cost.exact_gmacs, gmacs_attention=cost.attention_gmacs, complexity_size=[height, width, num_frames],
+        seconds_per_frame=seconds_per_frame,
+        device=torch.cuda.get_device_name() if device.type == 'cuda' else f'CPU, {torch.get_num_threads()} threads',
+        peak_memory_mib=memory, peak_memory_kind=memory_kind, border_frames=border_frames)
+
+
 def scores_of(row, metrics):
     """(output scores, blurry input scores) of one ``summarize`` row."""
     return {m: row[m] for m in metrics}, {m: row[m + BLURRY_SUFFIX] for m in metrics}
@@ -87,7 +119,7 @@ def structured_results(name, dataset, rows, metrics, facts):
             'blurry_input_average': blurry, 'sequences': sequences, 'conventions': CONVENTIONS, **asdict(facts)}
 
 
-def write_test_report(base, name, dataset, rows, metrics, facts):
+def write_run_report(base, name, dataset, rows, metrics, facts):
     """Write the Markdown, CSV and JSON results of a run to ``base`` + ``_metrics.md`` etc. (each file whole).
 
     Args:
@@ -109,8 +141,8 @@ def write_test_report(base, name, dataset, rows, metrics, facts):
     return [base + suffix for suffix in ('_metrics.md', '_metrics.csv', '_summary.csv', '_results.json')]
 
 
-def read_test_report(base):
-    """The JSON results ``write_test_report`` wrote for ``base`` (``<results folder>/<dataset>``).
+def read_run_report(base):
+    """The JSON results ``write_run_report`` wrote for ``base`` (``<results folder>/<dataset>``).
 
     Raises:
         FileNotFoundError: naming the file when the run wrote none.

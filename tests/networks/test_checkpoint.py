@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.utils.checkpoint import (RELEASED_CHECKPOINTS, RELEASED_CHECKPOINTS_URL, CheckpointError,
+from memdeblur.networks.checkpoint import (RELEASED_CHECKPOINTS, RELEASED_CHECKPOINTS_URL, CheckpointError,
                                         convert_checkpoint, convert_official_state_dict, load_pretrained,
                                         network_from_options, read_checkpoint)
 from memdeblur.utils.safe_load import load_options

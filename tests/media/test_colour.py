@@ -12,8 +12,9 @@ import av
 import numpy as np
 import pytest
 
-from memdeblur.data.video_io import VideoWriter, probe_video
-from tests.tools.test_video_streams import deblur
+from memdeblur.media.inputs import probe_video
+from memdeblur.media.writers import VideoFileWriter
+from tests.media.test_video_streams import deblur
 
 # AVColorSpace -> (Kr, Kb); the primaries and transfer tagged with it (AVColorPrimaries, AVColorTransferCharacteristic)
 STANDARDS = {'bt601': (6, (0.299, 0.114), 6, 6), 'bt709': (1, (0.2126, 0.0722), 1, 1),
@@ -133,14 +134,15 @@ def test_decoded_colours_are_what_the_planes_and_tags_say(tmp_path, standard, fu
     (standard, full, pix_fmt) for standard in STANDARDS for full in (False, True)
     for pix_fmt in ('yuv420p', 'yuv444p10le', 'yuv420p10le')])
 def test_written_planes_hold_the_rgb_in_the_sources_matrix_and_range(tmp_path, standard, full, pix_fmt):
-    """VideoWriter codes RGB into the source's matrix and range (FFV1: lossless), and tags the video so."""
+    """VideoFileWriter codes RGB into the source's matrix and range (FFV1: lossless), and tags the video so."""
     source = tmp_path / 'source.mp4'
     make_clip(source, standard, full, 'yuv444p10le', frames=1)
     image, interior = block_image()
     bits = av.VideoFormat(pix_fmt).components[0].bits
     rgb = np.rint(image * 65535).astype(np.uint16) if bits > 8 else np.rint(image * 255).astype(np.uint8)
     out = tmp_path / 'written.mkv'
-    with VideoWriter(str(out), Fraction(25), source=probe_video(str(source)), codec='ffv1', pix_fmt=pix_fmt) as writer:
+    with VideoFileWriter(str(out), Fraction(25), source=probe_video(str(source)), codec='ffv1',
+                         pix_fmt=pix_fmt) as writer:
         writer.write(rgb, 0)
     colorspace, (kr, kb), primaries, transfer = STANDARDS[standard]
     with av.open(str(out)) as container:

@@ -20,7 +20,6 @@ import collections
 import contextlib
 import os.path as osp
 import re
-import warnings
 import zipfile
 from collections import OrderedDict
 
@@ -30,7 +29,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.naming import listed
-from memdeblur.utils.network_traits import KeyRules, bare_network, network_traits
+from memdeblur.networks.traits import bare_network, network_traits
 
 OFFICIAL_PREFIXES = ('module.model.', 'model.', 'module.')
 
@@ -150,16 +149,13 @@ def convert_official_state_dict(state_dict, rules=None):
     Args:
         state_dict (dict[str, Tensor]): Keys as the authors saved them (any known prefix).
         rules (KeyRules | None): The target network's rules (``official_key_rules(net)``); None: the released
-            MemDeblur's. A registered architecture name is still taken (deprecated).
+            MemDeblur's.
 
     Returns:
         OrderedDict[str, Tensor]: The same tensors under our key names, unused ones dropped.
     """
-    if not isinstance(rules, KeyRules):
-        if rules is not None:
-            warnings.warn('convert_official_state_dict(state_dict, arch_name) is deprecated; pass '
-                          'official_key_rules(net).', DeprecationWarning, stacklevel=2)
-        rules = ARCH_REGISTRY.get(rules or 'MemDeblurNet').official_keys
+    if rules is None:
+        rules = ARCH_REGISTRY.get('MemDeblurNet').official_keys
     converted = OrderedDict()
     for key, value in state_dict.items():
         key = _strip_prefix(key)

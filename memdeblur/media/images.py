@@ -1,6 +1,7 @@
-"""Reading single video frames into float32 RGB arrays, with explicit handling of odd formats.
+"""Image files of frames: listing a folder's, reading one into a float32 RGB array, probing its size and depth, and
+writing a PNG; what the datasets and the video tool read and write frames with.
 
-Every backend (image folders, BasicSR LMDB, the ESTRNN LMDB) ends here, so a frame decodes
+Every backend (image folders, BasicSR LMDB, the ESTRNN LMDB) decodes frames here, so a frame decodes
 the same whatever its container. Formats are handled explicitly, never by accident:
 
 * 8-bit and 16-bit images are scaled to [0, 1] by their own maximum (255 or 65535);
@@ -17,8 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from memdeblur.media.frame_names import natural_sorted
 from memdeblur.utils.errors import FrameError
-from memdeblur.data.frame_names import natural_sorted
 from memdeblur.utils.outputs import write_bytes
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')

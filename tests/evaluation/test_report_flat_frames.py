@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from memdeblur.evaluation.no_reference import FootageReport
-from tests.tools.test_video_streams import deblur
+from tests.media.test_video_streams import deblur
 
 
 def opening_on_black(path, size=(192, 208)):

@@ -96,8 +96,9 @@ def check_options_file(opt, path):
             raise OptionError(f'{path}: num_gpu: {num_gpu}, but this machine has {torch.cuda.device_count()} usable '
                               'GPU(s); write num_gpu: auto (GPUs when present, else the CPU).')
     gpus = torch.cuda.device_count() if num_gpu == 'auto' else num_gpu
-    refuse_float16_without_gpu((opt.get('train') or {}).get('precision'), 'cuda' if gpus else 'cpu',
-                               f'{path}: train:precision')
+    for section in ('train', 'val'):  # the one place where an options file's precisions meet the device
+        refuse_float16_without_gpu((opt.get(section) or {}).get('precision'), 'cuda' if gpus else 'cpu',
+                                   f'{path}: {section}:precision')
     check_model_sections(opt, str(path))
     if (opt.get('train') or {}).get('compile'):
         check_compile_support(torch.device('cuda' if gpus else 'cpu'))

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from memdeblur.utils.errors import DataError
-from memdeblur.data.video_io import VideoWriter, check_video_encoding
-from tests.tools.test_video_streams import deblur, phone_clip
+from memdeblur.media.video_encoding import check_video_encoding
+from memdeblur.media.writers import VideoFileWriter
+from tests.media.test_video_streams import deblur, phone_clip
 
 REFUSED = [
     ('odd.mp4', (33, 47), None, 'yuv420p', r'--pix-fmt yuv420p: its chroma is subsampled 2x2, which frames of 47x33'),
@@ -30,7 +31,7 @@ def test_outputs_that_cannot_be_encoded_are_refused_naming_the_flag(tmp_path, na
     with pytest.raises(DataError, match=message):
         check_video_encoding(path, *size, codec=codec, pix_fmt=pix_fmt)
     with pytest.raises(DataError, match=message):  # the writer checks too, and leaves nothing behind
-        with VideoWriter(path, Fraction(25), codec=codec, pix_fmt=pix_fmt) as writer:
+        with VideoFileWriter(path, Fraction(25), codec=codec, pix_fmt=pix_fmt) as writer:
             writer.write(np.zeros((*size, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
 
@@ -39,7 +40,7 @@ def test_outputs_that_cannot_be_encoded_are_refused_naming_the_flag(tmp_path, na
 def test_what_can_be_encoded_passes_and_says_how(tmp_path, size, pix_fmt):
     codec, chosen, options = check_video_encoding(str(tmp_path / 'ok.mp4'), *size, pix_fmt=pix_fmt, crf=20)
     assert codec == 'libx264' and chosen == (pix_fmt or 'yuv444p') and options['crf'] == '20'
-    with VideoWriter(str(tmp_path / 'ok.mp4'), Fraction(25), pix_fmt=pix_fmt) as writer:
+    with VideoFileWriter(str(tmp_path / 'ok.mp4'), Fraction(25), pix_fmt=pix_fmt) as writer:
         writer.write(np.zeros((*size, 3), np.uint8))
     assert (tmp_path / 'ok.mp4').stat().st_size > 0
 

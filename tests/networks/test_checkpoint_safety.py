@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.utils.checkpoint import CheckpointError, load_pretrained, read_checkpoint
+from memdeblur.networks.checkpoint import CheckpointError, load_pretrained, read_checkpoint
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
 from tests.pipeline_helpers import run_tool
 
@@ -48,7 +48,7 @@ PEAK_SCRIPT = '''
 import json, resource, sys, time
 import memdeblur
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.utils.checkpoint import CheckpointError, load_pretrained
+from memdeblur.networks.checkpoint import CheckpointError, load_pretrained
 net = MemDeblurNet(**json.loads(sys.argv[2]))
 before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
 try:

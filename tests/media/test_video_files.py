@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from memdeblur.utils.errors import DataError
-from memdeblur.data.video_io import probe_video
-from tests.tools.test_video_streams import deblur
+from memdeblur.media.inputs import probe_video
+from tests.media.test_video_streams import deblur
 
 
 def clip(path, frames, size=(32, 48), codec='libx264', options=None):

@@ -1,7 +1,6 @@
-"""Networks describe themselves (``memdeblur.utils.network_traits``), and nothing else asks which network it holds."""
+"""Networks describe themselves (``memdeblur.networks.traits``), and nothing else asks which network it holds."""
 import ast
 import os
-import warnings
 
 import numpy as np
 import pytest
@@ -11,13 +10,13 @@ from torch import nn
 
 from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.data.frame_io import write_png
-from memdeblur.data.video_io import find_inputs
+from memdeblur.media.images import write_png
+from memdeblur.media.inputs import find_inputs
 from memdeblur.utils.padding import SpatialPadding
 from memdeblur.inference.restorer import Restorer
 from memdeblur.inference.video_deblurring import VideoDeblurrer
-from memdeblur.utils.checkpoint import CheckpointError, convert_official_state_dict, official_key_rules
-from memdeblur.utils.network_traits import NetworkTraits, network_traits
+from memdeblur.networks.checkpoint import CheckpointError, convert_official_state_dict, official_key_rules
+from memdeblur.networks.traits import NetworkTraits, network_traits
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
 
 TINY_EDVR = {'type': 'EDVR', 'num_feat': 8, 'num_frame': 3, 'deformable_groups': 1, 'num_extract_block': 1,
@@ -55,10 +54,10 @@ def test_wrappers_are_looked_through_and_undeclared_networks_get_the_defaults():
     assert network_traits(nn.Conv2d(3, 3, 3)) == NetworkTraits()
 
 
-def test_padding_follows_the_traits_and_any_older_option_on_top():
-    edvr = build_network({**TINY_EDVR, 'hr_in': True})
-    assert SpatialPadding.for_network(edvr) == SpatialPadding(16, 0)
-    assert SpatialPadding.for_network(edvr, multiple=3, min_size=40) == SpatialPadding(48, 40)
+def test_padding_follows_the_traits():
+    assert network_traits(build_network({**TINY_EDVR, 'hr_in': True})).padding() == SpatialPadding(16, 0)
+    assert network_traits(build_network({**TINY_BASICVSRPP, 'is_low_res_input': False})).padding() == SpatialPadding(
+        4, 256)
 
 
 def test_official_keys_come_from_the_network():
@@ -66,10 +65,6 @@ def test_official_keys_come_from_the_network():
     official = {'module.model.cell.F_B0.0.weight': torch.zeros(1), 'model.recons.model.0.bias': torch.zeros(1)}
     converted = convert_official_state_dict(official, official_key_rules(estrnn))
     assert list(converted) == ['cell.encoder.0.0.weight', 'reconstructor.0.bias']
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        assert convert_official_state_dict(official, 'ESTRNNNet') == converted  # the former signature
-    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
     assert 'forward_trunk.0.conv1.weight' in convert_official_state_dict(
         {'model.forward_resblocks.main.0.0.conv1.weight': torch.zeros(1)})  # default: the released MemDeblur
     with pytest.raises(CheckpointError, match='Conv2d declares no original-format checkpoint keys'):

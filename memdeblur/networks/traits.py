@@ -7,12 +7,12 @@ Models, tools, the checkpoint loader and the video code never ask which network 
   (ESTRNN's past and future frames); sequences are extended by reflection so every frame is restored;
 * ``window``: frames per window for a network that restores the centre frame of a window (EDVR);
   None for whole-clip networks, (B, T, 3, H, W) in and out;
-* ``size_multiple``, ``min_size``: the frame sizes it can take; other frames are padded
-  (``memdeblur.utils.padding.SpatialPadding``);
+* ``size_multiple``, ``min_size``: the frame sizes it can take; other frames are padded (``padding()``);
 * ``official_keys``: how the authors' checkpoint keys map to ours (``KeyRules``), None when there is no
   original-format checkpoint;
-* ``whole_sequence_passes``: it can restore a sequence frame by frame with per-frame state kept outside it
-  (``restore_frames``: the video tool's ``--exact`` and its memory-saving windows);
+* ``whole_sequence_passes``: how many per-frame results its ``restore_frames`` writes per frame, 0 when it has
+  none: a sequence restored frame by frame with per-frame state kept where the caller says
+  (``memdeblur.networks.frame_storage``; the video tool's ``--exact`` and its memory-saving windows);
 * ``traced_size_multiple``, ``traced_min_side``: the frame sizes at which a graph traced at one size
   (``torch.onnx.export``, ``memdeblur.inference.onnx_export``) computes what the network computes at another:
   a trace keeps every value the network derives from the size in Python (padding amounts, branches taken) as
@@ -27,6 +27,8 @@ from typing import Optional
 
 from basicsr.archs.basicvsrpp_arch import BasicVSRPlusPlus
 from basicsr.archs.edvr_arch import EDVR
+
+from memdeblur.utils.padding import SpatialPadding
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class NetworkTraits:
     size_multiple: int = 1
     min_size: int = 0
     official_keys: Optional[KeyRules] = None
-    whole_sequence_passes: bool = False
+    whole_sequence_passes: int = 0
     # Sides at which a traced graph of the network holds for every such side: no padding amount, no size-dependent
     # constant baked in (None: ``size_multiple``).
     traced_size_multiple: Optional[int] = None
@@ -69,6 +71,10 @@ class NetworkTraits:
     def restores_windows(self):
         """Whether the network restores the centre frame of ``window`` frames (else whole clips)."""
         return self.window is not None
+
+    def padding(self):
+        """The ``SpatialPadding`` giving frames the sizes the network takes (outputs cropped back)."""
+        return SpatialPadding(self.size_multiple, self.min_size)
 
 
 _DECLARED = {}  # network class of another package -> function(net) -> NetworkTraits

@@ -1,35 +1,23 @@
-"""A fast inference path with the same results: BatchNorm folded, channels-last, reduced precision.
+"""Rewrites of a network that change how it computes, not what: for fast inference and training.
 
-* sparse top-k read-outs: MemDeblur's eval-mode attention keeps 20 memory positions per query
-  position; they are gathered instead of multiplying every value by a mostly-zero matrix
-  (``MemDeblurNet.sparse_readout``).
 * BatchNorm folding: in eval mode a BatchNorm after a convolution is an affine map, folded into
   the convolution's weights and bias (``torch.nn.utils.fusion.fuse_conv_bn_eval``); the memory
   encoders' ResNet stems lose every BatchNorm layer. Exact up to float32 rounding.
-* channels-last: convolutions run on NHWC memory, the layout oneDNN (CPU) and cuDNN (GPU) prefer.
-* residual blocks (BasicSR's ``ResidualBlockNoBN``, 50 in MemDeblur) add their residual in place,
-  without multiplying it by a ``res_scale`` of 1: one full-size tensor fewer per block. Exact.
-* precision: ``bfloat16`` autocast on CPUs that support it (AVX-512 BF16 / AMX), ``float16`` or
-  ``bfloat16`` on GPUs; ``float32`` otherwise. The weights of the layers autocast runs in that
-  precision are stored in it, so autocast no longer casts them at every call. Exact: the same casts, made
-  once.
-* optionally ``torch.compile``.
-* on a CPU, the entry points (``tools/deblur_video.py``, ``val.fast``) also make the process keep freed
-  memory for reuse (``memdeblur.utils.allocator``): a process setting, not applied here.
+* residual blocks (BasicSR's ``ResidualBlockNoBN``) add their residual in place, without multiplying it by a
+  ``res_scale`` of 1: one full-size tensor fewer per block. Exact (training uses it too).
+* weights stored in the autocast precision: the layers autocast runs in bfloat16/float16 keep their weights in it,
+  so autocast no longer casts them at every call. Exact: the same casts, made once.
+* a network with a sparse read-out (``sparse_readout``: MemDeblur's eval-mode attention gathers its top-k memory
+  positions instead of multiplying by a mostly-zero matrix) has it switched on.
 
-``fast_restore_fn`` returns a callable restoring (T, 3, H, W) clips; the video tool and
-``tools/test.py`` (``val.fast``) use it. Float32 outputs match the plain path to ~1e-5.
+``prepare_fast`` applies them all to a copy, with channels-last memory and optionally ``torch.compile``.
 """
-import contextlib
 import copy
 
 import torch
 from basicsr.archs.arch_util import ResidualBlockNoBN
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-from memdeblur.utils.padding import SpatialPadding
-from memdeblur.utils.precision import PRECISIONS, refuse_float16_without_gpu
 
 # Layers whose inputs and weights autocast casts to its precision, on CPUs and GPUs alike.
 AUTOCAST_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -88,7 +76,7 @@ def store_autocast_weights(net, dtype):
     """Store the parameters of the layers autocast runs in ``dtype`` in that dtype (in place).
 
     Autocast casts them at every call otherwise; its results are unchanged (the same rounding, done
-    once), but the network then needs the autocast context of ``inference_runner``.
+    once), but the network then runs under an autocast context of that precision only.
     """
     for module in net.modules():
         if isinstance(module, AUTOCAST_LAYERS):
@@ -110,52 +98,3 @@ def prepare_fast(net, device, channels_last=True, compile_net=False, dtype=None)
     if dtype is not None:
         store_autocast_weights(fast, dtype)
     return torch.compile(fast) if compile_net else fast
-
-
-def inference_runner(net, device, precision='float32', fast=True, compile_net=False):
-    """The network ready for inference on ``device`` and a context manager factory for its calls.
-
-    Args:
-        net (nn.Module): A whole-clip network ((B, T, 3, H, W) -> (B, T, 3, H, W)).
-        device (torch.device | str): Where it runs.
-        precision (str): ``float32``, ``bfloat16`` or ``float16`` (autocast).
-        fast (bool): Fold BatchNorms and use channels-last (otherwise the network as it is).
-        compile_net (bool): ``torch.compile`` the prepared network.
-
-    Returns:
-        tuple: (network, ``context()`` giving inference mode and the precision's autocast).
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f'precision must be one of {list(PRECISIONS)}, got {precision!r}.')
-    device = torch.device(device)
-    dtype = PRECISIONS[precision]
-    refuse_float16_without_gpu(precision, device.type, 'precision')
-    runner = prepare_fast(net, device, compile_net=compile_net, dtype=dtype) if fast else getattr(
-        net, 'module', net).eval().to(device)
-
-    @contextlib.contextmanager
-    def context():
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32,
-                                                    enabled=dtype is not None):
-            yield
-
-    return runner, context
-
-
-def clip_restorer(runner, context, device, padding=SpatialPadding()):
-    """A function restoring one clip with ``inference_runner``'s results: (T, 3, H, W) float [0, 1] on the CPU ->
-    the same, clamped, on the CPU; frames padded to the sizes the network takes (``padding``) and cropped back."""
-    device = torch.device(device)
-
-    def restore(clip):
-        with context():
-            return padding.run(runner, clip.unsqueeze(0).to(device))[0].float().clamp(0, 1).cpu()
-
-    return restore
-
-
-def fast_restore_fn(net, device, precision='float32', fast=True, compile_net=False):
-    """``clip_restorer`` of ``inference_runner(net, device, precision, fast, compile_net)``, padding frames as the
-    network needs."""
-    return clip_restorer(*inference_runner(net, device, precision, fast, compile_net), device,
-                         SpatialPadding.for_network(net))

@@ -5,7 +5,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.tools.test_video_streams import deblur
+from tests.media.test_video_streams import deblur
 
 FONT = b'\x00\x01\x00\x00' + bytes(range(256)) * 4  # the bytes of a (stand-in) TrueType font
 
