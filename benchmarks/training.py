@@ -133,6 +133,7 @@ def authors_step(args, device):
     import types
 
     from authors_code import authors_model_class
+    from memdeblur.archs.memdeblur_arch import MemDeblurNet
     from memdeblur.networks.checkpoint import convert_official_state_dict
     Model = authors_model_class(args.authors_repo)
     from train.loss import Loss
@@ -140,7 +141,8 @@ def authors_step(args, device):
                                  num_blocks_backward=10, scales=[4, 2, 1], test_mem_length=5,
                                  loss='1*L1_Charbonnier_loss_color')
     net = Model(para).to(device)
-    official_names = convert_official_state_dict({k: k for k in net.state_dict()})  # ours -> theirs
+    official_names = convert_official_state_dict({k: k for k in net.state_dict()},  # ours -> theirs
+                                                 MemDeblurNet.official_keys)
     ours = torch.load(args.weights, map_location=device, weights_only=True)['params']
     loaded = net.load_state_dict({official_names[k]: v for k, v in ours.items()}, strict=False)
     unused = ('model.conv_hr.', 'model.conv_last.')  # in their model and checkpoints, never used

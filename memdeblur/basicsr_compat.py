@@ -14,7 +14,7 @@ gap    BasicSR 1.4.2 behaviour                                     closed by
        relative to the working directory
 3      ``init_dist`` sets ``rank % torch.cuda.device_count()``     ``init_dist``
        (ZeroDivisionError without GPUs) and uses nccl
-4      ``BaseModel.model_to_device`` gives DDP CUDA ``device_ids``  ``VideoDeblurModel.model_to_device``
+4      ``BaseModel.model_to_device`` gives DDP CUDA ``device_ids``  ``wrapped_for_processes``
 5      the video models' validation puts metric tensors on          ``VideoDeblurModel`` (its
        ``'cuda'`` and squeezes ``lq`` in place (on CPU this         validation: ``Evaluator`` over
        shrinks ``self.lq`` too); their test datasets accept only    ``VideoDeblurTestDataset``)
@@ -54,7 +54,8 @@ gap    BasicSR 1.4.2 behaviour                                     closed by
 
 This module must run before the first ``import basicsr``; ``memdeblur/__init__.py`` imports
 it first. Importing it closes only what importing BasicSR and building its networks need (gaps 1,
-8 and 13); gaps 4, 5 and 9 are methods, closed in the model class that overrides them; gaps 2, 3, 6,
+8 and 13); gaps 4, 5 and 9 are methods, closed in the model class that overrides them (gap 4 with
+``wrapped_for_processes``); gaps 2, 3, 6,
 10 and 11 change BasicSR's pipeline and are closed for the duration of a pipeline run by
 ``trusted_pipeline``, which our entry points use: a program that imports memdeblur and runs BasicSR's own
 pipeline functions gets BasicSR's behaviour.
@@ -171,6 +172,17 @@ def init_dist(launcher, backend='nccl', **kwargs):
     if launcher != 'pytorch':
         raise ValueError(f'Launcher {launcher!r} needs GPUs; on CPU use --launcher pytorch (torchrun).')
     torch.distributed.init_process_group(backend='gloo', **kwargs)
+
+
+def wrapped_for_processes(net, opt, device):
+    """Gap 4: ``net`` wrapped as BasicSR's ``model_to_device`` wraps it, DistributedDataParallel given CUDA
+    ``device_ids`` only when ``device`` is a GPU (``opt``: the run's options: ``dist``, ``num_gpu``,
+    ``find_unused_parameters``)."""
+    if opt['dist']:
+        device_ids = [torch.cuda.current_device()] if device.type == 'cuda' else None
+        return torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=device_ids, find_unused_parameters=opt.get('find_unused_parameters', False))
+    return torch.nn.parallel.DataParallel(net) if opt['num_gpu'] > 1 else net
 
 
 _basicsr_create_train_val_dataloader = basicsr.train.create_train_val_dataloader

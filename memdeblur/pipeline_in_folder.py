@@ -5,7 +5,7 @@
     python -m memdeblur.pipeline_in_folder test ROOT -opt OPTIONS.yml
     torchrun --nproc_per_node=2 -m memdeblur.pipeline_in_folder train ROOT -opt OPTIONS.yml --launcher pytorch
 
-``tools/compare.py``, the benchmarks and the tests run it in temporary folders. Everything after ROOT is the
+The benchmarks and the tests run it in temporary folders. Everything after ROOT is the
 command line of ``tools/train.py`` or ``tools/test.py``.
 """
 import sys

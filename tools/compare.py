@@ -5,7 +5,7 @@
         -opt options/baselines/test_basicvsrpp_synthetic.yml --out results/compare_synthetic
 
 Tests each model in this process as tools/test.py does (BasicSR's model, memdeblur's evaluator),
-one after another, each model's peak memory measured from its start, on the same data: the test
+one after another, each model's peak memory measured from the start of its test, on the same data: the test
 sets of all files must agree, or --dataroot sets one for all. Writes to --out:
   comparison.md / comparison.csv  PSNR and SSIM under both conventions (BasicSR's, rounded to uint8;
                                   the released evaluation's, truncated, scikit-image SSIM), frames
@@ -27,12 +27,14 @@ import os.path as osp
 from types import SimpleNamespace
 
 import cv2
+import torch
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 import basicsr.test
 from basicsr.data import build_dataset
 from basicsr.models import build_model
-from basicsr.utils import get_root_logger, get_time_str, make_exp_dirs
+from basicsr.utils import get_env_info, get_root_logger, get_time_str, make_exp_dirs
+from basicsr.utils.options import dict2str
 
 from memdeblur.basicsr_compat import trusted_pipeline
 from memdeblur.media.images import to_integer_image, write_png
@@ -93,12 +95,14 @@ def check_same_data(entries):
 
 @contextlib.contextmanager
 def own_log(opt):
-    """BasicSR's log of one model's test in its results folder, as ``tools/test.py`` writes it."""
+    """BasicSR's log of one model's test in its results folder, begun as ``tools/test.py`` begins it."""
     handler = logging.FileHandler(osp.join(opt['path']['log'], f'test_{opt["name"]}_{get_time_str()}.log'), 'w')
     handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s: %(message)s'))
     logger = get_root_logger()
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
+    logger.info(get_env_info())
+    logger.info(dict2str(opt))
     try:
         yield
     finally:
@@ -109,22 +113,24 @@ def own_log(opt):
 def run_test(entry, out):
     """Test one options file in this process as ``tools/test.py`` does: BasicSR's options (``parse_options``),
     model and dataset, and the model's validation, which scores through ``memdeblur.evaluation.evaluator``; results
-    under ``out/results/<name>``. The memory freed by the models before it is given back, and the peak measured
-    anew, so that the report's peak memory is this model's."""
+    under ``out/results/<name>``. The memory the models before it freed is given back and the peak measured anew, so
+    that the report's peak memory is this model's (a process setting a model made, such as ``val.fast``'s allocator
+    setting on a CPU, stays for the models after it)."""
     print(f'\n== {entry["opt"]["name"]}: {entry["path"]}', flush=True)
     opt = copy.deepcopy(entry['opt'])
-    opt['datasets'][entry['phase']] = copy.deepcopy(entry['dataset'])
-    opt['val']['save_img'] = True
     check_test_options(opt, entry['path'])
+    opt['val']['save_img'] = True
     gc.collect()
     release_freed_memory()
+    torch.backends.cudnn.benchmark = True  # as BasicSR's test pipeline
     with trusted_pipeline(opt, ['-opt', entry['path']]):
         opt, _ = basicsr.test.parse_options(osp.abspath(out), is_train=False)
         make_exp_dirs(opt)
         with own_log(opt):
             dataset = build_dataset(opt['datasets'][entry['phase']])
+            if not reset_peak_memory(torch.device('cuda' if opt['num_gpu'] else 'cpu')):
+                print('Note: this system cannot reset the peak memory; each model\'s includes the models before it.')
             model = build_model(opt)
-            reset_peak_memory(model.device)
             model.validation(SimpleNamespace(dataset=dataset), current_iter=opt['name'], tb_logger=None,
                              save_img=True)
 

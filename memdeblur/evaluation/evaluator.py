@@ -2,7 +2,7 @@
 ``tools/compare.py`` all evaluate through.
 
 ``Evaluator.evaluate`` walks the windows of a ``VideoDeblurTestDataset`` (split across processes under torchrun,
-gathered on the first), restores each with the function it is given, refuses non-finite frames naming them, scores
+gathered on every process), restores each with the function it is given, refuses non-finite frames naming them, scores
 the frames the window keeps under both PSNR/SSIM conventions with the blurry input's scores beside them
 (``FrameScorer``), and saves the restored frames and one blurry | restored | sharp picture per sequence. The caller
 turns its records into tables (``memdeblur.evaluation.results_table.summarize``) and reports
@@ -47,7 +47,6 @@ class Evaluator:
     """
 
     def __init__(self, metrics):
-        self.metrics = metrics
         self.scorer = FrameScorer(metrics)
 
     def evaluate(self, dataset, restore, image_dir, save_img=False, desc='Test'):

@@ -1,4 +1,4 @@
-"""Per-frame scores -> per-sequence and overall tables, written as Markdown and CSV.
+"""Per-frame scores -> per-sequence and overall tables, written as Markdown and CSV and summarised for the log.
 
 The overall row averages over frames, as the released evaluation does (GOPRO: 1111 frames in
 11 sequences of different lengths); the per-sequence rows average over each sequence's frames.

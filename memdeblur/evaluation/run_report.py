@@ -1,6 +1,7 @@
 """The results of one test run, written for people (Markdown), for spreadsheets (CSV) and for tools (JSON).
 
-``write_run_report`` writes, for ``<results>/<dataset>``:
+``measure_facts`` gathers what the run measured besides the scores (``RunFacts``: size, cost, speed, memory, and how
+the border frames were treated, ``border_convention``); ``write_run_report`` writes, for ``<results>/<dataset>``:
 
 * ``<dataset>_metrics.md``: the per-sequence and frame-averaged table, then the run's facts;
 * ``<dataset>_metrics.csv``: the same table; ``<dataset>_summary.csv``: the facts as label, value rows;

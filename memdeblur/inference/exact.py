@@ -174,11 +174,6 @@ def check_exact_supported(net):
     return module
 
 
-def passes_per_frame(net):
-    """How many per-frame results ``restore_exact`` writes per frame (for a progress bar)."""
-    return network_traits(net).whole_sequence_passes
-
-
 def restore_exact(net, frames, sink, scratch, device, on_write=None):
     """Restore a whole sequence exactly as ``net(frames)`` would, in bounded memory.
 
@@ -189,10 +184,10 @@ def restore_exact(net, frames, sink, scratch, device, on_write=None):
         sink (callable): ``sink(index, frame)`` receives restored (3, H, W) frames in order,
             on the CPU, clamped to [0, 1].
         scratch (str | None): Existing folder for the scratch files (removed afterwards); None keeps
-            the backward states and coarser outputs in memory (``whole_window_restorer``).
+            the sequences the network writes (``storage.frames``) in memory (``whole_window_restorer``).
         device (torch.device): Where the network runs.
-        on_write (callable | None): Called after each per-frame result (progress: ``passes_per_frame``
-            per frame).
+        on_write (callable | None): Called after each per-frame result (progress: the network's
+            ``whole_sequence_passes`` per frame).
     """
     net = check_exact_supported(net)
     batched = RecomputedFrames(lambda frame: frame.to(device).unsqueeze(0), frames)

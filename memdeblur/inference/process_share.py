@@ -225,11 +225,11 @@ def shared_scratch(share, scratch, index):
     folder = osp.join(scratch, f'memdeblur_shared_{share.token}_{index}')
     try:
         yield folder
+        share.barrier()  # inside: a process lost while the others wait here leaves no folder behind either
     except BaseException:
         share.hold_stops()
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    share.barrier()
     if share.rank == 0:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -26,8 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from memdeblur.utils.errors import DataError
-from memdeblur.inference.exact import FileFrames, RecomputedFrames, check_exact_supported, passes_per_frame, \
-    restore_exact
+from memdeblur.inference.exact import FileFrames, RecomputedFrames, check_exact_supported, restore_exact
 from memdeblur.inference.fast_inference import inference_runner
 from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
 from memdeblur.inference.onnx_backends import BACKENDS, ExportedModel
@@ -82,7 +81,7 @@ class Restorer:
             self.backend, self.exported = 'pytorch', None
             traits = network_traits(model)
             self.margins, self.label = traits.frame_margins, f'deblurred ({type(bare_network(model)).__name__})'
-            self.padding = network_traits(model).padding()
+            self.padding = traits.padding()
             self.network, self.context = inference_runner(model, self.device, precision, fast=fast,
                                                           compile_net=compile_net)
             if self.device.type == 'cpu' and fast:
@@ -196,7 +195,7 @@ class Restorer:
 
     def exact_steps(self, num_frames):
         """Progress steps of ``exact`` for ``num_frames`` frames (per-frame results written)."""
-        return num_frames * passes_per_frame(self.network)
+        return num_frames * network_traits(self.network).whole_sequence_passes
 
     def _exact_pairs(self, inputs, first, like, total, desc):
         """The whole sequence read into a scratch file, then restored by ``restore_exact`` in a worker thread that

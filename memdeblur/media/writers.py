@@ -101,8 +101,8 @@ class StagedWriter(abc.ABC):
 
 
 class FrameFolderWriter(StagedWriter):
-    """Writes RGB frames to a folder of PNGs (16-bit frames keep their 16 bits); ``close`` checks that every PNG is
-    complete. Its ``record`` is kept in the folder's hidden ``RECORD_FILE``.
+    """Writes RGB frames to a folder of PNGs (16-bit frames keep their 16 bits), each checked as it is written
+    (``write_png``). Its ``record`` is kept in the folder's hidden ``RECORD_FILE``.
 
     Args:
         path (str): The output folder.

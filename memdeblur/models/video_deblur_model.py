@@ -24,11 +24,10 @@ from basicsr.models.video_recurrent_model import VideoRecurrentModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
-from torch.nn.parallel import DataParallel, DistributedDataParallel
 
+from memdeblur.basicsr_compat import wrapped_for_processes
 from memdeblur.evaluation.evaluator import Evaluator
 from memdeblur.evaluation.results_table import results_message, summarize
-from memdeblur.evaluation.scoring import check_finite_frames
 from memdeblur.evaluation.run_report import border_convention, measure_facts, write_run_report
 from memdeblur.models import training_state
 from memdeblur.models.model_options import check_model_options
@@ -37,6 +36,7 @@ from memdeblur.networks.rewrites import prepare_fast
 from memdeblur.networks.traits import network_traits
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.atomic_save import atomic_torch_save
+from memdeblur.utils.naming import listed, non_finite_entries
 from memdeblur.utils.padding import reflect_indices
 from memdeblur.utils.precision import PRECISIONS
 from memdeblur.utils.timing import timed
@@ -56,16 +56,12 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
         self._evaluator = self._fast_net = None  # made at the first validation
 
     def model_to_device(self, net):
-        """DistributedDataParallel with CUDA ``device_ids`` only when the model is on a GPU; for training, the
-        network is prepared first (``training_step.prepare_for_training``)."""
+        """On the device, prepared for training (``training_step.prepare_for_training``) when training, wrapped
+        for several processes or GPUs without assuming CUDA (``basicsr_compat.wrapped_for_processes``)."""
         net = net.to(self.device)
         if self.is_train:
             net = prepare_for_training(net, self.opt.get('train') or {}, self.device)
-        if self.opt['dist']:
-            device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
-            return DistributedDataParallel(
-                net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False))
-        return DataParallel(net) if self.opt['num_gpu'] > 1 else net
+        return wrapped_for_processes(net, self.opt, self.device)
 
     def load_network(self, net, load_path, strict=True, param_key='params'):
         """Load BasicSR or original-format weights after checking they fit the network (``load_weights``)."""
@@ -116,8 +112,10 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
     def feed_data(self, data):
         """Move a batch to the device; a batch with NaN/Inf frames is refused, naming its clips."""
         for side in (side for side in ('lq', 'gt') if side in data):
-            check_finite_frames(data[side], f'the {side} frames of training clips',
-                                data.get('key') or [f'#{i}' for i in range(len(data[side]))])
+            bad = non_finite_entries(data[side], data.get('key') or [f'#{i}' for i in range(len(data[side]))])
+            if bad:
+                raise ValueError(f'Non-finite (NaN or Inf) values in the {side} frames of training clips '
+                                 f'{listed(bad)}.')
         super().feed_data(data)
 
     def test(self):

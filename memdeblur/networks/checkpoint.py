@@ -25,7 +25,6 @@ from collections import OrderedDict
 
 import torch
 from basicsr.utils import get_root_logger
-from basicsr.utils.registry import ARCH_REGISTRY
 
 from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.naming import listed
@@ -143,19 +142,16 @@ def is_official_checkpoint(checkpoint):
     return isinstance(checkpoint, dict) and isinstance(checkpoint.get('state_dict'), dict)
 
 
-def convert_official_state_dict(state_dict, rules=None):
+def convert_official_state_dict(state_dict, rules):
     """Rename an official state dict's keys to ours.
 
     Args:
         state_dict (dict[str, Tensor]): Keys as the authors saved them (any known prefix).
-        rules (KeyRules | None): The target network's rules (``official_key_rules(net)``); None: the released
-            MemDeblur's.
+        rules (KeyRules): The target network's rules (``official_key_rules(net)``).
 
     Returns:
         OrderedDict[str, Tensor]: The same tensors under our key names, unused ones dropped.
     """
-    if rules is None:
-        rules = ARCH_REGISTRY.get('MemDeblurNet').official_keys
     converted = OrderedDict()
     for key, value in state_dict.items():
         key = _strip_prefix(key)

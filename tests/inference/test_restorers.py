@@ -91,7 +91,7 @@ def test_window_restorer_takes_and_gives_uint8_on_every_path():
     assert torch.equal(window_restorer(runner, context, cpu, (0, 0), tile=64, tile_overlap=8)(window), whole)
 
 
-def test_fast_path_matches_the_plain_network(memdeblur_official_checkpoint):
+def test_fast_inference_matches_the_plain_network(memdeblur_official_checkpoint):
     net = load_pretrained(MemDeblurNet(), memdeblur_official_checkpoint).eval()
     clip = torch.rand(4, 3, 64, 96)
     plain = fast_restore_fn(net, 'cpu', fast=False)(clip)

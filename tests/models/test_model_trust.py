@@ -96,8 +96,8 @@ def test_non_finite_training_frames_name_the_clip(tmp_path):
     model = tiny_model(tmp_path)
     data = clip()
     data['gt'][0, 1, 0, 3, 3] = float('inf')
-    with pytest.raises(ValueError, match=r"Non-finite \(NaN or Inf\) values in the gt frames of training clips: "
-                       r"frames SEQ/000001\.$"):
+    with pytest.raises(ValueError, match=r"Non-finite \(NaN or Inf\) values in the gt frames of training clips "
+                       r"SEQ/000001\.$"):
         model.feed_data(data)
 
 

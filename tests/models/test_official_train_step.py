@@ -4,7 +4,7 @@ import pytest
 import torch
 from basicsr.models import build_model
 
-from memdeblur.networks.checkpoint import convert_official_state_dict, load_pretrained
+from memdeblur.networks.checkpoint import convert_official_state_dict, load_pretrained, official_key_rules
 from tests.conftest import fixture_path
 from tests.pipeline_helpers import in_process_training_options
 
@@ -26,7 +26,8 @@ def test_one_step_of_the_released_recipe_matches_the_authors_trainer(step, tmp_p
     assert model.opt['train']['max_norm'] == step['max_norm'] and model.optimizer_g.defaults['lr'] == step['lr']
     net = load_pretrained(model.net_g, fixture_path('official_train_step', 'memdeblur_before_step.pth.tar'))
     net.double().train()
-    ours = convert_official_state_dict({k: k for k in step['grad_stats']})  # our parameter name -> the authors'
+    # our parameter name -> the authors'
+    ours = convert_official_state_dict({k: k for k in step['grad_stats']}, official_key_rules(net))
     assert sorted(ours) == sorted(name for name, _ in net.named_parameters())
     before = {name: p.detach().clone() for name, p in net.named_parameters()}
 

@@ -9,7 +9,7 @@ from memdeblur.networks.rewrites import store_autocast_weights, streamline_resid
 from tests.conftest import TINY_MEMDEBLUR
 
 
-def test_fast_path_rewrites_change_no_value():
+def test_rewrites_change_no_value():
     """In-place residual blocks (float32 and under autocast) and weights stored in the autocast precision give
     the very values of the network as it is, for MemDeblur and for ESTRNN (whose attention has linear layers)."""
     torch.manual_seed(0)

@@ -66,7 +66,7 @@ def test_official_keys_come_from_the_network():
     converted = convert_official_state_dict(official, official_key_rules(estrnn))
     assert list(converted) == ['cell.encoder.0.0.weight', 'reconstructor.0.bias']
     assert 'forward_trunk.0.conv1.weight' in convert_official_state_dict(
-        {'model.forward_resblocks.main.0.0.conv1.weight': torch.zeros(1)})  # default: the released MemDeblur
+        {'model.forward_resblocks.main.0.0.conv1.weight': torch.zeros(1)}, official_key_rules(MemDeblurNet()))
     with pytest.raises(CheckpointError, match='Conv2d declares no original-format checkpoint keys'):
         official_key_rules(nn.Conv2d(3, 3, 3))
 

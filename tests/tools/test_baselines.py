@@ -103,7 +103,7 @@ def test_each_baseline_trains_from_its_synthetic_options(baseline, synthetic_gop
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert log.count('l_pix:') == 2 and '# psnr:' in log
-    assert set(re.findall(r'@ (\d+) iter', log)) == {'2'}  # the final validation too (gap 9)
+    assert set(re.findall(r'@ (\d+) iter', log)) == {'2'}  # the final validation is labelled total_iter too
     assert (tmp_path / 'experiments' / opt['name'] / 'models' / 'net_g_2.pth').is_file()
 
 

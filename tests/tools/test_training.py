@@ -46,7 +46,7 @@ def test_training_lowers_the_loss_and_beats_the_blurry_input(tmp_path):
     assert sum(last) / len(last) < sum(first) / len(first)
     restored, blurry = validation_psnr(log)
     assert restored > blurry, (restored, blurry)
-    assert set(re.findall(r'@ (\d+) iter', log)) == {'120'}  # the final validation too (gap 9)
+    assert set(re.findall(r'@ (\d+) iter', log)) == {'120'}  # the final validation is labelled total_iter too
     assert (tmp_path / 'experiments' / 'learn' / 'models' / 'net_g_latest.pth').is_file()
 
 
