@@ -66,6 +66,7 @@ from memdeblur.utils.allocator import retain_freed_memory  # noqa: E402
 from memdeblur.cli import frame_size, tool_parser  # noqa: E402
 from memdeblur.evaluation.complexity import measure_complexity  # noqa: E402
 from memdeblur.evaluation.results_table import write_lines  # noqa: E402
+from memdeblur.utils.timing import timed  # noqa: E402
 
 MEMORY_CHILD = """
 import sys, torch
@@ -128,11 +129,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def synchronize(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize()
-
-
 def fastest_seconds(fns, device, rounds):
     """Fastest time of each of ``fns`` over ``rounds`` rounds that call them in turn (after one warm-up call each).
 
@@ -144,11 +140,9 @@ def fastest_seconds(fns, device, rounds):
     best = [float('inf')] * len(fns)
     for _ in range(rounds):
         for index, fn in enumerate(fns):
-            synchronize(device)
-            start = time.perf_counter()
-            fn()
-            synchronize(device)
-            best[index] = min(best[index], time.perf_counter() - start)
+            with timed(device) as clock:
+                fn()
+            best[index] = min(best[index], clock.seconds)
     return best
 
 
