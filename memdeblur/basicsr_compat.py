@@ -104,7 +104,7 @@ import basicsr.utils.options  # noqa: E402
 from basicsr.utils import check_resume, scandir  # noqa: E402
 from basicsr.utils.dist_util import init_dist as _basicsr_init_dist  # noqa: E402
 
-from memdeblur.utils.outputs import OutputError, read_manifest, write_manifest  # noqa: E402
+from memdeblur.utils.outputs import OutputError, check_output_location, read_manifest, write_manifest  # noqa: E402
 from memdeblur.networks.checkpoint import read_checkpoint  # noqa: E402
 
 
@@ -251,8 +251,10 @@ def archive_own_folder(path):
     """Gap 11: BasicSR's ``mkdir_and_rename``, archiving an existing folder only when a memdeblur run made it.
 
     Every folder made here is marked as such (``memdeblur.utils.outputs.write_manifest``); any other
-    existing folder (a user's, one unpacked from someone else's experiment, a link) is refused.
+    existing folder (a user's, one unpacked from someone else's experiment, a link), and one holding an input of
+    the run (the options file, the weights it starts from), is refused.
     """
+    check_output_location(path)  # archiving moves the folder: no input of the run may lie in it
     if osp.lexists(path) and (osp.islink(path) or read_manifest(path) is None):
         raise OutputError(f'{path} exists and was not made by a memdeblur run (it has no '
                           '.memdeblur-output.json); refusing to archive it. Move it away or choose another name.')

@@ -7,7 +7,9 @@ use ``basicsr_parser``: BasicSR's own parser has no description and offers train
 testing; ours validates the command line and documents it, the options file is read safely
 (``memdeblur.run_options``), then BasicSR's pipeline runs on it (``run_basicsr_pipeline``).
 
-Every tool runs its ``main`` through ``run_tool``: the errors a user can cause (bad options,
+Every argument naming a file or folder a tool reads has ``type=input_path(flag)``: the run notes it as an input
+(``memdeblur.utils.run_inputs``), and no output of the run may be, hold or lie in it. Every tool runs its
+``main`` through ``run_tool``, which collects those inputs for the run: the errors a user can cause (bad options,
 data, checkpoints, outputs, files) print one ``error:`` line and exit with status 1; the full
 traceback only with ``--debug``. SIGTERM is turned into an exception, so that temporary outputs
 are removed as on Ctrl-C.
@@ -24,6 +26,7 @@ from memdeblur.models.training_step import TrainingDiverged
 from memdeblur.networks.checkpoint import CheckpointError
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import OutputError
+from memdeblur.utils.run_inputs import note_input, reading_run
 
 # What a user's files, options and machine can cause (a loss that diverges: the learning rate or the data; another
 # process of a torchrun run that failed: its own error); anything else is a bug and keeps its traceback.
@@ -69,7 +72,8 @@ def run_tool(main, argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        status = main(argv)
+        with reading_run():
+            status = main(argv)
     except USER_ERRORS as err:
         if '--debug' in argv:
             raise
@@ -90,7 +94,8 @@ def basicsr_parser(doc, training):
     debug_help = ("BasicSR's debug mode: print and validate every few iterations, name gets a debug_ prefix; "
                   "full tracebacks" if training else DEBUG_HELP)
     parser = tool_parser(doc, debug_help)
-    parser.add_argument('-opt', required=True, metavar='OPTIONS.yml', help='options file (YAML)')
+    parser.add_argument('-opt', required=True, type=input_path('-opt'), metavar='OPTIONS.yml',
+                        help='options file (YAML)')
     parser.add_argument('--launcher', choices=('none', 'pytorch', 'slurm'), default='none',
                         help='multi-process launcher: pytorch under torchrun, slurm under srun')
     if training:
@@ -111,12 +116,15 @@ def run_basicsr_pipeline(pipeline, root, doc, training, argv=None):
     ``--debug`` (here: tracebacks), through ``basicsr_compat.trusted_pipeline``.
     """
     from memdeblur.basicsr_compat import trusted_pipeline
-    from memdeblur.run_options import check_test_options, check_training_options, read_options
+    from memdeblur.run_options import check_run_outputs, check_test_options, check_training_options, read_options
 
     def main(argv):
         args = basicsr_parser(doc, training).parse_args(argv)
         opt = read_options(args.opt, args.force_yml)
         (check_training_options if training else check_test_options)(opt, args.opt)
+        debug_name = training and args.debug and not opt['name'].startswith('debug')  # BasicSR's debug prefix
+        check_run_outputs({**opt, 'auto_resume': training and args.auto_resume}, root, training,
+                          'debug_' + opt['name'] if debug_name else opt['name'])
         basicsr_argv = ['-opt', args.opt, '--launcher', args.launcher, '--local_rank', str(args.local_rank)]
         if training:
             basicsr_argv += ['--auto_resume'] * args.auto_resume + ['--debug'] * args.debug
@@ -151,3 +159,14 @@ def int_at_least(minimum):
         return value
 
     return parse
+
+
+def input_path(flag):
+    """An argparse ``type=`` for the files or folders that ``flag`` names for the tool to read: each is noted as an
+    input of the run (``memdeblur.utils.run_inputs``), so that no output can be, hold or lie in it."""
+
+    def note(text):
+        note_input(text, flag)
+        return text
+
+    return note

@@ -12,7 +12,13 @@ and then the checks that must come before a single file is written:
   ``train.compile`` gets the compiler ``torch.compile`` will run;
 * the values of the model's sections (``memdeblur.models.model_options.check_model_sections``): no unknown or
   mistyped key, no value BasicSR's loop would divide by or that would make the run meaningless (``print_freq: 0``,
-  ``total_iter: 0``).
+  ``total_iter: 0``);
+* no size that would allocate absurdly (``memdeblur.utils.option_check.MAX_OPTION_BYTES``): the networks, built on
+  the meta device with their own option checks (``memdeblur.networks.network_size``), and each dataset's smallest
+  batch (``memdeblur.data.dataset_options.check_batch_size``).
+
+The options file and every path it names for the run to read are inputs of the run (``named_input_paths``): no
+output may replace them.
 
 ``check_training_options`` and ``check_test_options`` add what ``tools/train.py`` and ``tools/test.py`` need
 beyond that (BasicSR reads those options without a default).
@@ -23,11 +29,14 @@ import os
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
+from memdeblur.data.dataset_options import check_batch_size
 from memdeblur.models.model_options import check_model_sections, check_training_sections
 from memdeblur.models.training_step import check_compile_support
+from memdeblur.networks.network_size import measure_network
 from memdeblur.utils.option_check import OptionError
-from memdeblur.utils.outputs import plain_name_problem
+from memdeblur.utils.outputs import check_output_location, plain_name_problem
 from memdeblur.utils.precision import refuse_float16_without_gpu
+from memdeblur.utils.run_inputs import note_input
 from memdeblur.utils.safe_load import apply_overrides, load_options
 
 
@@ -86,6 +95,7 @@ def check_options_file(opt, path):
                                   f'files, visualization/{dataset["name"]}/ pictures and best scores would be one '
                                   'set\'s: give each test set its own name.')
             named.setdefault(dataset['name'], phase)
+        check_batch_size(phase, dataset, f'{path}: datasets:{phase}')
     for option, name, registry in _types(opt):
         check_registered(name, registry, option, path)
     num_gpu = opt.get('num_gpu', 'auto')
@@ -100,6 +110,9 @@ def check_options_file(opt, path):
         refuse_float16_without_gpu((opt.get(section) or {}).get('precision'), 'cuda' if gpus else 'cpu',
                                    f'{path}: {section}:precision')
     check_model_sections(opt, str(path))
+    for section in ('network_g', 'network_d'):
+        if isinstance(opt.get(section), dict) and 'type' in opt[section]:
+            measure_network(opt[section], f'{path}: {section}')
     if (opt.get('train') or {}).get('compile'):
         check_compile_support(torch.device('cuda' if gpus else 'cpu'))
 
@@ -151,9 +164,64 @@ def read_options(path, overrides=None):
     Raises:
         OptionError: naming the file (and line or option) of the problem.
     """
+    note_input(path, 'the options file')
     opt = apply_overrides(load_options(path), overrides)
     check_options_file(opt, path)
+    for option, value in named_input_paths(opt):
+        note_input(value, f'{path}\'s {option}')
     return opt
+
+
+def named_input_paths(opt):
+    """(option, path) of every file or folder an options file names for the run to read: the weights and the
+    resume state (``path:pretrain_network_*``, ``path:resume_state``), the data (each dataset's ``dataroot*`` and
+    ``meta_info_file``). They are inputs of the run (``memdeblur.utils.run_inputs``) from the moment the options
+    are read, before any output is planned."""
+    for key, value in (opt.get('path') or {}).items():
+        if isinstance(value, str) and (key.startswith('pretrain_network') or key == 'resume_state'):
+            yield f'path:{key}', value
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        for key, value in (dataset.items() if isinstance(dataset, dict) else ()):
+            if isinstance(value, str) and (key.startswith('dataroot') or key == 'meta_info_file'):
+                yield f'datasets:{phase}:{key}', value
+
+
+def check_run_outputs(opt, root, training, name=None):
+    """Refuse, before BasicSR's pipeline starts, a train or test run whose files would be, hold or lie in its own
+    inputs (``memdeblur.utils.run_inputs``): the results folder a test replaces, the experiment folder a new
+    training archives, and every checkpoint and state a training run will save (``planned_training_files``), so
+    that no run stops at its first checkpoint, or replaces the weights it started from.
+
+    Args:
+        opt (dict): The options, read by ``read_options``.
+        root (str): The folder ``experiments/`` and ``results/`` go to.
+        training (bool): A training run (else a test).
+        name (str | None): The run's name as BasicSR will use it (default: ``opt['name']``).
+    """
+    name = name or opt['name']
+    if not training:
+        check_output_location(os.path.join(root, 'results', name))
+        return
+    experiment = os.path.join(root, 'experiments', name)
+    resuming = opt.get('auto_resume') or (opt.get('path') or {}).get('resume_state')
+    if not resuming:
+        check_output_location(experiment)
+    for path in planned_training_files(opt, experiment):
+        check_output_location(path)
+
+
+def planned_training_files(opt, experiment):
+    """The checkpoints and states a training run saves under ``experiment``: every ``save_checkpoint_freq``-th
+    iteration after the one it resumes from (``path:resume_state``'s), and the latest network at the end."""
+    state = (opt.get('path') or {}).get('resume_state')
+    stem = os.path.splitext(os.path.basename(state))[0] if isinstance(state, str) else ''
+    start = int(stem) if stem.isdigit() else 0
+    every, total = opt['logger']['save_checkpoint_freq'], opt['train']['total_iter']
+    for iteration in range(start + 1, total + 1):
+        if iteration % every == 0:
+            yield os.path.join(experiment, 'models', f'net_g_{iteration}.pth')
+            yield os.path.join(experiment, 'training_states', f'{iteration}.state')
+    yield os.path.join(experiment, 'models', 'net_g_latest.pth')
 
 
 def in_process_training_options(opt, root, num_gpu=0):

@@ -23,7 +23,7 @@ from collections import Counter
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.utils.errors import DataError
-from memdeblur.cli import run_tool, tool_parser
+from memdeblur.cli import input_path, run_tool, tool_parser
 from memdeblur.utils.outputs import check_outputs, write_text_atomic
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -41,7 +41,8 @@ if {with_memdeblur}:
 def build_parser():
     """The command line of this tool (``--help`` shows the module docstring and every default)."""
     parser = tool_parser(__doc__)
-    parser.add_argument('basicsr', help='a checkout of github.com/XPixelGroup/BasicSR (its basicsr/ and tests/)')
+    parser.add_argument('basicsr', type=input_path('the BasicSR checkout'),
+                        help='a checkout of github.com/XPixelGroup/BasicSR (its basicsr/ and tests/)')
     parser.add_argument('--json', metavar='FILE.json', help='also write every test\'s outcome in both runs')
     return parser
 

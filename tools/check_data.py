@@ -11,14 +11,14 @@ if there were any (0 when everything is usable). Run it before a long training r
 """
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.data.data_check import check_datasets
-from memdeblur.cli import run_tool, tool_parser
+from memdeblur.cli import input_path, run_tool, tool_parser
 from memdeblur.run_options import read_options
 
 
 def build_parser():
     """The command line of this tool (``--help`` shows the module docstring and every default)."""
     parser = tool_parser(__doc__)
-    parser.add_argument('-opt', required=True, metavar='OPTIONS.yml',
+    parser.add_argument('-opt', required=True, type=input_path('-opt'), metavar='OPTIONS.yml',
                         help='options file whose datasets are checked (train or test options)')
     parser.add_argument('--no-progress', action='store_true', help='no progress bars (default: shown)')
     return parser

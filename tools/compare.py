@@ -38,7 +38,7 @@ from basicsr.utils.options import dict2str
 
 from memdeblur.basicsr_compat import trusted_pipeline
 from memdeblur.media.images import to_integer_image, write_png
-from memdeblur.cli import run_tool, tool_parser
+from memdeblur.cli import input_path, run_tool, tool_parser
 from memdeblur.evaluation.comparison_image import comparison_image
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import staged_outputs
@@ -55,12 +55,13 @@ SOURCE_KEYS = ('dataroot', 'layout', 'blur_dir', 'lmdb_name', 'split', 'frame_si
 def build_parser():
     """The command line of this tool (``--help`` shows the module docstring and every default)."""
     parser = tool_parser(__doc__)
-    parser.add_argument('-opt', action='append', required=True, metavar='TEST.yml',
+    parser.add_argument('-opt', action='append', required=True, type=input_path('-opt'), metavar='TEST.yml',
                         help='a test options file; give one per model (at least two)')
     parser.add_argument('--out', default=osp.join('results', 'compare'),
                         help='output folder (default: results/compare); an existing one is replaced only with --force, '
                         'and only when this tool wrote it')
-    parser.add_argument('--dataroot', help='test every model on this folder instead of its options file\'s dataroot')
+    parser.add_argument('--dataroot', type=input_path('--dataroot'),
+                        help='test every model on this folder instead of its options file\'s dataroot')
     parser.add_argument('--crop', type=int, default=4,
                         help='the zoomed crop is 1/CROP of the frame\'s width and height (default: 4)')
     parser.add_argument('--force', action='store_true', help='write into a non-empty --out folder')

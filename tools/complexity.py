@@ -28,7 +28,7 @@ from basicsr.archs import build_network
 from memdeblur.networks.traits import network_traits
 from memdeblur.evaluation.complexity import network_complexity
 from memdeblur.utils.peak_memory import peak_rss_mib
-from memdeblur.cli import frame_size, int_at_least, run_tool, tool_parser
+from memdeblur.cli import frame_size, input_path, int_at_least, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import write_text_atomic
 from memdeblur.run_options import read_options
@@ -43,7 +43,8 @@ def build_parser():
     """The command line of this tool (``--help`` shows the module docstring and every default)."""
     parser = tool_parser(__doc__)
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument('-opt', metavar='OPTIONS.yml', help='options file whose network_g is counted')
+    target.add_argument('-opt', type=input_path('-opt'), metavar='OPTIONS.yml',
+                        help='options file whose network_g is counted')
     target.add_argument('--all', action='store_true',
                         help='count every options file under options/ and write the table (see --out)')
     parser.add_argument('--size', type=frame_size, default=(720, 1280), metavar='HxW',

@@ -11,7 +11,7 @@ import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers
 from basicsr.archs import build_network
 
 from memdeblur.networks.checkpoint import convert_checkpoint
-from memdeblur.cli import run_tool, tool_parser
+from memdeblur.cli import input_path, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.run_options import read_options
 
@@ -19,9 +19,9 @@ from memdeblur.run_options import read_options
 def build_parser():
     """The command line of this tool (``--help`` shows the module docstring and every default)."""
     parser = tool_parser(__doc__)
-    parser.add_argument('src', help='official checkpoint (.pth.tar with state_dict)')
+    parser.add_argument('src', type=input_path('the checkpoint'), help='official checkpoint (.pth.tar with state_dict)')
     parser.add_argument('dst', help='output BasicSR checkpoint (.pth)')
-    parser.add_argument('--opt', help='options YAML whose network_g the weights must fit '
+    parser.add_argument('--opt', type=input_path('--opt'), help='options YAML whose network_g the weights must fit '
                         '(default: the released MemDeblurNet configuration)')
     parser.add_argument('--force', action='store_true', help='overwrite dst if it exists')
     return parser

@@ -50,8 +50,9 @@ from memdeblur.inference.onnx_backends import BACKENDS
 from memdeblur.inference.restorer import AUTO_TILE, DEFAULT_OVERLAP, DEFAULT_WINDOW, Restorer, check_settings, \
     default_overlap
 from memdeblur.inference.video_deblurring import VideoDeblurrer
-from memdeblur.cli import run_tool, tool_parser
+from memdeblur.cli import input_path, run_tool, tool_parser
 from memdeblur.networks.checkpoint import network_from_options, weights_source
+from memdeblur.utils.devices import resolve_device
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import write_json_atomic
 from memdeblur.utils.precision import PRECISIONS, refuse_float16_without_gpu
@@ -61,14 +62,16 @@ from memdeblur.run_options import read_options
 def build_parser():
     """The command line of this tool (``--help`` shows the module docstring and every default)."""
     parser = tool_parser(__doc__)
-    parser.add_argument('input',
+    parser.add_argument('input', type=input_path('the input'),
                         help='video file (mp4, mov, avi, ...), folder of frames, or folder of sequence folders')
     parser.add_argument('-o', '--output', required=True,
                         help='output .mp4 (or other video extension), or a folder for PNG frames; for several input '
                         'sequences a folder receiving one output per sequence')
-    parser.add_argument('--opt', help='test options file giving network_g (and the weights); not with an exported '
+    parser.add_argument('--opt', type=input_path('--opt'),
+                        help='test options file giving network_g (and the weights); not with an exported '
                         '.onnx model')
-    parser.add_argument('--ckpt', help='weights (default: the options file\'s path:pretrain_network_g), or an '
+    parser.add_argument('--ckpt', type=input_path('--ckpt'),
+                        help='weights (default: the options file\'s path:pretrain_network_g), or an '
                         'exported .onnx model (tools/export_onnx.py)')
     parser.add_argument('--backend', choices=('pytorch', *BACKENDS), default=None,
                         help='pytorch for networks (default); onnxruntime (default for .onnx) or openvino (CPU, '
@@ -118,23 +121,6 @@ def build_parser():
                         'interrupted run over a folder of sequences')
     parser.add_argument('--force', action='store_true', help='replace existing outputs')
     return parser
-
-
-def choose_device(name, local_rank=0):
-    """The ``--device`` asked for (``auto``: this process's GPU under torchrun, when there are GPUs); a clear error
-    when it is not on this machine."""
-    if name == 'auto':
-        return torch.device(f'cuda:{local_rank % torch.cuda.device_count()}' if torch.cuda.is_available() else 'cpu')
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise OptionError(f'--device {name}: not a device name ({err}).') from err
-    if device.type == 'cuda' and (device.index or 0) >= torch.cuda.device_count():
-        raise OptionError(f'--device {name}: this machine has {torch.cuda.device_count()} usable CUDA GPU(s); use '
-                          '--device cpu or auto.')
-    if device.type not in ('cpu', 'cuda'):
-        raise OptionError(f'--device {name}: only cpu and cuda devices are supported.')
-    return device
 
 
 def frame_rate(text):
@@ -193,12 +179,13 @@ def is_exported(path):
     return bool(path) and path.lower().endswith('.onnx')
 
 
-def build_restorer(args, opt, device):
-    """The ``Restorer`` of the command line: the options file's network or the exported model, as the flags say."""
+def build_restorer(args, opt, export, device):
+    """The ``Restorer`` of the command line: the options file's network, or the exported model as ``load_export``
+    read it, as the flags say."""
     settings = dict(device=device, precision=args.precision, window=args.window, overlap=args.overlap,
                     tile=args.tile, tile_overlap=args.tile_overlap, exact=args.exact, scratch=args.scratch)
-    if is_exported(args.ckpt):
-        return Restorer(args.ckpt, backend=args.backend, fast=not args.plain, compile_net=args.compile, **settings)
+    if export is not None:
+        return Restorer(export, backend=args.backend, fast=not args.plain, compile_net=args.compile, **settings)
     return Restorer(network_from_options(opt, args.opt, args.ckpt), fast=not args.plain, compile_net=args.compile,
                     **settings)
 
@@ -217,21 +204,21 @@ def main(argv=None):
     return status
 
 
-def run_settings(args, opt):
-    """What determines a run's outputs, as plain values: ``--resume`` keeps only outputs made with the same."""
-    if is_exported(args.ckpt):
-        from memdeblur.inference.onnx_export import read_export_info  # the onnx package, only for exported models
-        info = read_export_info(args.ckpt)
+def run_settings(args, opt, export):
+    """What determines a run's outputs, as plain values: ``--resume`` keeps only outputs made with the same. An
+    exported model's weights are its checked digest (``load_export``: graph and weights, not its metadata)."""
+    if export is not None:
+        info = export.info
         source = {'network': {'type': info['network'], **(info['network_options'] or {})},
-                  'weights': file_digest(args.ckpt), 'exported_frames': info['frames']}
+                  'weights': info['model_sha256'], 'exported_frames': info['frames']}
         window = info['output_frames'] if args.window is None else args.window
         backend = args.backend or BACKENDS[0]
         exported = True
     else:
-        weights, param_key, strict = weights_source(opt, args.ckpt)
+        weights = weights_source(opt, args.ckpt)
         source = {'network': json.loads(json.dumps(opt['network_g'], sort_keys=True, default=str)),
-                  'weights': file_digest(weights) if weights and os.path.isfile(weights) else None,
-                  'param_key_g': param_key, 'strict_load_g': strict}
+                  'weights': file_digest(weights.file) if weights.file and os.path.isfile(weights.file) else None,
+                  'param_key_g': weights.param_key, 'strict_load_g': weights.strict}
         window, backend, exported = DEFAULT_WINDOW if args.window is None else args.window, 'pytorch', False
     overlap = default_overlap(window, exported) if args.overlap is None else args.overlap
     return {**source, **{f'--{name.replace("_", "-")}': getattr(args, name) for name in RESULT_FLAGS},
@@ -263,19 +250,24 @@ def resumable(plans, settings, share):
 
 def deblur_everything(args, share):
     """Deblur every input sequence this process's share holds (all of them without torchrun)."""
-    device = choose_device(args.device, share.local_rank)
+    device = resolve_device(args.device, share.local_rank, '--device')
     check_arguments(args, device)
-    opt = None if is_exported(args.ckpt) else read_options(args.opt)
+    opt, export = None, None
+    if is_exported(args.ckpt):  # read and checked once, for the settings and the restorer
+        from memdeblur.inference.onnx_export import load_export  # the onnx package, only for exported models
+        export = load_export(args.ckpt)
+    else:
+        opt = read_options(args.opt)
     inputs = find_inputs(args.input, args.fps)
     plans = plan_run(inputs, args.output, args.format, args.report, args.summary)
     read_paths = [args.input, *(seq.path for seq in inputs)]  # no output may be, hold or lie in one of these
-    settings = run_settings(args, opt)
+    settings = run_settings(args, opt, export)
     if args.resume:
         plans = resumable(plans, settings, share)
     check_planned(plans, args.summary, read_paths, args.force)
     share.barrier()  # every process has checked the outputs before any writes one
-    deblurrer = VideoDeblurrer(build_restorer(args, opt, device), side_by_side=args.side_by_side, codec=args.codec,
-                               crf=args.crf, pix_fmt=args.pix_fmt, report=args.report)
+    deblurrer = VideoDeblurrer(build_restorer(args, opt, export, device), side_by_side=args.side_by_side,
+                               codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt, report=args.report)
 
     def deblur(plan, shared):
         result = deblurrer.deblur(plan.seq, plan.output, read_paths, args.force, share=share if shared else None,

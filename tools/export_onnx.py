@@ -13,11 +13,12 @@ smallest dynamic side (272 for the released model: its coarsest memory keys must
 or the trace keeps a full softmax where larger frames take the top-k one) gives a model fixed to --size.
 The model is run in ONNX Runtime on a clip at the traced size and one multiple larger and compared with the
 network in PyTorch (float32); a model differing by more than --tolerance is not written. The frame count, margins,
-sizes, network and checkpoint travel in the file's metadata (memdeblur.inference.onnx_export.read_export_info).
-Needs pip install 'memdeblur[onnx]'.
+sizes, network and checkpoint travel in the file's metadata (memdeblur.inference.onnx_export.read_export_info),
+with SHA-256 digests of the model and of that metadata: a file changed after its export is refused wherever it is
+read (tools/deblur_video.py --ckpt model.onnx). Needs pip install 'memdeblur[onnx]'.
 """
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
-from memdeblur.cli import frame_size, int_at_least, run_tool, tool_parser
+from memdeblur.cli import frame_size, input_path, int_at_least, run_tool, tool_parser
 from memdeblur.inference.onnx_export import export_onnx
 from memdeblur.networks.checkpoint import network_from_options
 from memdeblur.networks.traits import network_traits
@@ -29,17 +30,18 @@ from memdeblur.utils.option_check import OptionError
 # that an installed ``memdeblur-export`` needs no options file; every value is recorded in the export's metadata.
 RELEASED = {'network_g': {'type': 'MemDeblurNet', 'mid_channels': 64, 'num_blocks_forward': 30,
                           'num_blocks_backward': 10, 'scales': [4, 2, 1], 'mem_every': [1, 2, 5], 'test_mem_length': 5,
-                          'top_k': 20},
-            'path': {'param_key_g': 'params', 'strict_load_g': True}}
+                          'top_k': 20}}
 SMALLEST_DEFAULT_SIDE = 64  # the default size for networks that could be traced smaller
 
 
 def build_parser():
     """The command line of this tool (``--help`` shows the module docstring and every default)."""
     parser = tool_parser(__doc__)
-    parser.add_argument('checkpoint', metavar='CHECKPOINT', help="weights, in the authors' or BasicSR's format")
+    parser.add_argument('checkpoint', type=input_path('CHECKPOINT'), metavar='CHECKPOINT',
+                        help="weights, in the authors' or BasicSR's format")
     parser.add_argument('-o', '--output', required=True, metavar='OUT.onnx', help='the ONNX model to write')
-    parser.add_argument('--opt', help='options file whose network_g the checkpoint fits (default: the released '
+    parser.add_argument('--opt', type=input_path('--opt'),
+                        help='options file whose network_g the checkpoint fits (default: the released '
                         'MemDeblur, as options/test_memdeblur_gopro_ds.yml)')
     parser.add_argument('--frames', type=int_at_least(1), default=10,
                         help='frames per clip, T (the trace unrolls the loop over frames; default: 10)')

@@ -18,7 +18,7 @@ import os.path as osp
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.utils.errors import DataError
 from memdeblur.data.prepare import write_basicsr_lmdb, write_estrnn_lmdb, write_gopro_folder
-from memdeblur.cli import frame_size, run_tool, tool_parser
+from memdeblur.cli import frame_size, input_path, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import check_output_location, plain_name_problem
 
@@ -26,7 +26,7 @@ from memdeblur.utils.outputs import check_output_location, plain_name_problem
 def build_parser():
     """The command line of this tool (``--help`` shows the module docstring and every default)."""
     parser = tool_parser(__doc__)
-    parser.add_argument('src', help='GOPRO_Large folder (with train/ and test/)')
+    parser.add_argument('src', type=input_path('the GOPRO folder'), help='GOPRO_Large folder (with train/ and test/)')
     parser.add_argument('dst', help='output folder')
     parser.add_argument('--format', choices=('lmdb', 'estrnn_lmdb', 'folder'), required=True,
                         help='lmdb: BasicSR LMDBs per split and folder; estrnn_lmdb: the LMDB ESTRNN and MemDeblur '

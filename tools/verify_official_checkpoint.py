@@ -18,7 +18,7 @@ import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers
 from basicsr.archs import build_network
 
 from memdeblur.networks.checkpoint import convert_checkpoint, load_pretrained, read_checkpoint
-from memdeblur.cli import run_tool, tool_parser
+from memdeblur.cli import input_path, run_tool, tool_parser
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FIXTURES_ROOT = os.environ.get('MEMDEBLUR_FIXTURES_ROOT', osp.join(REPO_ROOT, '..', 'shared', 'fixtures'))
@@ -29,7 +29,7 @@ TOLERANCES = {'eval': 1e-9, 'train': 1e-6}  # train mode's BatchNorm amplifies r
 def build_parser():
     """The command line of this tool (``--help`` shows the module docstring and every default)."""
     parser = tool_parser(__doc__)
-    parser.add_argument('--fixture-dir', default=DEFAULT_FIXTURE_DIR,
+    parser.add_argument('--fixture-dir', default=DEFAULT_FIXTURE_DIR, type=input_path('--fixture-dir'),
                         help='folder with memdeblur_official_format.pth.tar and io.pt')
     parser.add_argument('--timing-runs', type=int, default=3, help='timed float32 forward passes')
     return parser

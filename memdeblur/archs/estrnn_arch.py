@@ -16,7 +16,7 @@ from memdeblur.archs.blocks import RDB, RDBDown, conv
 from memdeblur.archs.input_checks import check_input_frames
 from memdeblur.networks.traits import KeyRules, NetworkTraits
 from memdeblur.utils.padding import SpatialPadding
-from memdeblur.utils.option_check import INT, checked_options, one_of
+from memdeblur.utils.option_check import at_least, checked_options, one_of
 
 ACTIVATIONS = {'relu': nn.ReLU, 'leakyrelu': lambda: nn.LeakyReLU(0.1), 'gelu': nn.GELU}
 SIZE_MULTIPLE = 4  # the encoder halves the size twice and the reconstructor doubles it twice
@@ -117,7 +117,7 @@ OFFICIAL_KEYS = KeyRules(renames=[
 
 
 @ARCH_REGISTRY.register()
-@checked_options(n_features=INT, n_blocks=INT, past_frames=INT, future_frames=INT,
+@checked_options(n_features=at_least(1), n_blocks=at_least(1), past_frames=at_least(0), future_frames=at_least(0),
                  activation=one_of(*ACTIVATIONS))
 class ESTRNNNet(nn.Module):
     """ESTRNN video deblurring network.

@@ -23,7 +23,7 @@ from memdeblur.archs.memory_branch import MemoryBranch
 from memdeblur.networks.frame_storage import FinishedOutputs, InMemoryFrames
 from memdeblur.networks.traits import KeyRules, NetworkTraits
 from memdeblur.utils.padding import SpatialPadding, round_up
-from memdeblur.utils.option_check import BOOL, INT, INT_LIST, checked_options, one_of, optional
+from memdeblur.utils.option_check import BOOL, POSITIVE_INT_LIST, at_least, checked_options, one_of, optional
 
 FEAT_CHANNELS = 48  # channels of the encoder D's output: 3 -> 12 -> 48 through two RDBDown(x4)
 SIZE_MULTIPLE = 4  # D halves the size twice
@@ -59,8 +59,9 @@ def resize(x, size):
 
 
 @ARCH_REGISTRY.register()
-@checked_options(mid_channels=INT, num_blocks_forward=INT, num_blocks_backward=INT, scales=INT_LIST,
-                 mem_every=INT_LIST, test_mem_length=optional(INT), top_k=optional(INT), norm_eval=BOOL,
+@checked_options(mid_channels=at_least(4), num_blocks_forward=at_least(0), num_blocks_backward=at_least(0),
+                 scales=POSITIVE_INT_LIST, mem_every=POSITIVE_INT_LIST, test_mem_length=optional(at_least(1)),
+                 top_k=optional(at_least(1)), norm_eval=BOOL,
                  use_memory=BOOL, bidirectional=BOOL, deblur_branch=BOOL, memory_values=one_of(*MEMORY_VALUE_MODES),
                  temporary_memory=BOOL)
 class MemDeblurNet(nn.Module):
@@ -73,7 +74,8 @@ class MemDeblurNet(nn.Module):
     finest output cropped back.
 
     Args:
-        mid_channels (int): Channels of the recurrent hidden states. Default: 64.
+        mid_channels (int): Channels of the recurrent hidden states, at least 4 (the decoder U quarters
+            them). Default: 64.
         num_blocks_forward (int): Residual blocks of the forward trunk (shared by all
             scales). Default: 30.
         num_blocks_backward (int): Residual blocks of the backward trunk. Default: 10.

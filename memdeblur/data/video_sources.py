@@ -7,7 +7,7 @@ start-up with the sequence and frame named, not hours into training:
 
 * folders: sequences lacking the blurry or sharp folder (``skip_incomplete: true`` skips them,
   listed in the log), missing or extra frames on either side, count mismatches, unreadable
-  headers, blurry/sharp or in-sequence size mismatches;
+  headers, blurry/sharp or in-sequence size mismatches (of frames as read: upright by their EXIF orientation);
 * LMDBs: truncated ``data.mdb``, unreadable ``meta_info.txt`` or sequence tables, missing keys,
   wrong byte counts, sequence tables that disagree with the database.
 
@@ -36,7 +36,8 @@ from basicsr.utils import FileClient, get_root_logger
 from memdeblur.data import estrnn_lmdb
 from memdeblur.data.lmdb_files import open_lmdb_readonly
 from memdeblur.media.frame_names import natural_sorted, numbering_gaps
-from memdeblur.media.images import decode_frame, list_frame_files, probe_frame, read_frame, to_float_rgb
+from memdeblur.media.images import decode_frame, frame_header, list_frame_files, read_frame, size_mismatch, \
+    to_float_rgb
 from memdeblur.media.layouts import FOLDER_LAYOUTS
 from memdeblur.utils.errors import DataError, FrameError
 from memdeblur.utils.option_check import BOOL, INT_LIST, STR, one_of, optional
@@ -186,20 +187,19 @@ class FolderVideoSource:
             raise DataError(f'Sequence {name}: {len(lq_frames)} blurry frames in {lq_dir} but {len(gt_frames)} sharp '
                             f'frames in {gt_dir}; without a sharp frame: {missing_gt[:5]}, '
                             f'without a blurry frame: {missing_lq[:5]}.')
-        size = None
+        first = None
         for frame in lq_frames:
             for path in (osp.join(lq_dir, frame), osp.join(gt_dir, frame)):
-                frame_size = probe_frame(path)
-                if size is None:
-                    size = frame_size
-                elif frame_size != size:
-                    raise DataError(f'Sequence {name}: frame {path} is {frame_size[0]}x{frame_size[1]}, but the '
-                                    f'sequence started at {size[0]}x{size[1]}.')
+                header = frame_header(path)  # the size once upright, as the frame is read
+                if first is None:
+                    first = path, header
+                elif header[:2] != first[1][:2]:
+                    raise DataError(f'Sequence {name}: {size_mismatch(path, header, *first)}')
         stems = [osp.splitext(f)[0] for f in lq_frames]
         if len(set(stems)) != len(stems):
             raise DataError(f'Sequence {name}: frame names in {lq_dir} repeat with different extensions.')
         warn_numbering_gaps(name, stems, f'{lq_dir} and {gt_dir}')
-        return SequenceInfo(name, stems, *size), lq_frames
+        return SequenceInfo(name, stems, *first[1][:2]), lq_frames
 
     def read(self, seq_idx, frame_idx):
         """Blurry and sharp frame as (H, W, 3) float32 RGB in [0, 1]."""

@@ -11,7 +11,9 @@ outputs are kept.
 
 Backends: ``onnxruntime`` (float32; CPU, or CUDA where its CUDA provider is installed) and ``openvino`` (CPU; float32,
 or bfloat16 on CPUs with BF16 instructions, OpenVINO's ``INFERENCE_PRECISION_HINT``). Both are optional
-dependencies (``pip install 'memdeblur[onnx]'`` / ``'memdeblur[openvino]'``).
+dependencies (``pip install 'memdeblur[onnx]'`` / ``'memdeblur[openvino]'``). Either runs the model as
+``memdeblur.inference.onnx_export.load_export`` read and checked it (a file changed after its export is refused),
+not the file read again.
 """
 import numpy as np
 import torch
@@ -26,8 +28,10 @@ BACKENDS = ('onnxruntime', 'openvino')
 OPENVINO_PRECISIONS = {'float32': 'f32', 'bfloat16': 'bf16'}
 
 
-def onnxruntime_session(path, precision, device):
-    """A function running the model at ``path`` in ONNX Runtime: (1, T, 3, H, W) float32 array -> its output."""
+def onnxruntime_session(export, precision, device):
+    """A function running ``export`` (a ``VerifiedExport``) in ONNX Runtime: (1, T, 3, H, W) float32 array -> its
+    output."""
+    path = export.path
     ort = require('onnxruntime', 'onnx', f'run {path} in ONNX Runtime')
     if precision != 'float32':
         raise OptionError(f'{path}: ONNX Runtime runs exported models in float32; for {precision} use the '
@@ -38,14 +42,15 @@ def onnxruntime_session(path, precision, device):
             raise OptionError(f'{path}: this ONNX Runtime has no CUDA provider (pip install onnxruntime-gpu), or '
                               'run on the CPU (--device cpu).')
         providers.insert(0, ('CUDAExecutionProvider', {'device_id': device.index or 0}))
-    session = ort.InferenceSession(path, providers=providers)
+    session = ort.InferenceSession(export.model, providers=providers)
     name = session.get_inputs()[0].name
     return lambda clip: session.run(None, {name: clip})[0]
 
 
-def openvino_session(path, precision, device):
-    """A function running the model at ``path`` in OpenVINO on the CPU: (1, T, 3, H, W) float32 array -> its
-    output; ``precision`` is OpenVINO's inference precision hint."""
+def openvino_session(export, precision, device):
+    """A function running ``export`` (a ``VerifiedExport``) in OpenVINO on the CPU: (1, T, 3, H, W) float32 array ->
+    its output; ``precision`` is OpenVINO's inference precision hint."""
+    path = export.path
     ov = require('openvino', 'openvino', f'run {path} in OpenVINO')
     if device.type != 'cpu':
         raise OptionError(f'{path}: the openvino backend runs on the CPU here (--device cpu), not {device}.')
@@ -54,7 +59,9 @@ def openvino_session(path, precision, device):
     if precision == 'bfloat16' and not cpu_has_native_bfloat16():
         raise OptionError(f'{path}: this CPU has no bfloat16 instructions; OpenVINO would emulate them, slower '
                           'than float32: use --precision float32.')
-    compiled = ov.Core().compile_model(path, 'CPU', {'INFERENCE_PRECISION_HINT': OPENVINO_PRECISIONS[precision]})
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(export.model), 'CPU',
+                                  {'INFERENCE_PRECISION_HINT': OPENVINO_PRECISIONS[precision]})
     request = compiled.create_infer_request()
     output = compiled.output(0)
 
@@ -72,24 +79,26 @@ class ExportedModel:
     (n - margins, 3, H, W) restored frames, clamped, on the CPU.
 
     Args:
-        path (str): The ``.onnx`` file (written by ``tools/export_onnx.py``; its metadata says how to feed it).
+        model (str | VerifiedExport): The ``.onnx`` file (written by ``tools/export_onnx.py``; its metadata says how to
+            feed it), read and checked here, or as ``load_export`` already read and checked it.
         backend (str): ``onnxruntime`` or ``openvino``.
         precision (str): ``float32``; ``bfloat16`` with OpenVINO.
         device (torch.device | str): ``cpu``; ``cuda`` with ONNX Runtime's CUDA provider.
     """
 
-    def __init__(self, path, backend='onnxruntime', precision='float32', device='cpu'):
+    def __init__(self, model, backend='onnxruntime', precision='float32', device='cpu'):
         if backend not in BACKENDS:
             raise OptionError(f'backend {backend!r}: exported models run in {" or ".join(BACKENDS)}.')
-        from memdeblur.inference.onnx_export import read_export_info  # the onnx package, only for exported models
-        self.path, self.backend = path, backend
-        self.info = read_export_info(path)
+        from memdeblur.inference.onnx_export import VerifiedExport, load_export  # onnx, only for exported models
+        export = model if isinstance(model, VerifiedExport) else load_export(model)
+        self.path, self.backend = export.path, backend
+        self.info = export.info
         self.frames = self.info['frames']
         self.margins = tuple(self.info['frame_margins'])
         self.output_frames = self.frames - sum(self.margins)
         self.padding = SpatialPadding(self.info['size_multiple'], tuple(self.info['min_size']))
         self.label = f'{self.info["network"]}, {backend}'
-        self._run = SESSIONS[backend](path, precision, torch.device(device))
+        self._run = SESSIONS[backend](export, precision, torch.device(device))
 
     def __call__(self, clip):
         count, (height, width) = clip.shape[0], clip.shape[-2:]

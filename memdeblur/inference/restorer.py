@@ -33,6 +33,7 @@ from memdeblur.inference.onnx_backends import BACKENDS, ExportedModel
 from memdeblur.inference.process_share import shared_windows
 from memdeblur.inference.windows import clip_window_restorer, restore_stream, window_restorer
 from memdeblur.utils.allocator import retain_freed_memory
+from memdeblur.utils.devices import resolve_device
 from memdeblur.networks.traits import bare_network, network_traits
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.precision import PRECISIONS
@@ -49,9 +50,10 @@ class Restorer:
     """Restores sequences of frames with one model.
 
     Args:
-        model (nn.Module | str): A loaded whole-clip network (any ``network_traits`` but a window), or the path of
-            an exported ``.onnx`` model.
-        device (torch.device | str): Where it runs.
+        model (nn.Module | str | VerifiedExport): A loaded whole-clip network (any ``network_traits`` but a
+            window), or the path of an exported ``.onnx`` model, or one ``onnx_export.load_export`` read.
+        device (torch.device | str): Where it runs: ``cpu``, ``cuda[:N]`` or ``auto``; one this machine lacks is
+            refused here (``memdeblur.utils.devices.resolve_device``).
         precision (str): ``float32``, ``bfloat16`` or ``float16`` (GPUs; PyTorch only).
         fast (bool): The fast path (``memdeblur.inference.fast_inference``); False runs the network as it is.
         compile_net (bool): ``torch.compile`` the network.
@@ -70,7 +72,7 @@ class Restorer:
 
     def __init__(self, model, device='cpu', precision='float32', fast=True, compile_net=False, window=None,
                  overlap=None, tile='auto', tile_overlap=32, exact=False, scratch=None, backend=None):
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         if precision not in PRECISIONS:
             raise OptionError(f'precision {precision!r}: one of {", ".join(PRECISIONS)}.')
         if isinstance(model, nn.Module):
@@ -90,11 +92,12 @@ class Restorer:
                 check_exact_supported(self.network)
         else:
             self.backend = backend or BACKENDS[0]
+            name = getattr(model, 'path', model)
             if compile_net or not fast:
-                raise OptionError(f'{model}: an exported model runs as exported (its fast path built in): no '
+                raise OptionError(f'{name}: an exported model runs as exported (its fast path built in): no '
                                   'compile, no plain network.')
             if exact:
-                raise OptionError(f'{model}: exact whole-sequence restoration runs the PyTorch network; an exported '
+                raise OptionError(f'{name}: exact whole-sequence restoration runs the PyTorch network; an exported '
                                   'model restores windows.')
             self.exported = ExportedModel(model, self.backend, precision, self.device)
             self.network, self.margins = None, self.exported.margins
@@ -104,6 +107,8 @@ class Restorer:
             check_settings(window, overlap, tile, tile_overlap, exact)
         self.window, self.overlap, self.tile, self.tile_overlap = window, overlap, tile, tile_overlap
         self.exact, self.scratch = exact, scratch or tempfile.gettempdir()
+        # files the model was read from: never outputs
+        self.sources = [] if self.exported is None else [self.exported.path]
 
     @staticmethod
     def _check_network(net, backend):
@@ -122,9 +127,12 @@ class Restorer:
     def from_options(cls, opt_path, ckpt=None, **settings):
         """A ``Restorer`` of the network of a test options file (its ``network_g``), with the weights of ``ckpt`` or
         its ``path:pretrain_network_g``; ``settings`` as the constructor's."""
-        from memdeblur.networks.checkpoint import network_from_options
+        from memdeblur.networks.checkpoint import network_from_options, weights_source
         from memdeblur.run_options import read_options
-        return cls(network_from_options(read_options(opt_path), opt_path, ckpt), **settings)
+        opt = read_options(opt_path)
+        restorer = cls(network_from_options(opt, opt_path, ckpt), **settings)
+        restorer.sources = [path for path in (opt_path, weights_source(opt, ckpt).file) if path]
+        return restorer
 
     def _own_window(self, window):
         """The window an exported model restores (it was traced for its number of frames); ``window`` may only
@@ -145,7 +153,12 @@ class Restorer:
 
     def restore(self, frames):
         """Restored frames, one per input frame, in order, of the input's type: numpy (H, W, 3) uint8 or uint16
-        frames give the same; tensors (3, H, W) uint8, uint16 or float32 in [0, 1] give the same."""
+        frames give the same; tensors (3, H, W) uint8, uint16 or float32 in [0, 1] give the same.
+
+        Each frame is copied as it is taken (``owned_frame``): a source that reuses one buffer for every frame, or
+        changes a frame after giving it, restores as if each frame were a fresh array; the frames given back are
+        the caller's to keep and change. Frames of any strides are taken (``frame[..., ::-1]``); anything else is
+        a ``DataError`` (a ``ValueError``) naming the frame."""
         for _, restored in self.restore_pairs(frames):
             yield restored
 
@@ -165,10 +178,11 @@ class Restorer:
         first = next(frames, None)
         if first is None:
             return
-        like = frame_tensor(first, 0)
-        inputs = prepend(first, frames)
+        like = owned_frame(first, 0)
+        as_given = numpy_layout if isinstance(first, np.ndarray) else tensor_layout
+        inputs = prepend(like, (checked_frame(frame, index, like) for index, frame in enumerate(frames, 1)))
         if self.exact:
-            yield from self._exact_pairs(inputs, first, like, total, desc)
+            yield from self._exact_pairs(inputs, as_given, total, desc)
             return
         restore = self._window_function(self.tile_for(*like.shape[-2:]))
         if share is not None:
@@ -176,15 +190,14 @@ class Restorer:
         waiting = deque()  # input frames whose restored frames are still to come (a window's worth at most)
 
         def tensors():
-            for index, frame in enumerate(inputs):
+            for frame in inputs:
                 waiting.append(frame)
-                yield checked_frame(frame, index, like)
+                yield frame
 
         outputs = restore_stream(restore, tensors(), self.window, self.overlap, self.exported is not None)
         with tqdm(total=total, unit='frame', desc=desc, disable=desc is None) as bar:
             for restored in outputs:
-                original = waiting.popleft()
-                yield original, like_input(restored, original)
+                yield as_given(waiting.popleft()), as_given(restored)
                 bar.update()
 
     def _window_function(self, tile):
@@ -197,20 +210,18 @@ class Restorer:
         """Progress steps of ``exact`` for ``num_frames`` frames (per-frame results written)."""
         return num_frames * network_traits(self.network).whole_sequence_passes
 
-    def _exact_pairs(self, inputs, first, like, total, desc):
+    def _exact_pairs(self, inputs, as_given, total, desc):
         """The whole sequence read into a scratch file, then restored by ``restore_exact`` in a worker thread that
         hands each frame over as it is finished (at most two waiting)."""
         with tempfile.TemporaryDirectory(prefix='memdeblur_exact_', dir=self.scratch) as scratch:
             decoded = FileFrames(osp.join(scratch, 'input.bin'), 0, torch.device('cpu'))
             try:
-                for index, frame in enumerate(tqdm(inputs, total=total, unit='frame', disable=desc is None,
-                                                   desc=f'{desc} reading')):
-                    decoded.append(checked_frame(frame, index, like))
+                for frame in tqdm(inputs, total=total, unit='frame', disable=desc is None, desc=f'{desc} reading'):
+                    decoded.append(frame)
                 with tqdm(total=self.exact_steps(len(decoded)), unit='step', desc=f'{desc} exact',
                           disable=desc is None) as bar:
                     for index, restored in self._exact_outputs(decoded, scratch, bar.update):
-                        original = decoded[index]
-                        yield like_input(original, first), like_input(restored, first)
+                        yield as_given(decoded[index]), as_given(restored)
             finally:
                 decoded.close()
 
@@ -300,29 +311,46 @@ def prepend(first, rest):
     yield from rest
 
 
-def frame_tensor(frame, index):
-    """A frame as a (3, H, W) tensor (numpy frames are (H, W, 3), shared, not copied); a ``DataError`` naming frame
-    ``index`` when it is not an RGB frame of a type the models take."""
+def owned_frame(frame, index):
+    """A frame as a (3, H, W) CPU tensor of its own memory: a copy, since the caller may reuse its buffer for the
+    next frame (OpenCV's ``cap.read(frame)``) or change it after handing it over, while a window holds frames
+    past the call that gave them. Any strides are taken (``frame[..., ::-1]``, crops, ``permute``d tensors).
+
+    Raises:
+        DataError: naming frame ``index`` and what frames must be: numpy (H, W, 3) uint8/uint16, or tensors
+            (3, H, W) uint8/uint16, or float32 with finite values in [0, 1].
+    """
     if isinstance(frame, np.ndarray):
         if frame.dtype not in (np.uint8, np.uint16) or frame.ndim != 3 or frame.shape[2] != 3:
             raise DataError(f'frame {index}: numpy frames are (H, W, 3) uint8 or uint16, got {frame.shape} '
                             f'{frame.dtype}.')
-        return torch.from_numpy(frame).permute(2, 0, 1)
+        return torch.from_numpy(np.array(frame, order='C')).permute(2, 0, 1)
     if not torch.is_tensor(frame) or frame.dtype not in FRAME_TYPES or frame.ndim != 3 or frame.shape[0] != 3:
         shown = f'{tuple(frame.shape)} {frame.dtype}' if torch.is_tensor(frame) else type(frame).__name__
         raise DataError(f'frame {index}: tensors are (3, H, W) uint8, uint16 or float32 in [0, 1], got {shown}.')
-    return frame
+    owned = frame.detach().to('cpu', copy=True)
+    if owned.is_floating_point():
+        low, high = torch.aminmax(owned) if owned.numel() else (torch.tensor(0.), torch.tensor(0.))
+        if not (torch.isfinite(low) and torch.isfinite(high) and 0 <= low and high <= 1):
+            raise DataError(f'frame {index}: float32 frames hold values in [0, 1], got values from {low.item():g} '
+                            f'to {high.item():g} (scale 8-bit frames by 1/255, clamp, or give uint8).')
+    return owned
 
 
 def checked_frame(frame, index, first):
-    """``frame_tensor`` of ``frame``, which must have the shape and type of the sequence's ``first`` frame tensor."""
-    tensor = frame_tensor(frame, index)
+    """``owned_frame`` of ``frame``, which must have the shape and type of the sequence's ``first`` frame tensor."""
+    tensor = owned_frame(frame, index)
     if tensor.shape != first.shape or tensor.dtype != first.dtype:
         raise DataError(f'frame {index} is {tuple(tensor.shape[-2:])} (height, width) {tensor.dtype}, the first '
                         f'frame {tuple(first.shape[-2:])} {first.dtype}: a sequence has one frame size and type.')
     return tensor
 
 
-def like_input(restored, original):
-    """A restored (3, H, W) tensor in the layout of ``original``: numpy (H, W, 3) for numpy frames."""
-    return restored.permute(1, 2, 0).numpy() if isinstance(original, np.ndarray) else restored
+def numpy_layout(frame):
+    """A (3, H, W) tensor as the (H, W, 3) numpy frame callers who gave numpy frames get back."""
+    return frame.permute(1, 2, 0).numpy()
+
+
+def tensor_layout(frame):
+    """A (3, H, W) tensor as callers who gave tensors get it back: as it is."""
+    return frame

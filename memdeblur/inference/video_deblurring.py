@@ -78,7 +78,9 @@ class VideoDeblurrer:
         Args:
             seq (VideoInput): The sequence.
             out_path (str): Where its output goes (written whole or not at all).
-            inputs (Iterable[str]): Paths the output may not be, hold or lie in (everything the run reads).
+            inputs (Iterable[str]): Paths the output may not be, hold or lie in (everything the run reads), besides
+                the sequence itself and the files the restorer's model came from (``Restorer.sources``), which
+                are always refused as outputs.
             overwrite (bool): Replace an existing output.
             share (ProcessShare | None): Processes that restore this sequence together (its windows shared;
                 process 0 writes the output and returns the summary, the others None). With ``exact``, process 0
@@ -87,8 +89,9 @@ class VideoDeblurrer:
 
         Returns:
             dict: ``sequence``, ``output``, ``frames``, ``seconds``, ``frames_per_second``, ``peak_memory_mib``
-            (of the process so far), ``peak_memory_kind`` and ``notes`` (what became of the input's other
-            streams): what the tool's summary prints and its ``--summary`` JSON holds.
+            (of the process so far), ``peak_memory_kind`` and ``notes`` (what reading the input decided,
+            ``VideoInput.notes``, and what became of its other streams): what the tool's summary prints and its
+            ``--summary`` JSON holds.
         """
         frames = seq.frames()
         first = next(frames, None)
@@ -110,7 +113,8 @@ class VideoDeblurrer:
             return None
         self._report = FootageReport() if self.report else None
         names = None if is_video_name(out_path) else output_frame_names(seq)
-        writer = open_writer(out_path, seq.fps, names, list(inputs), overwrite, record, source=seq,
+        inputs = [seq.path, *self.restorer.sources, *inputs]
+        writer = open_writer(out_path, seq.fps, names, inputs, overwrite, record, source=seq,
                              codec=self.codec, crf=self.crf, pix_fmt=self.pix_fmt)
         with writer:
             if shared and not exact:
@@ -122,7 +126,7 @@ class VideoDeblurrer:
         memory, kind = peak_memory_mib(self.restorer.device)
         summary = {'sequence': seq.name, 'output': out_path, 'frames': writer.count, 'seconds': seconds,
                    'frames_per_second': writer.count / seconds, 'peak_memory_mib': memory, 'peak_memory_kind': kind,
-                   'notes': writer.notes}
+                   'notes': [*seq.notes, *writer.notes]}
         if self._report is not None:
             csv_path, plot_path = report_paths(out_path)
             self._report.write(csv_path, plot_path, f'{seq.name}: input and {self.label}')

@@ -23,7 +23,8 @@ class FolderLayout:
             ``blur_dir`` option names, the first by default.
         sharp (str): The folder of its sharp frames.
         read_first (str | None): The blurry folder the video tool reads when a sequence holds several (GOPRO's
-            ``blur_gamma``: sub-frames averaged in linear light, as a sensor averages them); None: the first.
+            ``blur_gamma``: sub-frames averaged in linear light, as a sensor averages them); None: the first. The
+            tool's notes name the folder read and the others (``memdeblur.media.inputs.folder_input``).
     """
 
     blurry: Tuple[str, ...]

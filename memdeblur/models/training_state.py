@@ -86,11 +86,12 @@ def log_kept_settings(resume_state, optimizers, source):
                     'run from the saved weights (path:pretrain_network_g) instead of resuming.')
 
 
-def load_weights(net, load_path, param_key, strict, resume_state=None, models_dir=None):
-    """``load_pretrained`` into ``net``; when a run resumes from ``resume_state``, BasicSR loads the network saved
-    with it (in ``models_dir``, a file the user never named), so an error about that file names the state."""
+def load_weights(net, load_path, param_key, strict, key_origin=None, resume_state=None, models_dir=None):
+    """``load_pretrained`` into ``net`` (``key_origin``: where ``param_key`` was set, None for a default); when a run
+    resumes from ``resume_state``, BasicSR loads the network saved with it (in ``models_dir``, a file the user never
+    named), so an error about that file names the state."""
     try:
-        load_pretrained(net, load_path, param_key, strict)
+        load_pretrained(net, load_path, param_key, strict, key_origin)
     except CheckpointError as err:
         if not resume_state or osp.dirname(osp.abspath(load_path)) != osp.abspath(models_dir):
             raise

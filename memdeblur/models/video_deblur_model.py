@@ -32,6 +32,7 @@ from memdeblur.evaluation.run_report import border_convention, measure_facts, wr
 from memdeblur.models import training_state
 from memdeblur.models.model_options import check_model_options
 from memdeblur.models.training_step import TrainingStep, prepare_for_training
+from memdeblur.networks.checkpoint import param_key_origin
 from memdeblur.networks.rewrites import prepare_fast
 from memdeblur.networks.traits import network_traits
 from memdeblur.utils.allocator import retain_freed_memory
@@ -67,6 +68,7 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
         """Load BasicSR or original-format weights after checking they fit the network (``load_weights``)."""
         get_root_logger().info(f'Loading {type(self.get_bare_model(net)).__name__} from {load_path} [{param_key}].')
         training_state.load_weights(self.get_bare_model(net), load_path, param_key, strict,
+                                    param_key_origin(self.opt['path'], param_key),
                                     self.opt['path'].get('resume_state') if self.is_train else None,
                                     self.opt['path'].get('models'))
 

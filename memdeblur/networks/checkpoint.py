@@ -7,6 +7,10 @@ Two formats exist:
   ``model.`` (single GPU) or ``module.model.`` (their multi-GPU trainer) and the original
   module names.
 
+The weights loaded are those ``path:param_key_g`` chooses (``weight_sets``); every error about them names the key
+used, where it was set (the options file or the default), the weights the file holds and which of them would fit
+(``weights_note``), in every tool alike: they all load through ``load_pretrained``.
+
 Every file is checked before ``torch.load`` inflates it (``check_declared_sizes``): a zip whose records declare more
 than the file holds, or inflate beyond what the target network needs (a zip bomb), is refused from its directory
 alone. Loaded weights must be tensors (``weights_of``).
@@ -22,11 +26,14 @@ import os.path as osp
 import re
 import zipfile
 from collections import OrderedDict
+from typing import NamedTuple, Optional
 
 import torch
 from basicsr.utils import get_root_logger
 
 from memdeblur.utils.atomic_save import atomic_torch_save
+from memdeblur.utils.outputs import check_outputs
+from memdeblur.utils.run_inputs import note_input
 from memdeblur.utils.naming import listed
 from memdeblur.networks.traits import bare_network, network_traits
 
@@ -72,6 +79,7 @@ def read_checkpoint(path, what='Checkpoint', max_inflated=None, weights=False):
         CheckpointError: naming the file when it is missing, corrupt, too large for what it declares, or asks to
             run code.
     """
+    note_input(path, what.lower())  # the run reads it: none of its outputs may replace it
     if not osp.isfile(path):
         raise CheckpointError(f'{what} {path!r} does not exist.' + (f' {where_to_get(path)}' if weights else ''))
     check_declared_sizes(path, what, max_inflated)
@@ -182,35 +190,82 @@ def _strip_prefix(key):
     return key
 
 
-def extract_state_dict(checkpoint, source, net, param_key='params'):
-    """The network weights inside a loaded checkpoint of either format, under our key names.
+# The weights ``path:param_key_g`` chooses between in a BasicSR checkpoint (``model_options.MODEL_OPTIONS``).
+PARAM_KEYS = ('params', 'params_ema')
+
+
+def weight_sets(checkpoint, source):
+    """What each value of ``path:param_key_g`` loads from a checkpoint of either format.
+
+    A BasicSR checkpoint holds ``params`` and/or ``params_ema``; a file of the authors' format (``state_dict``) or a
+    bare state dict holds one set of weights, which ``params`` loads (BasicSR's name for a file's only weights):
+    its authors saved no EMA copy.
 
     Args:
         checkpoint (dict): What ``read_checkpoint`` returned.
-        source (str): File name, for error messages.
-        net (nn.Module): The target network (its official key rules apply to an official checkpoint).
-        param_key (str): BasicSR key to prefer (``'params'`` or ``'params_ema'``); the other one
-            is used when it is missing, as BasicSR does, with a warning.
+        source (str): File name, for the message.
 
     Returns:
-        OrderedDict[str, Tensor]
+        dict[str, str]: ``path:param_key_g`` value -> the entry of the file it loads (``'state_dict'``, a key of
+        ``PARAM_KEYS``, or ``''`` for a bare state dict).
 
     Raises:
-        CheckpointError: naming the file when it holds no weights, or weights that are not all tensors.
+        CheckpointError: naming the file and what it holds when it holds no weights.
     """
     if is_official_checkpoint(checkpoint):
-        return convert_official_state_dict(weights_of(checkpoint, 'state_dict', source), official_key_rules(net))
+        return {'params': 'state_dict'}
     if isinstance(checkpoint, dict):
-        for key in (param_key, 'params', 'params_ema'):
-            if key in checkpoint:
-                if key != param_key and param_key is not None:
-                    get_root_logger().warning(f'Checkpoint {source} holds no {param_key}; loading its {key}.')
-                return weights_of(checkpoint, key, source)
+        found = {key: key for key in PARAM_KEYS if key in checkpoint}
+        if found:
+            return found
         if checkpoint and all(torch.is_tensor(v) for v in checkpoint.values()):
-            return OrderedDict(checkpoint)
+            return {'params': ''}
     found = sorted(map(str, checkpoint)) if isinstance(checkpoint, dict) else type(checkpoint).__name__
     raise CheckpointError(f'Checkpoint {source!r} holds neither BasicSR weights (params/params_ema) nor an '
                           f'official state_dict; found {found}.')
+
+
+def weights_in(checkpoint, entry, source, net):
+    """The weights of ``entry`` (a value of ``weight_sets``) under our key names: the authors' renamed by the
+    rules ``net`` declares; ``CheckpointError`` when they are not all tensors."""
+    if entry == 'state_dict':
+        return convert_official_state_dict(weights_of(checkpoint, 'state_dict', source), official_key_rules(net))
+    return weights_of(checkpoint, entry, source) if entry else OrderedDict(checkpoint)
+
+
+def describe_weights(key, entry):
+    """How a message names the weights ``path:param_key_g: key`` loads from ``entry`` of the file."""
+    if entry == 'state_dict':
+        return f"{key} (the authors' state_dict)"
+    return key if entry else f'{key} (the bare state dict)'
+
+
+def chosen_weights(sets, param_key, key_origin, source):
+    """The ``path:param_key_g`` value to load: ``param_key`` when the file holds it, else the file's other weights,
+    with a warning naming the key asked for and where it was set (``key_origin``; None: the default), as BasicSR's
+    ``load_network`` falls back (its test options ask for ``params_ema`` of files holding only ``params``)."""
+    if param_key in sets:
+        return param_key
+    key = next(iter(sets))
+    get_root_logger().warning(f'Checkpoint {source} holds no {param_key} ({key_origin or "the default"}); loading '
+                              f'its {describe_weights(key, sets[key])}.')
+    return key
+
+
+def weights_note(sets, used, key_origin, fits):
+    """The end of every message about the weights chosen in a checkpoint: which were used and where the choice comes
+    from (``key_origin``: the options' ``path:param_key_g``; None: the default), the weights the file holds, and
+    which others would fit the network (``fits``: key -> bool, asked only about keys other than ``used``), with
+    the setting that loads them."""
+    note = f'Weights used: {describe_weights(used, sets[used])}, {key_origin or "the default"}. ' if used else ''
+    note += f'The file holds {", ".join(describe_weights(key, entry) for key, entry in sets.items())}'
+    others = [key for key in sets if key != used]
+    fitting = [key for key in others if fits(key)]
+    if fitting:
+        return note + f'; {fitting[0]} would fit: set path:param_key_g: {fitting[0]}.'
+    if not others:
+        return note + '.'
+    return note + ('; none of the others fits either.' if used else '; none of them fits this network.')
 
 
 def weights_of(checkpoint, key, source, max_listed=8):
@@ -264,6 +319,12 @@ def check_finite(state_dict, source, max_listed=8):
                               f'tensor(s): {listed(bad, max_listed)}.')
 
 
+def fitting_tensors(expected, state_dict):
+    """The tensors of ``state_dict`` whose key and shape are in ``expected`` (a network's ``state_dict()``)."""
+    return OrderedDict((k, v) for k, v in state_dict.items()
+                       if k in expected and tuple(v.shape) == tuple(expected[k].shape))
+
+
 def select_loadable(expected, state_dict, source, arch, logger):
     """Non-strict loading: the tensors whose key and shape fit, after logging every difference.
 
@@ -271,8 +332,7 @@ def select_loadable(expected, state_dict, source, arch, logger):
     a checkpoint of which no tensor fits is refused, since loading it would leave the network as
     initialised while looking loaded.
     """
-    fitting = OrderedDict((k, v) for k, v in state_dict.items()
-                          if k in expected and tuple(v.shape) == tuple(expected[k].shape))
+    fitting = fitting_tensors(expected, state_dict)
     if not fitting:
         raise CheckpointError(f'Checkpoint {source!r}: none of its {len(state_dict)} tensors fits this {arch} '
                               f'(strict_load: false would load nothing). A checkpoint of another model?')
@@ -290,15 +350,20 @@ def select_loadable(expected, state_dict, source, arch, logger):
 WEIGHT_COPIES = 4
 
 
-def load_pretrained(net, path, param_key='params', strict=True):
+def load_pretrained(net, path, param_key='params', strict=True, key_origin=None):
     """Load a checkpoint of either format into ``net`` after checking that it fits.
+
+    Every error about the weights chosen (a key the file lacks, weights that do not fit, non-finite ones) ends with
+    ``weights_note``: the key used and where it was set, the weights the file holds, and those that would fit.
 
     Args:
         net (nn.Module): Target network (a DDP/DataParallel wrapper is unwrapped).
         path (str): Checkpoint file.
-        param_key (str): BasicSR key to prefer.
+        param_key (str): BasicSR key to load (``PARAM_KEYS``; the authors' format: ``params``).
         strict (bool): Require exactly matching keys and shapes. Without it, the tensors that fit
             are loaded and every difference is logged; a file of which nothing fits is refused.
+        key_origin (str | None): Where ``param_key`` was set (``param_key_origin``); None: the default. A file
+            lacking it loads its other weights, with a warning (``chosen_weights``).
 
     Returns:
         nn.Module: ``net``, loaded.
@@ -313,22 +378,56 @@ def load_pretrained(net, path, param_key='params', strict=True):
     expected = net.state_dict()
     needed = sum(v.numel() * v.element_size() for v in expected.values())
     checkpoint = read_checkpoint(path, max_inflated=WEIGHT_COPIES * needed + INFLATION_ALLOWANCE, weights=True)
-    state_dict = extract_state_dict(checkpoint, path, net, param_key)
-    check_finite(state_dict, path)
-    if strict:
-        check_state_dict(expected, state_dict, path, arch)
-    else:
-        state_dict = select_loadable(expected, state_dict, path, arch, get_root_logger())
+    sets = weight_sets(checkpoint, path)
+
+    def fits(key):  # whether the weights of another key would load as these are asked to (strictly or not)
+        try:
+            weights = weights_in(checkpoint, sets[key], path, net)
+            check_finite(weights, path)
+        except CheckpointError:
+            return False
+        fitting = fitting_tensors(expected, weights)
+        return len(fitting) == len(weights) == len(expected) if strict else bool(fitting)
+
+    key = chosen_weights(sets, param_key, key_origin, path)
+    try:
+        state_dict = weights_in(checkpoint, sets[key], path, net)
+        check_finite(state_dict, path)
+        if strict:
+            check_state_dict(expected, state_dict, path, arch)
+        else:
+            state_dict = select_loadable(expected, state_dict, path, arch, get_root_logger())
+    except CheckpointError as err:
+        origin = key_origin if key == param_key else f'in place of {param_key}, which the file lacks'
+        below = '\n  ' if '\n' in str(err) else ' '  # under a list of differences, else on the error's line
+        raise CheckpointError(f'{err}{below}{weights_note(sets, key, origin, fits)}') from err
     net.load_state_dict(state_dict, strict=strict)
     return net
 
 
+def param_key_origin(path_opt, param_key):
+    """Where ``param_key`` comes from, for ``load_pretrained``: ``'set by path:param_key_g'`` when the options' ``path``
+    section sets it to that key, else None (BasicSR's default: ``params``, ``params_ema`` for its EMA copy). Every
+    tool names it alike, so that one options file gives one message wherever its weights are loaded."""
+    return 'set by path:param_key_g' if (path_opt or {}).get('param_key_g') == param_key else None
+
+
+class WeightsSource(NamedTuple):
+    """The weights an options file names (``weights_source``)."""
+
+    file: Optional[str]
+    param_key: str
+    strict: bool
+    key_origin: Optional[str]  # ``param_key_origin``
+
+
 def weights_source(opt, ckpt=None):
-    """(file, param_key, strict) of the weights an options file names, read as BasicSR's model reads them:
-    ``path:pretrain_network_g`` (or ``ckpt``), ``path:param_key_g`` (e.g. ``params_ema``), ``path:strict_load_g``."""
+    """The ``WeightsSource`` an options file names, read as BasicSR's model reads it: ``path:pretrain_network_g``
+    (or ``ckpt``), ``path:param_key_g`` (e.g. ``params_ema``), ``path:strict_load_g``."""
     path_opt = opt.get('path') or {}
-    return (ckpt or path_opt.get('pretrain_network_g'), path_opt.get('param_key_g', 'params'),
-            path_opt.get('strict_load_g', True))
+    param_key = path_opt.get('param_key_g', 'params')
+    return WeightsSource(ckpt or path_opt.get('pretrain_network_g'), param_key, path_opt.get('strict_load_g', True),
+                         param_key_origin(path_opt, param_key))
 
 
 def network_from_options(opt, opt_path='options', ckpt=None):
@@ -339,15 +438,11 @@ def network_from_options(opt, opt_path='options', ckpt=None):
 
     if 'network_g' not in opt:
         raise CheckpointError(f'{opt_path} has no network_g section.')
-    weights, param_key, strict = weights_source(opt, ckpt)
-    if not weights:
+    source = weights_source(opt, ckpt)
+    if not source.file:
         raise CheckpointError(f'No weights: give --ckpt or set path:pretrain_network_g in {opt_path}.')
-    return load_pretrained(build_network(dict(opt['network_g'])), weights, param_key, strict)
-
-
-def same_file(path_a, path_b):
-    """Whether two paths name one file, through symbolic and hard links alike."""
-    return osp.exists(path_a) and osp.exists(path_b) and osp.samefile(path_a, path_b)
+    return load_pretrained(build_network(dict(opt['network_g'])), source.file, source.param_key, source.strict,
+                           source.key_origin)
 
 
 def convert_checkpoint(src, dst, net, overwrite=False):
@@ -362,14 +457,7 @@ def convert_checkpoint(src, dst, net, overwrite=False):
     Returns:
         OrderedDict[str, Tensor]: The converted weights.
     """
-    if osp.isdir(dst):
-        raise CheckpointError(f'Destination {dst!r} is a folder; give the output file name, e.g. '
-                              f'{osp.join(dst, "model.pth")!r}.')
-    if same_file(src, dst) or osp.abspath(src) == osp.abspath(dst):
-        raise CheckpointError(f'Refusing to write the converted checkpoint over its source: {dst!r} is {src!r} '
-                              '(the same file, or a link to it).')
-    if osp.lexists(dst) and not overwrite:
-        raise FileExistsError(f'{dst!r} exists; pass overwrite=True (--force) to replace it.')
+    check_outputs(files=[dst], overwrite=overwrite, inputs=[src])  # not over the source, a folder or a link
     checkpoint = read_checkpoint(src, weights=True)
     if not is_official_checkpoint(checkpoint):
         raise CheckpointError(f'Checkpoint {src!r} is not in the official format (no state_dict); '

@@ -4,7 +4,8 @@ BasicSR passes options dicts straight to constructors (``cls(**opt)``) or reads 
 ``opt.get(key, default)``, so a misspelt key (``num_fram``, ``use_hfilp``) is silently ignored and
 the default used instead, and a wrong type (``num_frame: eight``) fails deep inside with a bare
 ``TypeError``. Every options dict this project reads goes through ``check_options`` (datasets,
-model sections) or ``checked_options`` (networks and losses built from keyword arguments) first.
+model sections) or ``checked_options`` (networks and losses built from keyword arguments) first. A size that
+would allocate more than ``MAX_OPTION_BYTES`` is refused with the limit named (``check_option_bytes``).
 """
 import difflib
 import functools
@@ -44,6 +45,8 @@ DICT = OptionType('a mapping of options', lambda value: isinstance(value, dict))
 ANY = OptionType('any value', lambda value: True)
 INT_LIST = OptionType('a list of integers',
                       lambda value: isinstance(value, (list, tuple)) and all(_is_int(v) for v in value))
+POSITIVE_INT_LIST = OptionType('a list of integers of at least 1',
+                               lambda value: INT_LIST(value) and all(v >= 1 for v in value))
 NUMBER_LIST = OptionType('a list of numbers',
                          lambda value: isinstance(value, (list, tuple)) and all(_is_number(v) for v in value))
 
@@ -67,6 +70,34 @@ def optional(option_type):
 def one_of(*choices):
     """One of a fixed set of values."""
     return OptionType(f'one of {", ".join(map(repr, choices))}', lambda value: value in choices)
+
+
+# The most memory one thing an options file sizes may take (a network's weights, one batch of frames): far above
+# what the models here need (the released MemDeblur's weights: 28 MB; its training batch of 8 clips of 8 frames
+# of 256x256, blurry and sharp: 101 MB), far below what a mistyped size asks for (EDVR with num_feat: 100000: 360 GB
+# in one convolution), which would end in an allocation traceback or a swapping machine long after the options
+# were read.
+MAX_OPTION_BYTES = 16 * 2**30
+
+
+def size_text(num_bytes):
+    """``num_bytes`` with a binary unit: ``'512 B'``, ``'28.0 MiB'``, ``'335.3 GiB'``."""
+    if num_bytes < 1024:
+        return f'{num_bytes} B'
+    for unit in ('KiB', 'MiB', 'GiB', 'TiB'):
+        num_bytes /= 1024
+        if num_bytes < 1024 or unit == 'TiB':
+            return f'{num_bytes:.1f} {unit}'
+
+
+def check_option_bytes(num_bytes, what, where, partial=False):
+    """Refuse options that size ``what`` (a network's weights, one batch of frames) at more than
+    ``MAX_OPTION_BYTES``, naming the size and the limit, before anything is allocated; ``partial``: ``num_bytes``
+    is what was counted before counting stopped (the size is at least that)."""
+    if num_bytes > MAX_OPTION_BYTES:
+        raise OptionError(f'{where}: {what} would take {"at least " * partial}{size_text(num_bytes)}, more than the '
+                          f'{size_text(MAX_OPTION_BYTES)} an options file may size one allocation at '
+                          '(MAX_OPTION_BYTES, memdeblur/utils/option_check.py): a mistyped size?')
 
 
 def unknown_option_message(key, valid, where):

@@ -8,8 +8,9 @@ Every tool writes through this module, which enforces four rules:
   a digest stands for a name too long to fit) and renamed into place only after the caller finished and checked it;
   on an error, Ctrl-C or SIGTERM the sibling is removed and the earlier output stays as it was. Siblings left by a
   killed run (SIGKILL cannot be caught) are removed by the next run writing the same output.
-* **Nobody else's files.** An output that is, contains or lies inside one of the inputs, or that
-  is or contains the current folder, is refused even with ``--force``. With ``--force`` an
+* **Nobody else's files.** An output that is, contains or lies inside one of the inputs (those passed, and every
+  input the run has named: ``memdeblur.utils.run_inputs``), or that is or contains the current folder, is refused
+  even with ``--force``. With ``--force`` an
   existing folder is replaced only when everything in it was written there by a memdeblur tool
   (the folder's ``.memdeblur-output.json`` lists what), a file only by a file, a link never.
 * **One writer.** While a run writes an output it holds a lock on it (``flock``, released by the
@@ -25,6 +26,8 @@ import os
 import os.path as osp
 import shutil
 import uuid
+
+from memdeblur.utils.run_inputs import run_inputs
 
 MANIFEST = '.memdeblur-output.json'
 
@@ -49,26 +52,30 @@ def plain_name_problem(name):
 
 
 def is_within(path, folder):
-    """Whether ``path`` is ``folder`` or lies inside it, links resolved."""
+    """Whether ``path`` is ``folder`` (through symbolic or hard links) or lies inside it, links resolved."""
+    if osp.exists(path) and osp.exists(folder) and osp.samefile(path, folder):
+        return True
     path, folder = osp.realpath(path), osp.realpath(folder)
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def check_output_location(path, inputs=()):
-    """Refuse an output that is, contains or lies inside an input, or that is or contains the current folder.
+    """Refuse an output that is, contains or lies inside an input (``inputs``, and every input the current run
+    has read or been given: ``memdeblur.utils.run_inputs``), or that is or contains the current folder.
 
     Raises:
-        OutputError: naming the output and what it would overwrite.
+        OutputError: naming the output and what it would overwrite; never suggesting ``--force``, which does not
+            make an input replaceable.
     """
     if is_within(os.getcwd(), path):
         raise OutputError(f'Output {path} is the current folder or contains it; writing it would replace the '
                           'folder you are working in. Name a new file or folder.')
-    for source in inputs:
+    for source, what in run_inputs() + [(source, 'the input') for source in inputs]:
         if is_within(path, source) or is_within(source, path):
-            relation = ('is the input' if osp.realpath(path) == osp.realpath(source) else
-                        'lies inside the input' if is_within(path, source) else 'contains the input')
-            raise OutputError(f'Output {path} {relation} {source}; writing it would destroy what is read. '
-                              'Name an output outside the inputs.')
+            relation = ('lies inside' if is_within(path, source) and not is_within(source, path) else
+                        'contains' if not is_within(path, source) else 'is')
+            raise OutputError(f'Output {path} {relation} {what} {source}, which this run reads; writing it would '
+                              'destroy what is read, even with --force. Name an output outside the inputs.')
 
 
 def read_manifest(folder):

@@ -1,18 +1,22 @@
 """Exported models through the Restorer: ONNX Runtime and OpenVINO against the PyTorch path, windows, tiles,
-margins, short sequences and the settings an export fixes."""
+margins, short sequences, the settings an export fixes, and a file changed after its export refused by both."""
 import sys
 
 import numpy as np
+import onnxruntime as ort
+import openvino as ov
 import pytest
 import torch
 
 from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.inference.onnx_export import export_onnx
+from memdeblur.inference.onnx_backends import ExportedModel
+from memdeblur.inference.onnx_export import ChangedExport, export_onnx, load_export
 from memdeblur.inference.restorer import Restorer
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.precision import cpu_has_native_bfloat16
 from tests.conftest import TINY_MEMDEBLUR
+from tests.inference.test_onnx_export import attribute_changed, changed_copy, changed_message, one_weight_changed
 from tests.inference.test_restorer import TINY_ESTRNN, saturated_frames
 
 # top_k None: every read-out a full softmax, so a trace at 32x32 holds at every multiple of 16 (network_traits)
@@ -114,3 +118,30 @@ def test_a_missing_runtime_is_one_line_naming_the_extra(exported, monkeypatch):
     monkeypatch.setitem(sys.modules, 'openvino', None)
     with pytest.raises(OptionError, match=r"pip install 'memdeblur\[openvino\]'"):
         Restorer(path, 'cpu', backend='openvino')
+
+
+@pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
+def test_both_backends_run_an_unchanged_export_as_its_file(exported, backend):
+    """The checked model a backend is given gives what the backend gives running the file itself, bit for bit,
+    whether the ExportedModel reads the file or takes it as load_export read it."""
+    _, path = exported
+    clip = torch.from_numpy(np.stack(saturated_frames(4, 32, 48))).permute(0, 3, 1, 2).float() / 255
+    if backend == 'onnxruntime':
+        session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+        expected = session.run(None, {'frames': clip[None].numpy()})[0][0]
+    else:
+        compiled = ov.Core().compile_model(path, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
+        expected = compiled.create_infer_request().infer({0: clip[None].numpy()})[compiled.output(0)][0]
+    expected = torch.from_numpy(expected).clamp(0, 1)
+    for model in (path, load_export(path)):
+        assert torch.equal(ExportedModel(model, backend)(clip), expected), (backend, model)
+
+
+@pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
+@pytest.mark.parametrize('change', [one_weight_changed, attribute_changed])
+def test_both_backends_refuse_a_model_changed_after_its_export(exported, tmp_path, backend, change):
+    _, path = exported
+    changed = changed_copy(path, tmp_path / 'changed.onnx', change)
+    with pytest.raises(ChangedExport) as refused:
+        Restorer(str(changed), 'cpu', backend=backend)
+    assert str(refused.value) == changed_message(changed)

@@ -1,16 +1,20 @@
 """ONNX export (tools/export_onnx.py, memdeblur.inference.onnx_export): the authors' numbers in ONNX Runtime, the
-verification that refuses a differing model, the metadata, and where a traced model holds."""
+verification that refuses a differing model, the metadata, where a traced model holds, and the checks that refuse a
+file that is not the export as it was written (changed, cut short, empty, of an older version)."""
 import hashlib
+import json
+import re
 import subprocess
 import sys
 
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 from basicsr.archs import build_network
 
 from memdeblur.inference import onnx_export
-from memdeblur.inference.onnx_export import ExportMismatch, export_onnx, read_export_info
+from memdeblur.inference.onnx_export import ChangedExport, ExportMismatch, export_onnx, load_export, read_export_info
 from memdeblur.networks.traits import network_traits
 from memdeblur.utils.option_check import OptionError
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR, fixture_path
@@ -38,6 +42,60 @@ def quiet(line):
     pass
 
 
+@pytest.fixture(scope='module')
+def estrnn_export(tmp_path_factory):
+    """A tiny ESTRNN exported for 3 frames at 16x16 (a fraction of a second)."""
+    path = tmp_path_factory.mktemp('export') / 'estrnn.onnx'
+    export_onnx(tiny_estrnn(), str(path), 3, (16, 16), progress=quiet)
+    return path
+
+
+def changed_copy(path, out, change):
+    """``out``: the export at ``path`` loaded, edited by ``change`` (ModelProto -> None) and saved back, its memdeblur
+    metadata kept, as an editor of ONNX files leaves it."""
+    model = onnx.load(str(path))
+    change(model)
+    onnx.save(model, str(out))
+    return out
+
+
+def one_weight_changed(model):
+    """One value of the largest initializer (the weights) changed."""
+    weight = max(model.graph.initializer, key=lambda tensor: tensor.ByteSize())
+    values = onnx.numpy_helper.to_array(weight).copy()
+    values.flat[0] += 1
+    weight.CopyFrom(onnx.numpy_helper.from_array(values, weight.name))
+
+
+def attribute_changed(model):
+    """The first float attribute of a node (a Gemm's alpha, a LeakyReLU's slope) doubled."""
+    attribute = next(a for node in model.graph.node for a in node.attribute if a.type == onnx.AttributeProto.FLOAT)
+    attribute.f *= 2
+
+
+def node_added(model):
+    """One more node: the output negated."""
+    last = model.graph.node[-1]
+    assert list(last.output) == ['restored']
+    last.output[0] = 'not_negated'
+    model.graph.node.append(onnx.helper.make_node('Neg', ['not_negated'], ['restored']))
+
+
+def edited_metadata(**values):
+    """A change setting ``values`` in the memdeblur metadata (keys with None removed), the rest kept."""
+    def change(model):
+        entry = next(entry for entry in model.metadata_props if entry.key == 'memdeblur')
+        info = {**json.loads(entry.value), **values}
+        entry.value = json.dumps({key: value for key, value in info.items() if value is not None})
+    return change
+
+
+def changed_message(path):
+    """The start of the one line refusing a model whose graph or weights changed after its export."""
+    return (f'{path}: its graph or weights no longer match the SHA-256 recorded at export: it was changed after its '
+            'export and is not the model that was verified; export the network again (tools/export_onnx.py).')
+
+
 @pytest.mark.slow
 def test_released_checkpoint_exported_by_the_tool_reproduces_the_authors_vectors(memdeblur_official_checkpoint,
                                                                                  memdeblur_vectors, tmp_path):
@@ -53,7 +111,7 @@ def test_released_checkpoint_exported_by_the_tool_reproduces_the_authors_vectors
     assert {k: info[k] for k in ('format', 'network', 'checkpoint', 'checkpoint_sha256', 'frames', 'output_frames',
                                  'frame_margins', 'size_multiple', 'min_size', 'dynamic_size', 'value_range', 'input',
                                  'output', 'tolerance', 'verified_sizes', 'opset')} == {
-        'format': 1, 'network': 'MemDeblurNet', 'checkpoint': str(memdeblur_official_checkpoint),
+        'format': 2, 'network': 'MemDeblurNet', 'checkpoint': str(memdeblur_official_checkpoint),
         'checkpoint_sha256': sha, 'frames': 7, 'output_frames': 7, 'frame_margins': [0, 0], 'size_multiple': 16,
         'min_size': [64, 96], 'dynamic_size': False, 'value_range': [0, 1], 'input': 'frames', 'output': 'restored',
         'tolerance': 1e-4, 'verified_sizes': [[64, 96]], 'opset': 17}
@@ -132,15 +190,77 @@ def test_a_trace_from_the_declared_smallest_dynamic_side_holds_at_larger_sizes(t
     assert (run_onnx(tmp_path / f'{(side, side)}.onnx', clip) - expected).abs().max() < 1e-5
 
 
-def test_read_export_info_names_the_file_that_is_not_an_export(tmp_path):
-    not_onnx, no_metadata = tmp_path / 'weights.onnx', tmp_path / 'plain.onnx'
+def test_an_unchanged_export_runs_as_its_file(estrnn_export):
+    """The checked model the backends get is the file's model: the same outputs, bit for bit."""
+    export = load_export(estrnn_export)
+    assert export.info == read_export_info(estrnn_export)
+    assert export.info['format'] == 2 and re.fullmatch('[0-9a-f]{64}', export.info['model_sha256'])
+    clip = torch.rand(1, 3, 3, 20, 24)
+    session = ort.InferenceSession(export.model, providers=['CPUExecutionProvider'])
+    assert torch.equal(torch.from_numpy(session.run(['restored'], {'frames': clip.numpy()})[0]),
+                       run_onnx(estrnn_export, clip))
+
+
+@pytest.mark.parametrize('change', [one_weight_changed, attribute_changed, node_added])
+def test_a_model_changed_after_its_export_is_refused_in_one_line(estrnn_export, tmp_path, change):
+    changed = changed_copy(estrnn_export, tmp_path / 'changed.onnx', change)
+    clip = torch.rand(1, 3, 3, 16, 16)
+    assert not torch.equal(run_onnx(changed, clip), run_onnx(estrnn_export, clip))  # it runs, and otherwise
+    with pytest.raises(ChangedExport) as refused:
+        load_export(changed)
+    assert str(refused.value) == changed_message(changed)
+    with pytest.raises(ChangedExport):
+        read_export_info(changed)
+
+
+@pytest.mark.parametrize('values', [{'dynamic_size': False}, {'frames': 4}, {'model_sha256': '0' * 64}])
+def test_metadata_changed_after_the_export_is_refused(estrnn_export, tmp_path, values):
+    changed = changed_copy(estrnn_export, tmp_path / 'changed.onnx', edited_metadata(**values))
+    with pytest.raises(ChangedExport, match=rf"^{re.escape(str(changed))}: its 'memdeblur' metadata no longer matches "
+                                            r'the SHA-256 recorded at export: it was changed after its export'):
+        load_export(changed)
+
+
+def test_an_export_of_an_older_version_without_digests_is_refused(estrnn_export, tmp_path):
+    older = changed_copy(estrnn_export, tmp_path / 'older.onnx',
+                         edited_metadata(format=1, model_sha256=None, metadata_sha256=None))
+    with pytest.raises(onnx_export.DataError, match=rf'^{re.escape(str(older))} was exported by an older version of '
+                                                    r'memdeblur \(export format 1, without the digests .*\); export '
+                                                    r'the network again \(tools/export_onnx.py\)\.$'):
+        load_export(older)
+
+
+def test_an_export_re_saved_with_its_weights_beside_it_is_refused(estrnn_export, tmp_path):
+    """ONNX's external data: the file holds references in place of the weights it was checked with."""
+    beside = tmp_path / 'beside.onnx'
+    onnx.save_model(onnx.load(str(estrnn_export)), str(beside), save_as_external_data=True, location='beside.weights',
+                    size_threshold=0)
+    stored = onnx.load(str(beside), load_external_data=False).graph.initializer
+    assert all(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in stored)
+    clip = torch.rand(1, 3, 3, 16, 16)
+    assert torch.equal(run_onnx(beside, clip), run_onnx(estrnn_export, clip))  # the same model, stored otherwise
+    with pytest.raises(ChangedExport) as refused:
+        load_export(beside)
+    assert str(refused.value) == changed_message(beside)
+
+
+def test_a_file_that_is_not_a_whole_export_says_what_it_is(estrnn_export, tmp_path):
+    whole = estrnn_export.read_bytes()
+    empty, truncated, not_onnx, no_metadata = (tmp_path / name for name in (
+        'empty.onnx', 'truncated.onnx', 'weights.onnx', 'plain.onnx'))
+    empty.write_bytes(b'')
+    truncated.write_bytes(whole[:len(whole) // 2])
     not_onnx.write_bytes(b'\xff' * 64)
-    onnx = onnx_export.require('onnx', 'onnx', 'test')
     onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], 'g', [], [])), str(no_metadata))
-    with pytest.raises(onnx_export.DataError, match='weights.onnx is not an ONNX model'):
-        read_export_info(not_onnx)
-    with pytest.raises(onnx_export.DataError, match="plain.onnx has no 'memdeblur' metadata"):
-        read_export_info(no_metadata)
+    for path, message in (
+            (tmp_path / 'absent.onnx', 'absent.onnx: no such file'),
+            (empty, r'empty.onnx is empty \(0 bytes\), not an exported model; export the network again'),
+            (truncated, 'truncated.onnx is truncated or not an ONNX model: it does not parse as one'),
+            (not_onnx, 'weights.onnx is truncated or not an ONNX model'),
+            (no_metadata, "plain.onnx has no 'memdeblur' metadata: it was not written by memdeblur's export")):
+        with pytest.raises(onnx_export.DataError, match=rf'^{re.escape(str(tmp_path))}/{message}') as refused:
+            load_export(path)
+        assert '\n' not in str(refused.value)
 
 
 def test_a_missing_onnx_runtime_is_one_line_naming_the_extra(tmp_path, memdeblur_official_checkpoint):

@@ -138,3 +138,72 @@ def test_estrnn_restores_every_frame_with_its_margins_reflected():
     assert len(restored) == 6
     for ours, theirs in zip(restored, stream_reference(net, frames, 4, 1)):
         assert np.array_equal(ours, theirs)
+
+
+def reused_buffer(frames):
+    """What ``cap.read(frame)`` gives: one array, refilled with each frame in turn."""
+    buffer = np.empty_like(frames[0])
+    for frame in frames:
+        buffer[...] = frame
+        yield buffer
+
+
+@pytest.mark.parametrize('settings', [dict(window=3, overlap=1), dict(window=3, overlap=1, tile=32, tile_overlap=8),
+                                      dict(exact=True)])
+def test_a_source_reusing_one_buffer_restores_as_fresh_frames_and_gets_its_inputs_back(tiny_memdeblur, settings,
+                                                                                        tmp_path):
+    frames = saturated_frames(7, 37, 45)
+    restorer = Restorer(tiny_memdeblur, 'cpu', scratch=str(tmp_path), **settings)
+    fresh = list(restorer.restore([f.copy() for f in frames]))
+    pairs = list(restorer.restore_pairs(reused_buffer(frames)))
+    assert len(pairs) == 7
+    for (given, restored), frame, expected in zip(pairs, frames, fresh):
+        assert np.array_equal(given, frame)  # the input as it was given, not the buffer's last content
+        assert np.array_equal(restored, expected)
+    pairs[0][1][...] = 0  # frames given back are the caller's: changing one changes no other
+    assert all(np.array_equal(r, e) for (_, r), e in zip(pairs[1:], fresh[1:]))
+
+
+def test_frames_changed_after_they_were_given_do_not_change_the_result(tiny_memdeblur):
+    frames = saturated_frames(5, 32, 40)
+    restorer = Restorer(tiny_memdeblur, 'cpu', window=5, overlap=0)
+    expected = list(restorer.restore([f.copy() for f in frames]))
+
+    def scribbling():
+        for frame in frames:
+            copy = frame.copy()
+            yield copy
+            copy[...] = 255 - copy  # the caller reuses the array once the restorer has it
+    assert all(np.array_equal(a, b) for a, b in zip(restorer.restore(scribbling()), expected))
+
+
+def test_frames_of_any_strides_are_taken(tiny_memdeblur):
+    bgr = saturated_frames(5, 33, 47)
+    restorer = Restorer(tiny_memdeblur, 'cpu', window=5, overlap=0)
+    expected = list(restorer.restore([np.ascontiguousarray(f[..., ::-1]) for f in bgr]))
+    flipped = list(restorer.restore([f[..., ::-1] for f in bgr]))  # OpenCV's BGR -> RGB: a negative stride
+    assert all(np.array_equal(a, b) for a, b in zip(flipped, expected))
+    padded = [np.pad(f, ((2, 2), (3, 3), (0, 0)))[2:-2, 3:-3] for f in bgr]  # a crop of a larger array
+    tensors = [torch.from_numpy(np.ascontiguousarray(f.transpose(2, 0, 1).copy())) for f in padded]
+    channels_last = [torch.from_numpy(f.copy()).permute(2, 0, 1) for f in bgr]  # (3, H, W) with strides (1, 3W, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(restorer.restore(padded), restorer.restore(bgr)))
+    assert all(torch.equal(a, b) for a, b in zip(restorer.restore(tensors), restorer.restore(channels_last)))
+
+
+@pytest.mark.parametrize('frame, words', [
+    (torch.full((3, 16, 16), 255.0), 'frame 0: float32 frames hold values in \\[0, 1\\], got values from 255 to 255'),
+    (torch.full((3, 16, 16), float('nan')), 'frame 0: float32 frames hold values in \\[0, 1\\]'),
+    (np.zeros((16, 16, 3), np.float32), 'frame 0: numpy frames are \\(H, W, 3\\) uint8 or uint16'),
+    (np.zeros((3, 16, 16), np.uint8), 'frame 0: numpy frames are \\(H, W, 3\\)'),
+    ([[0, 0, 0]], 'frame 0: tensors are .* got list'),
+])
+def test_frames_the_restorer_cannot_take_are_one_value_error_naming_the_frame(tiny_memdeblur, frame, words):
+    with pytest.raises(ValueError, match=words):
+        list(Restorer(tiny_memdeblur, 'cpu', window=2, overlap=0).restore([frame]))
+
+
+@pytest.mark.parametrize('device, words', [(f'cuda:{torch.cuda.device_count()}', 'usable CUDA GPU'),
+                                           ('mps', 'only cpu and cuda'), ('gpu', 'not a device name')])
+def test_a_device_this_machine_lacks_is_refused_when_the_restorer_is_made(tiny_memdeblur, device, words):
+    with pytest.raises(OptionError, match=words):
+        Restorer(tiny_memdeblur, device)

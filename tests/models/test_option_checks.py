@@ -50,10 +50,16 @@ def test_network_and_loss_options_are_checked():
     with pytest.raises(OptionError, match=r"MemDeblurNet options: unknown option 'mid_channel'; did you mean "
                        r"'mid_channels'\?"):
         build_network({'type': 'MemDeblurNet', 'mid_channel': 16})
-    with pytest.raises(OptionError, match=r"option 'num_blocks_forward' must be an integer, got '30'"):
+    with pytest.raises(OptionError, match=r"option 'num_blocks_forward' must be an integer of at least 0, got '30'"):
         build_network({'type': 'MemDeblurNet', 'num_blocks_forward': '30'})
-    with pytest.raises(OptionError, match=r"option 'scales' must be a list of integers, got \[4, 2, 1.5\]"):
+    with pytest.raises(OptionError, match=r"option 'scales' must be a list of integers of at least 1, got "
+                       r"\[4, 2, 1.5\]"):
         build_network({'type': 'MemDeblurNet', 'scales': [4, 2, 1.5]})
+    with pytest.raises(OptionError, match=r"option 'mem_every' must be a list of integers of at least 1, got "
+                       r"\[1, 0, 5\]"):  # a period of 0 would be a modulo by zero at the first frame
+        build_network({'type': 'MemDeblurNet', 'mem_every': [1, 0, 5]})
+    with pytest.raises(OptionError, match=r"option 'n_blocks' must be an integer of at least 1, got -2"):
+        build_network({'type': 'ESTRNNNet', 'n_blocks': -2})
     with pytest.raises(OptionError, match=r"unknown option 'scale_weight'; did you mean 'scale_weights'\?"):
         build_loss({'type': 'MultiScaleCharbonnierLoss', 'scale_weight': [1, 2, 2]})
     with pytest.raises(OptionError, match=r"option 'eps' must be a number .*got '1e-3'"):

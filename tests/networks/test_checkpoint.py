@@ -4,6 +4,8 @@ import os.path as osp
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +15,7 @@ from memdeblur.networks.checkpoint import (RELEASED_CHECKPOINTS, RELEASED_CHECKP
                                         network_from_options, read_checkpoint)
 from memdeblur.utils.safe_load import load_options
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR
-from tests.pipeline_helpers import run_tool
+from tests.pipeline_helpers import run_tool, write_options
 
 UNUSED_OFFICIAL_KEYS = {'conv_hr.weight', 'conv_hr.bias', 'conv_last.weight', 'conv_last.bias'}
 
@@ -133,7 +135,7 @@ def test_converter_cli_never_overwrites(memdeblur_official_checkpoint, tmp_path)
     assert forced.returncode == 0, forced.stderr
     same_file = run_tool('convert_checkpoint.py', memdeblur_official_checkpoint, memdeblur_official_checkpoint,
                          '--force')
-    assert same_file.returncode != 0 and 'over its source' in same_file.stderr
+    assert same_file.returncode != 0 and 'is the checkpoint' in same_file.stderr
 
 
 def test_non_strict_loading_logs_every_difference_and_refuses_a_foreign_checkpoint(
@@ -180,10 +182,10 @@ def test_converter_never_destroys_its_source_through_links_or_folders(memdeblur_
     folder.mkdir()
     for link in (symlink, hardlink):
         result = run_tool('convert_checkpoint.py', source, link, '--force')
-        assert result.returncode != 0 and 'over its source' in result.stderr and 'a link to it' in result.stderr
+        assert result.returncode != 0 and f'{link} is the checkpoint {source}' in result.stderr, result.stderr
         assert source.read_bytes() == original
     result = run_tool('convert_checkpoint.py', source, folder, '--force')
-    assert result.returncode != 0 and f"Destination '{folder}' is a folder" in result.stderr
+    assert result.returncode != 0 and f'{folder} exists as a folder, but this output is a file' in result.stderr
     assert list(folder.iterdir()) == []
     converted = tmp_path / 'converted.pth'
     assert run_tool('convert_checkpoint.py', source, converted).returncode == 0
@@ -198,3 +200,76 @@ def test_verify_tool_reports_agreement_per_scale():
         ('eval', 'train'))}
     assert lines['eval'].endswith('OK') and lines['train'].endswith('OK')
     assert 'ms per 64x96 frame' in result.stdout
+
+
+def tiny_weights(**changes):
+    """The weights of a tiny MemDeblur, of another configuration with ``changes``."""
+    return MemDeblurNet(**{**TINY_MEMDEBLUR, **changes}).state_dict()
+
+
+def tiny_options(checkpoint, **path):
+    return {'network_g': {'type': 'MemDeblurNet', **TINY_MEMDEBLUR},
+            'path': {'pretrain_network_g': str(checkpoint), **path}}
+
+
+def test_weights_that_do_not_fit_name_the_key_used_where_it_was_set_and_the_key_that_would_fit(tmp_path):
+    """params fits the network, params_ema (saved from a narrower one) does not: with param_key_g: params_ema the
+    error says params_ema was used, set by path:param_key_g, what the file holds, and that params would fit."""
+    checkpoint = tmp_path / 'ema_misfit.pth'
+    torch.save({'params': tiny_weights(), 'params_ema': tiny_weights(mid_channels=8)}, checkpoint)
+    opt = tiny_options(checkpoint, param_key_g='params_ema')
+    with pytest.raises(CheckpointError) as error:
+        network_from_options(opt, 'test.yml')
+    lines = str(error.value).splitlines()
+    assert lines[0] == (f"Checkpoint '{checkpoint}' does not fit this MemDeblurNet (a different model or "
+                        'configuration?):')
+    assert 'shape differs: decoder.0.weight: checkpoint (8, 4, 3, 3) vs network (16, 8, 3, 3)' in lines[1]
+    assert lines[-1] == ('  Weights used: params_ema, set by path:param_key_g. The file holds params, params_ema; '
+                         'params would fit: set path:param_key_g: params.')
+    opt['path']['param_key_g'] = 'params'  # what the message says works
+    assert torch.equal(network_from_options(opt, 'test.yml').fusion.weight, torch.load(
+        checkpoint, weights_only=True)['params']['fusion.weight'])
+    both_misfit = tmp_path / 'both_misfit.pth'
+    torch.save({'params': tiny_weights(mid_channels=8), 'params_ema': tiny_weights(mid_channels=8)}, both_misfit)
+    with pytest.raises(CheckpointError) as error:
+        network_from_options(tiny_options(both_misfit), 'test.yml')
+    assert str(error.value).splitlines()[-1] == ('  Weights used: params, the default. The file holds params, '
+                                                 'params_ema; none of the others fits either.')
+
+
+def test_a_key_the_file_lacks_gives_way_to_its_other_weights_with_a_warning_naming_it(tmp_path, basicsr_log):
+    """A param_key_g the file lacks loads the file's other weights with a warning naming the key and where it was set,
+    as BasicSR's load_network does (its test options ask for params_ema of files holding only params); when those do
+    not fit either, the error says which weights were used in place of which."""
+    params_only = tmp_path / 'params_only.pth'
+    weights = tiny_weights()
+    torch.save({'params': weights}, params_only)
+    loaded = network_from_options(tiny_options(params_only, param_key_g='params_ema'), 'test.yml')
+    assert torch.equal(loaded.fusion.weight, weights['fusion.weight'])
+    assert (f'Checkpoint {params_only} holds no params_ema (set by path:param_key_g); loading its params.'
+            in basicsr_log)
+    ema_only = tmp_path / 'ema_only.pth'
+    ema = tiny_weights()
+    torch.save({'params_ema': ema}, ema_only)
+    assert torch.equal(network_from_options(tiny_options(ema_only), 'test.yml').fusion.weight, ema['fusion.weight'])
+    assert f'Checkpoint {ema_only} holds no params (the default); loading its params_ema.' in basicsr_log
+    misfit = tmp_path / 'misfit.pth'
+    torch.save({'params': tiny_weights(mid_channels=8)}, misfit)
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    cv2.imwrite(str(frames / '000000.png'), np.zeros((32, 32, 3), np.uint8))
+    result = run_tool('deblur_video.py', frames, '-o', tmp_path / 'out', '--opt',
+                      write_options(tmp_path, tiny_options(misfit, param_key_g='params_ema')))
+    assert result.returncode == 1 and result.stderr.startswith('error:') and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == ('  Weights used: params, in place of params_ema, which the file '
+                                                      'lacks. The file holds params.')
+
+
+def test_the_authors_format_holds_no_ema_weights(memdeblur_official_checkpoint, basicsr_log):
+    """The authors' files hold one set of weights, loaded as params: param_key_g: params_ema loads them, saying so."""
+    opt = {'network_g': {'type': 'MemDeblurNet'},
+           'path': {'pretrain_network_g': memdeblur_official_checkpoint, 'param_key_g': 'params_ema'}}
+    network_from_options(opt, 'test.yml')
+    assert any(line.endswith("holds no params_ema (set by path:param_key_g); loading its params (the authors' "
+                             "state_dict).") for line in basicsr_log)
+

@@ -136,4 +136,5 @@ def test_tools_print_one_line_for_non_tensor_weights(tmp_path):
     result = run_tool('deblur_video.py', frames, '-o', tmp_path / 'out', '--opt', options, '--ckpt', path)
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (f"error: Checkpoint '{path}': 1 entry of params is not tensors: "
-                                                      'conv.weight (int).')
+                                                      'conv.weight (int). Weights used: params, the default. The '
+                                                      'file holds params.')

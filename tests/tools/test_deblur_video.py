@@ -1,6 +1,7 @@
 """tools/deblur_video.py end to end: videos and frame folders in and out, errors, memory, --exact."""
 import json
 import os
+import re
 
 import av
 import cv2
@@ -14,6 +15,8 @@ from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.utils.errors import DataError
 from memdeblur.inference.exact import check_exact_supported
 from tests.conftest import TINY_MEMDEBLUR
+from tests.media.test_images import exif_jpeg, pattern
+from tests.media.test_video_files import clip, cut_copy
 from tests.pipeline_helpers import run_tool
 
 
@@ -108,6 +111,44 @@ def test_tool_errors_name_the_problem_and_touch_nothing(tool_options, tmp_path):
     result = deblur(one, '-o', tmp_path / 'one_out', '--opt', tool_options, fresh=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert len(list((tmp_path / 'one_out').glob('*.png'))) == 1
+
+
+def test_a_cut_mkv_stops_the_run_naming_what_was_decoded_and_leaves_no_output(identity_options, tmp_path):
+    """A Matroska file cut mid-frame (it declares no frame count) is refused mid-run as the cut MP4 is: the error
+    names the file, the frames decoded and what is lost, and nothing is left in place of the output."""
+    whole = tmp_path / 'whole.mkv'
+    clip(whole, 24, (45, 67), pix_fmt='yuv444p')
+    cut = cut_copy(whole, 0.6)
+    out = tmp_path / 'out.mp4'
+    result = deblur(cut, '-o', out, '--opt', identity_options, '--window', 4, '--overlap', 1, fresh=False)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert f'error: Video {cut} is cut short' in result.stderr
+    assert re.search(r'\d+ frame\(s\) \(up to 0\.\d\d s\) could be decoded; the rest, about 0\.\d\d s of the '
+                     r'0\.96 s it declares, about \d+ frame\(s\), is lost', result.stderr), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['cut.mkv', 'identity.pth', 'identity.yml', 'whole.mkv']
+
+
+def test_a_gopro_sequence_of_phone_frames_is_restored_upright_saying_what_was_read(identity_options, tmp_path):
+    """A sequence folder holding blur_gamma (JPEGs stored turned, EXIF orientation 6) and blur: the run says once
+    which it read and how to read the other, and that the frames were turned; the PNGs written are upright."""
+    seq = tmp_path / 'GOPRO' / 'SEQ'
+    for sub in ('blur_gamma', 'blur'):
+        (seq / sub).mkdir(parents=True)
+        for index in range(3):
+            exif_jpeg(seq / sub / f'{index:06d}.jpg', np.ascontiguousarray(np.rot90(pattern())), 6)
+    out, summary = tmp_path / 'out', tmp_path / 'summary.json'
+    result = deblur(tmp_path / 'GOPRO', '-o', out, '--opt', identity_options, '--summary', summary, fresh=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    read_note = f'SEQ: read {seq / "blur_gamma"}; {seq / "blur"}, also there, was not read (give that folder as the'
+    turned_note = 'SEQ: 3 of 3 frames rotated by EXIF orientation 6 (rotated 90 degrees clockwise)'
+    assert result.stdout.count(read_note) == 1 and result.stdout.count(turned_note) == 1, result.stdout
+    (reported, ) = json.loads(summary.read_text())['sequences']
+    assert [f'SEQ: {note}' for note in reported['notes']] == [line.strip() for line in result.stdout.splitlines()[1:]]
+    for index in range(3):
+        frame = cv2.imread(str(out / f'{index:06d}.png'))[..., ::-1]
+        assert frame.shape == (45, 67, 3)  # stored 67x45, shown (and written) 45x67
+        for (y, x), colour in (((7, 10), (255, 0, 0)), ((7, 56), (0, 255, 0)), ((37, 10), (0, 0, 255))):
+            assert np.abs(frame[y, x].astype(int) - colour).max() < 30, ((y, x), frame[y, x])
 
 
 @pytest.mark.slow

@@ -1,8 +1,10 @@
 """tools/deblur_video.py with an exported model: ONNX Runtime and OpenVINO write what the PyTorch path writes
-(within a level), with windows, tiles and under torchrun; what an export cannot do is refused in one line."""
+(within a level), with windows, tiles and under torchrun; what an export cannot do, and a file that is not the export
+as it was written, are refused in one line."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,7 +16,9 @@ from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.inference.onnx_export import export_onnx
 from tests.conftest import REPO_ROOT
 from tests.inference.test_onnx_backends import TINY_DYNAMIC
+from tests.inference.test_onnx_export import changed_copy, changed_message, one_weight_changed
 from tests.inference.test_restorer import saturated_frames
+from tests.pipeline_helpers import run_tool
 from tests.tools.test_video_sharing import ENV, TOOL, deblur
 
 
@@ -100,3 +104,19 @@ def test_what_an_exported_model_cannot_do_is_one_line(models, clip, tmp_path):
     assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [
         f"error: ONNX Runtime is needed to run {onnx} in ONNX Runtime: pip install 'memdeblur[onnx]'"]
     assert not os.path.exists(tmp_path / 'out')
+
+
+@pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
+def test_a_file_that_is_not_the_export_as_written_is_one_line(models, clip, tmp_path, backend):
+    _, onnx = models
+    changed = changed_copy(onnx, tmp_path / 'changed.onnx', one_weight_changed)
+    whole = Path(onnx).read_bytes()
+    (tmp_path / 'truncated.onnx').write_bytes(whole[:len(whole) // 2])
+    (tmp_path / 'empty.onnx').write_bytes(b'')
+    for path, line in ((changed, changed_message(changed)),
+                       (tmp_path / 'truncated.onnx', f'{tmp_path}/truncated.onnx is truncated or not an ONNX model'),
+                       (tmp_path / 'empty.onnx', f'{tmp_path}/empty.onnx is empty (0 bytes)')):
+        result = run_tool('deblur_video.py', clip, '-o', tmp_path / 'out', '--ckpt', path, '--backend', backend)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith(f'error: {line}'), result.stderr
+        assert not os.path.exists(tmp_path / 'out')
