@@ -27,6 +27,7 @@ from memdeblur.networks.checkpoint import CheckpointError
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import OutputError
 from memdeblur.utils.run_inputs import note_input, reading_run
+from memdeblur.utils.threads import process_governor
 
 # What a user's files, options and machine can cause (a loss that diverges: the learning rate or the data; another
 # process of a torchrun run that failed: its own error); anything else is a bug and keeps its traceback.
@@ -102,6 +103,9 @@ def basicsr_parser(doc, training):
         parser.add_argument('--auto_resume', action='store_true',
                             help='resume from the newest readable training state of this experiment, if any')
     parser.add_argument('--local_rank', type=int, default=0, help='process rank (set by torch.distributed.launch)')
+    parser.add_argument('--threads', type=int_at_least(1),
+                        help='threads of the CPU\'s operators, fixed (default: chosen from the CPUs this process may '
+                        'use and the load, and adapted while it runs; OMP_NUM_THREADS also fixes it)')
     parser.add_argument('--force_yml', nargs='+', default=None, metavar='KEY:SUBKEY=VALUE',
                         help='override options, e.g. datasets:test:dataroot=/data/GOPRO/test')
     return parser
@@ -120,6 +124,7 @@ def run_basicsr_pipeline(pipeline, root, doc, training, argv=None):
 
     def main(argv):
         args = basicsr_parser(doc, training).parse_args(argv)
+        process_governor(args.threads)  # the CPU's thread count, fixed by --threads or chosen and adapted
         opt = read_options(args.opt, args.force_yml)
         (check_training_options if training else check_test_options)(opt, args.opt)
         debug_name = training and args.debug and not opt['name'].startswith('debug')  # BasicSR's debug prefix

@@ -13,6 +13,11 @@ import torch
 import yaml
 from torch import nn
 
+# The tests compare outputs bit for bit within and across processes: they run at PyTorch's own thread count, fixed
+# (an explicit setting: memdeblur.utils.threads never changes it), not adapted to a machine busy with other tests.
+# tests/utils/test_threads.py checks the adaptation itself, with a clock it drives.
+os.environ.setdefault('OMP_NUM_THREADS', str(torch.get_num_threads()))
+
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from basicsr.utils.registry import ARCH_REGISTRY  # noqa: I001
 

@@ -38,10 +38,11 @@ from basicsr.utils.options import dict2str
 
 from memdeblur.basicsr_compat import trusted_pipeline
 from memdeblur.media.images import to_integer_image, write_png
-from memdeblur.cli import input_path, run_tool, tool_parser
+from memdeblur.cli import input_path, int_at_least, run_tool, tool_parser
 from memdeblur.evaluation.comparison_image import comparison_image
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import staged_outputs
+from memdeblur.utils.threads import process_governor
 from memdeblur.evaluation.results_table import write_csv, write_markdown
 from memdeblur.evaluation.run_report import read_run_report
 from memdeblur.utils.allocator import release_freed_memory
@@ -60,6 +61,9 @@ def build_parser():
     parser.add_argument('--out', default=osp.join('results', 'compare'),
                         help='output folder (default: results/compare); an existing one is replaced only with --force, '
                         'and only when this tool wrote it')
+    parser.add_argument('--threads', type=int_at_least(1),
+                        help='threads of the CPU\'s operators, fixed (default: chosen from the CPUs this process may '
+                        'use and the load, and adapted while it runs; OMP_NUM_THREADS also fixes it)')
     parser.add_argument('--dataroot', type=input_path('--dataroot'),
                         help='test every model on this folder instead of its options file\'s dataroot')
     parser.add_argument('--crop', type=int, default=4,
@@ -187,6 +191,7 @@ def write_images(out, entries, crop_fraction):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    process_governor(args.threads)
     if len(args.opt) < 2:
         raise OptionError('give at least two -opt files to compare.')
     entries = []

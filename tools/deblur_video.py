@@ -50,12 +50,13 @@ from memdeblur.inference.onnx_backends import BACKENDS
 from memdeblur.inference.restorer import AUTO_TILE, DEFAULT_OVERLAP, DEFAULT_WINDOW, Restorer, check_settings, \
     default_overlap
 from memdeblur.inference.video_deblurring import VideoDeblurrer
-from memdeblur.cli import input_path, run_tool, tool_parser
+from memdeblur.cli import input_path, int_at_least, run_tool, tool_parser
 from memdeblur.networks.checkpoint import network_from_options, weights_source
 from memdeblur.utils.devices import resolve_device
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import write_json_atomic
 from memdeblur.utils.precision import PRECISIONS, refuse_float16_without_gpu
+from memdeblur.utils.threads import process_governor
 from memdeblur.run_options import read_options
 
 
@@ -93,6 +94,9 @@ def build_parser():
     parser.add_argument('--device', default='auto', help='cpu, cuda, cuda:1, ... (default: cuda when available)')
     parser.add_argument('--precision', choices=list(PRECISIONS), default='float32',
                         help='float32 (default); bfloat16 on CPUs with BF16 support or GPUs; float16 on GPUs')
+    parser.add_argument('--threads', type=int_at_least(1),
+                        help='threads of the CPU\'s operators, fixed (default: chosen from the CPUs this process may '
+                        'use and the load, and adapted while it runs; OMP_NUM_THREADS also fixes it)')
     parser.add_argument('--plain', action='store_true',
                         help='run the network as it is (default: the fast path: BatchNorm folded, channels-last, '
                         'in-place residuals; on a CPU, freed memory kept for reuse: memdeblur/utils/allocator.py)')
@@ -251,6 +255,10 @@ def resumable(plans, settings, share):
 def deblur_everything(args, share):
     """Deblur every input sequence this process's share holds (all of them without torchrun)."""
     device = resolve_device(args.device, share.local_rank, '--device')
+    if device.type == 'cpu' and share.rank == 0:
+        print(f'threads: {process_governor(args.threads).describe()}', flush=True)
+    elif device.type == 'cpu':
+        process_governor(args.threads)
     check_arguments(args, device)
     opt, export = None, None
     if is_exported(args.ckpt):  # read and checked once, for the settings and the restorer

@@ -23,14 +23,15 @@ from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.optional_imports import require
 from memdeblur.utils.padding import SpatialPadding, reflect_indices
 from memdeblur.utils.precision import cpu_has_native_bfloat16
+from memdeblur.utils.threads import process_governor
 
 BACKENDS = ('onnxruntime', 'openvino')
 OPENVINO_PRECISIONS = {'float32': 'f32', 'bfloat16': 'bf16'}
 
 
-def onnxruntime_session(export, precision, device):
+def onnxruntime_session(export, precision, device, threads=None):
     """A function running ``export`` (a ``VerifiedExport``) in ONNX Runtime: (1, T, 3, H, W) float32 array -> its
-    output."""
+    output; ``threads``: its intra-op threads on the CPU (None: ONNX Runtime's choice)."""
     path = export.path
     ort = require('onnxruntime', 'onnx', f'run {path} in ONNX Runtime')
     if precision != 'float32':
@@ -42,14 +43,18 @@ def onnxruntime_session(export, precision, device):
             raise OptionError(f'{path}: this ONNX Runtime has no CUDA provider (pip install onnxruntime-gpu), or '
                               'run on the CPU (--device cpu).')
         providers.insert(0, ('CUDAExecutionProvider', {'device_id': device.index or 0}))
-    session = ort.InferenceSession(export.model, providers=providers)
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(export.model, options, providers=providers)
     name = session.get_inputs()[0].name
     return lambda clip: session.run(None, {name: clip})[0]
 
 
-def openvino_session(export, precision, device):
+def openvino_session(export, precision, device, threads=None):
     """A function running ``export`` (a ``VerifiedExport``) in OpenVINO on the CPU: (1, T, 3, H, W) float32 array ->
-    its output; ``precision`` is OpenVINO's inference precision hint."""
+    its output; ``precision`` is OpenVINO's inference precision hint, ``threads`` its ``INFERENCE_NUM_THREADS``
+    (None: OpenVINO's choice)."""
     path = export.path
     ov = require('openvino', 'openvino', f'run {path} in OpenVINO')
     if device.type != 'cpu':
@@ -60,8 +65,10 @@ def openvino_session(export, precision, device):
         raise OptionError(f'{path}: this CPU has no bfloat16 instructions; OpenVINO would emulate them, slower '
                           'than float32: use --precision float32.')
     core = ov.Core()
-    compiled = core.compile_model(core.read_model(export.model), 'CPU',
-                                  {'INFERENCE_PRECISION_HINT': OPENVINO_PRECISIONS[precision]})
+    settings = {'INFERENCE_PRECISION_HINT': OPENVINO_PRECISIONS[precision]}
+    if threads:
+        settings['INFERENCE_NUM_THREADS'] = threads
+    compiled = core.compile_model(core.read_model(export.model), 'CPU', settings)
     request = compiled.create_infer_request()
     output = compiled.output(0)
 
@@ -98,7 +105,25 @@ class ExportedModel:
         self.output_frames = self.frames - sum(self.margins)
         self.padding = SpatialPadding(self.info['size_multiple'], tuple(self.info['min_size']))
         self.label = f'{self.info["network"]}, {backend}'
-        self._run = SESSIONS[backend](export, precision, torch.device(device))
+        self._export, self._precision, self._device = export, precision, torch.device(device)
+        self._runs = {}  # thread count (None on a GPU) -> its session's run function
+        self._run_with(self._threads())  # made now: a model the backend cannot run is refused at once
+
+    def _threads(self):
+        """The CPU thread count the run's governor chose (``memdeblur.utils.threads``); None on a GPU. OpenVINO keeps
+        the count its session was made with: compiled models of other thread counts in one process crashed its CPU
+        plugin later (a segmentation fault, seen here), so it is not adapted while a run goes on."""
+        if self._device.type != 'cpu':
+            return None
+        if self.backend == 'openvino' and self._runs:
+            return next(iter(self._runs))
+        return process_governor().threads
+
+    def _run_with(self, threads):
+        """The session of ``threads`` threads (backends fix their threads when a session is made), made once."""
+        if threads not in self._runs:
+            self._runs[threads] = SESSIONS[self.backend](self._export, self._precision, self._device, threads)
+        return self._runs[threads]
 
     def __call__(self, clip):
         count, (height, width) = clip.shape[0], clip.shape[-2:]
@@ -112,5 +137,6 @@ class ExportedModel:
                             f'sizes); restore {height}x{width} frames in tiles of at most that size, or export again '
                             'at a larger --size.')
         padded = np.ascontiguousarray(self.padding.pad(clip).unsqueeze(0).numpy(), dtype=np.float32)
-        restored = torch.from_numpy(self._run(padded))[0, :count - sum(self.margins), :, :height, :width]
+        restored = torch.from_numpy(self._run_with(self._threads())(padded))[0, :count - sum(self.margins), :,
+                                                                              :height, :width]
         return restored.clamp(0, 1)

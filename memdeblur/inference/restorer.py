@@ -34,6 +34,7 @@ from memdeblur.inference.process_share import shared_windows
 from memdeblur.inference.windows import clip_window_restorer, restore_stream, window_restorer
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.devices import resolve_device
+from memdeblur.utils.threads import cpu_step, process_governor
 from memdeblur.networks.traits import bare_network, network_traits
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.precision import PRECISIONS
@@ -73,6 +74,8 @@ class Restorer:
     def __init__(self, model, device='cpu', precision='float32', fast=True, compile_net=False, window=None,
                  overlap=None, tile='auto', tile_overlap=32, exact=False, scratch=None, backend=None):
         self.device = resolve_device(device)
+        if self.device.type == 'cpu':
+            process_governor()  # the thread count this machine's CPUs and load allow, from the first frame on
         if precision not in PRECISIONS:
             raise OptionError(f'precision {precision!r}: one of {", ".join(PRECISIONS)}.')
         if isinstance(model, nn.Module):
@@ -184,7 +187,7 @@ class Restorer:
         if self.exact:
             yield from self._exact_pairs(inputs, as_given, total, desc)
             return
-        restore = self._window_function(self.tile_for(*like.shape[-2:]))
+        restore = self._governed(self._window_function(self.tile_for(*like.shape[-2:])))
         if share is not None:
             restore = shared_windows(restore, share, folder)
         waiting = deque()  # input frames whose restored frames are still to come (a window's worth at most)
@@ -198,7 +201,19 @@ class Restorer:
         with tqdm(total=total, unit='frame', desc=desc, disable=desc is None) as bar:
             for restored in outputs:
                 yield as_given(waiting.popleft()), as_given(restored)
+                if self.device.type == 'cpu':
+                    bar.set_postfix_str(f'{process_governor().threads} threads', refresh=False)
                 bar.update()
+
+    def _governed(self, restore):
+        """``restore`` (a window function) with each window timed for the thread count on a CPU
+        (``memdeblur.utils.threads``; an exported model runs its session of the count chosen)."""
+
+        def governed(window):
+            with cpu_step(self.device, window.shape[0]):
+                return restore(window)
+
+        return governed
 
     def _window_function(self, tile):
         if self.exported is not None:

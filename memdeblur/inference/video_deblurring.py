@@ -29,6 +29,7 @@ from memdeblur.inference.process_share import shared_scratch
 from memdeblur.inference.restorer import Restorer
 from memdeblur.inference.run_plan import output_frame_names, report_paths
 from memdeblur.utils.peak_memory import peak_memory_mib
+from memdeblur.utils.threads import process_governor
 
 
 class DiscardedOutput:
@@ -127,6 +128,9 @@ class VideoDeblurrer:
         summary = {'sequence': seq.name, 'output': out_path, 'frames': writer.count, 'seconds': seconds,
                    'frames_per_second': writer.count / seconds, 'peak_memory_mib': memory, 'peak_memory_kind': kind,
                    'notes': [*seq.notes, *writer.notes]}
+        if self.restorer.device.type == 'cpu':
+            governor = process_governor()
+            summary.update(threads=governor.threads, thread_changes=[list(change) for change in governor.changes])
         if self._report is not None:
             csv_path, plot_path = report_paths(out_path)
             self._report.write(csv_path, plot_path, f'{seq.name}: input and {self.label}')

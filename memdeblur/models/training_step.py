@@ -31,6 +31,7 @@ from memdeblur.models.training_precision import TrainingPrecision
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.precision import at_least_float32
+from memdeblur.utils.threads import cpu_step, process_governor
 
 
 class TrainingDiverged(FloatingPointError):
@@ -106,12 +107,19 @@ class TrainingStep(SRModel):
         self.precision = TrainingPrecision(self.opt['train'].get('precision', 'float32'), self.device)
         get_root_logger().info(self.precision.describe(self.opt['train']))
         if self.device.type == 'cpu':
+            get_root_logger().info(f'Threads: {process_governor().describe()}.')
+        if self.device.type == 'cpu':
             retain_freed_memory()
 
     def optimize_parameters(self, current_iter):
         """Forward (``train.precision``'s autocast), float32 loss, backward, gradient-norm clipping of the unscaled
         gradients (``train.max_norm``; the norm logged as ``grad_norm``), optimizer step, EMA. A NaN/Inf loss or
-        gradient norm (outside float16's scaling, which skips such a step and logs it) stops training."""
+        gradient norm (outside float16's scaling, which skips such a step and logs it) stops training. On a CPU the
+        step is timed for the thread count (``memdeblur.utils.threads``), which may change after it."""
+        with cpu_step(self.device):
+            self._optimize(current_iter)
+
+    def _optimize(self, current_iter):
         self.optimizer_g.zero_grad()
         with self.precision.autocast():
             outputs = self.training_outputs()

@@ -16,6 +16,7 @@ Extends BasicSR's ``VideoRecurrentModel`` and overrides only what differs for de
 * no silently wrong result: misspelt or mistyped options are refused (``model_options``), a
   non-finite loss stops training, non-finite inputs or outputs stop evaluation, naming the frames.
 """
+import contextlib
 import os
 import os.path as osp
 
@@ -40,6 +41,7 @@ from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.naming import listed, non_finite_entries
 from memdeblur.utils.padding import reflect_indices
 from memdeblur.utils.precision import PRECISIONS
+from memdeblur.utils.threads import cpu_step
 from memdeblur.utils.timing import timed
 
 
@@ -139,7 +141,8 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
     def restore_window(self, lq):
         """The evaluator's restore function: (T, 3, H, W) -> (restored frames, index of the first, seconds)."""
         self.feed_data({'lq': lq.unsqueeze(0)})
-        self.test()
+        with contextlib.nullcontext() if self.is_train else cpu_step(self.device, lq.shape[0]):
+            self.test()
         outputs, first = self.output[0], self.output_range[0]
         del self.lq, self.output
         return outputs, first, self.forward_seconds

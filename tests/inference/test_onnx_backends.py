@@ -145,3 +145,22 @@ def test_both_backends_refuse_a_model_changed_after_its_export(exported, tmp_pat
     with pytest.raises(ChangedExport) as refused:
         Restorer(str(changed), 'cpu', backend=backend)
     assert str(refused.value) == changed_message(changed)
+
+
+def test_an_exported_model_runs_a_session_of_the_thread_count_the_run_chose(exported, monkeypatch):
+    """ONNX Runtime fixes its threads when a session is made: a count the governor moves to gets a session of its
+    own, whose outputs differ from the other's by float rounding only. OpenVINO keeps the session it started with
+    (compiled models of two thread counts in one process crash its CPU plugin later)."""
+    from memdeblur.utils.threads import process_governor
+    _, path = exported
+    clip = torch.from_numpy(np.stack(saturated_frames(4, 32, 48))).permute(0, 3, 1, 2).float() / 255
+    governor = process_governor()
+    chosen = governor.threads
+    runtime, openvino = ExportedModel(path, 'onnxruntime'), ExportedModel(path, 'openvino')
+    before = runtime(clip)
+    other = 1 if chosen != 1 else 2
+    monkeypatch.setattr(governor, 'threads', other)
+    after = runtime(clip)
+    openvino(clip)
+    assert set(runtime._runs) == {chosen, other} and set(openvino._runs) == {chosen}
+    assert (before - after).abs().max().item() <= 1e-5
