@@ -16,8 +16,8 @@ cores are many times slower than one. So:
   count, the governor runs a few steps at another count and keeps the faster. A count of other work alone cannot
   decide: it does not say how much a region's barrier suffers (work that sleeps often costs little). Trials alone
   would start a busy run at the slowest count, and try more threads on a busy machine at a step's cost each time.
-  Trials back off while the current count stays the faster, so a quiet machine spends little on them; a slowdown
-  starts them again.
+  Trials of more threads back off while the current count stays the faster; a steady quiet machine runs none, so
+  its runs compute exactly what they computed before.
 * **An explicit setting wins** (``explicit_threads``): ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, a count the caller
   set with ``torch.set_num_threads`` before the run, or a tool's ``--threads`` fix the count; it is never changed.
 
@@ -140,9 +140,10 @@ class ThreadGovernor:
     steps of different sizes compare). A trial moves to a neighbouring count (``thread_candidates``) for
     ``trial_steps`` steps, ended after one when that step is already much slower, and keeps the count whose
     steps were faster per unit. Trials start when a step is ``slowdown`` times slower than the recent ones (towards
-    fewer threads), and every ``recheck`` steps (towards more threads when other work leaves CPUs free, else
-    fewer); ``recheck`` doubles while the count holds, up to ``max_recheck``, so a steady machine spends
-    little on trials. With a fixed count (``explicit``), or one CPU, it only reports.
+    fewer threads), and every ``recheck`` steps towards more threads when other work leaves CPUs free (``recheck``
+    doubles while the count holds, up to ``max_recheck``). A steady quiet machine runs no trial at all: its run
+    computes exactly what it computed before the count was adapted (trials at other counts would change float
+    rounding, and a training run's numbers with it). With a fixed count (``explicit``), or one CPU, it only reports.
 
     Args:
         cpus (int | None): The usable CPUs (default: ``usable_cpus()``).
@@ -209,10 +210,8 @@ class ThreadGovernor:
             self._start_trial(self._neighbour(-1), 'steps slowed down')
         elif self.steps - self._settled_at >= self.recheck and len(self._base) >= 2:
             up = self._neighbour(+1)
-            room = up is not None and self.load() + up <= self.cpus + 0.5
-            target = up if room else self._neighbour(-1)
-            if target is not None:
-                self._start_trial(target, 'recheck')
+            if up is not None and self.load() + up <= self.cpus + 0.5:
+                self._start_trial(up, 'recheck')
             else:
                 self._settled_at = self.steps
 
