@@ -133,6 +133,12 @@ def thread_candidates(cpus):
     return sorted(counts)
 
 
+# A trial's count is kept only when its steps were this much faster (a share of the other's time): steps of a
+# virtual machine vary by several percent from one to the next, and a switch on noise changes float rounding for
+# nothing.
+MARGIN = 0.9
+
+
 class ThreadGovernor:
     """Sets torch's intra-op thread count for a run and adapts it to the measured speed of its steps.
 
@@ -232,17 +238,17 @@ class ThreadGovernor:
         measured = statistics.median(trial['times'])
         before, count = trial['from'], self.threads
         self._trial, self._settled_at = None, self.steps
-        if measured < 0.97 * trial['base']:
+        if measured < MARGIN * trial['base']:
             self._base = [measured]
             self.recheck = self.first_recheck
             self.changes.append((self.steps, before, count))
             self.log(f'threads: {before} -> {count} ({trial["why"]}; per unit of work {trial["base"]:.3g} s at '
                      f'{before}, {measured:.3g} s at {count})')
-            if count < self.cpus and not self._said_busy:
+            others = self.load()
+            if count < self.cpus and not self._said_busy and others >= 0.5:
                 self._said_busy = True
-                self.log(f'this machine is busy (other work running on {self.load():.1f} of '
-                         f'{plural(self.cpus, "CPU")}): '
-                         f'fewer threads are faster now, and the run is slower than on a quiet machine')
+                self.log(f'this machine is busy (other work running on {others:.1f} of {plural(self.cpus, "CPU")}): '
+                         'fewer threads are faster now, and the run is slower than on a quiet machine')
         else:
             self.recheck = min(self.recheck * 2, self.max_recheck)
             self._apply(before)
