@@ -255,10 +255,10 @@ def resumable(plans, settings, share):
 def deblur_everything(args, share):
     """Deblur every input sequence this process's share holds (all of them without torchrun)."""
     device = resolve_device(args.device, share.local_rank, '--device')
-    if device.type == 'cpu' and share.rank == 0:
-        print(f'threads: {process_governor(args.threads).describe()}', flush=True)
-    elif device.type == 'cpu':
-        process_governor(args.threads)
+    if device.type == 'cpu':
+        governor = process_governor(args.threads)
+        if share.rank == 0:
+            print(f'threads: {governor.describe()}', flush=True)
     check_arguments(args, device)
     opt, export = None, None
     if is_exported(args.ckpt):  # read and checked once, for the settings and the restorer

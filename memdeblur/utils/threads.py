@@ -191,9 +191,13 @@ class ThreadGovernor:
         how = 'fixed by the user' if self.fixed else 'adapted to the load' if self.adaptive else 'one CPU'
         return f'{plural(self.threads, "thread")} ({how}; {plural(self.cpus, "usable CPU")})'
 
+    @contextlib.contextmanager
     def step(self, units=1):
-        """A context manager timing one step of ``units`` units of work; the count may change after it."""
-        return _TimedStep(self, units)
+        """Time the block as one step of ``units`` units of work (not when it raises); the count may change after
+        it."""
+        start = self.clock()
+        yield
+        self.record(self.clock() - start, units)
 
     def record(self, seconds, units=1):
         """Account for a step that took ``seconds`` for ``units`` units of work (what ``step`` measures)."""
@@ -294,22 +298,6 @@ def own_running_threads():
 
 def plural(count, noun):
     return f'{count} {noun}{"s" * (count != 1)}'
-
-
-class _TimedStep:
-    """``ThreadGovernor.step``: times its block and records it (not when the block raised)."""
-
-    def __init__(self, governor, units):
-        self.governor, self.units = governor, units
-
-    def __enter__(self):
-        self.start = self.governor.clock()
-        return self
-
-    def __exit__(self, kind, value, traceback):
-        if kind is None:
-            self.governor.record(self.governor.clock() - self.start, self.units)
-        return False
 
 
 _process_governor = None
