@@ -1,9 +1,5 @@
-"""Installs the memdeblur package (the BasicSR plugin) and its commands; options/ stays in the checkout.
-
-The tools in ``tools/`` are installed as the package ``memdeblur_tools`` (never as a top-level ``tools``, a name
-other projects use too), so that the commands below work after ``pip install .`` as after ``pip install -e .``;
-``memdeblur.console`` runs each tool as ``python tools/<tool>.py`` does, in the current folder.
-"""
+"""Installs the memdeblur package (the BasicSR plugin) and its commands (``memdeblur.cli``); options/ and tools/
+stay in the checkout."""
 from setuptools import find_packages, setup
 
 
@@ -25,8 +21,7 @@ setup(
     description='Multi-Scale Memory-Based Video Deblurring (CVPR 2022) as a BasicSR plugin',
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',
-    packages=find_packages(include=['memdeblur', 'memdeblur.*']) + ['memdeblur_tools'],
-    package_dir={'memdeblur_tools': 'tools'},
+    packages=find_packages(include=['memdeblur', 'memdeblur.*']),
     python_requires='>=3.9',
     install_requires=[r for r in read_requirements() if r != 'pytest'],
     extras_require={
@@ -35,11 +30,11 @@ setup(
         'test': ['pytest', 'onnx', 'onnxruntime', 'openvino'],  # CI runs the export and backend tests too
     },
     entry_points={'console_scripts': [
-        'memdeblur-video = memdeblur.console:deblur_video',
-        'memdeblur-test = memdeblur.console:test',
-        'memdeblur-train = memdeblur.console:train',
-        'memdeblur-export = memdeblur.console:export_onnx',
-        'memdeblur-compare = memdeblur.console:compare',
+        'memdeblur-video = memdeblur.cli.deblur_video:run',
+        'memdeblur-test = memdeblur.cli.test:run',
+        'memdeblur-train = memdeblur.cli.train:run',
+        'memdeblur-export = memdeblur.cli.export_onnx:run',
+        'memdeblur-compare = memdeblur.cli.compare:run',
     ]},
     license='Apache-2.0',
 )

@@ -110,7 +110,7 @@ def released_net(fixtures):
 
 
 def speed(fixtures, lines):
-    from memdeblur.inference.fast_inference import fast_restore_fn
+    from memdeblur.runtime.backends import open_model
     net = released_net(fixtures)
     lines += ['## Speed (released configuration, eval; ratios within this run)', '',
               '| size | frames | mode | ms/frame | speed-up vs plain float32 | peak GPU MiB | PSNR vs plain (dB) |',
@@ -122,7 +122,7 @@ def speed(fixtures, lines):
         clip = torch.rand(t, 3, h, w)
         base_ms = reference = None
         for label, options in modes:
-            ms, mem, out = timed(fast_restore_fn(net, 'cuda', **options), clip, runs)
+            ms, mem, out = timed(open_model(net, device='cuda', **options).restore_clip, clip, runs)
             base_ms, reference = base_ms or ms, reference if reference is not None else out
             quality = '-' if label.startswith('plain') else f'{psnr(out, reference):.1f}'
             lines.append(f'| {h}x{w} | {t} | {label} | {ms:.2f} | {base_ms / ms:.2f} | {mem:.0f} | {quality} |')
@@ -131,7 +131,7 @@ def speed(fixtures, lines):
 
 def video_memory(fixtures, lines):
     """Streamed windows at 720x1280, restored as tools/deblur_video.py does: peak GPU memory against length."""
-    from memdeblur.inference.restorer import Restorer
+    from memdeblur.runtime.restorer import Restorer
     restorer = Restorer(released_net(fixtures), 'cuda', 'float16', window=30, overlap=6, tile=0)
     lines += ['## Bounded memory at 720x1280 (the video tool\'s windows of 30, overlap 6, fast float16)', '',
               '| frames | peak GPU MiB | ms/frame |', '|---|---|---|']

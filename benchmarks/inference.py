@@ -15,7 +15,7 @@ Measures, on a quiet machine:
    malloc (plain) and one with the retained heap (every mode), run alternately ``--passes`` times;
    within a child the modes run in turn over ``--rounds`` rounds, and each cell keeps its fastest;
 3. peak memory against sequence length: whole-sequence processing vs streamed windows restored
-   as tools/deblur_video.py does (``restore_stream``, ``window_restorer``, retained heap), each
+   as tools/deblur_video.py does (``restore_stream``, the PyTorch backend's ``window_function``, retained heap), each
    length in a fresh process.
 Writes Markdown to --out (default benchmarks/results/inference_<device>.md).
 
@@ -28,7 +28,7 @@ frames per size:
 * ``authors``: their model (``model/model.py`` of a checkout, ``--authors-repo``) built from their
   config/memdeblur_gopro_ds.yml, loaded from the checkpoint as their train/test.py loads it, eval mode,
   ``torch.no_grad``, float32, called as their test code calls it: ``model([frames - 0.5])[-1] + 0.5``;
-* ours through ``memdeblur.inference.restorer.Restorer`` (one window of the whole clip, no tiles): the plain
+* ours through ``memdeblur.runtime.restorer.Restorer`` (one window of the whole clip, no tiles): the plain
   network, the fast path in float32 and in bfloat16 (CPUs with BF16), and the model exported by ``export_onnx``
   for that clip (once per size, untimed; sides rounded up to its multiple of 16, e.g. 540x960 is exported at
   544x960 and the frames padded to it) in ONNX Runtime (float32) and OpenVINO (float32, bfloat16).
@@ -60,10 +60,10 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 import memdeblur  # noqa: F401,E402,I001
-from memdeblur.inference.fast_inference import fast_restore_fn  # noqa: E402
+from memdeblur.runtime.backends.pytorch_backend import PyTorchModel  # noqa: E402
 from memdeblur.archs.memdeblur_arch import MemDeblurNet  # noqa: E402
 from memdeblur.utils.allocator import retain_freed_memory  # noqa: E402
-from memdeblur.cli import frame_size, tool_parser  # noqa: E402
+from memdeblur.cli.command_line import frame_size, tool_parser  # noqa: E402
 from memdeblur.evaluation.complexity import measure_complexity  # noqa: E402
 from memdeblur.evaluation.results_table import write_lines  # noqa: E402
 from memdeblur.utils.timing import timed  # noqa: E402
@@ -72,19 +72,18 @@ MEMORY_CHILD = """
 import sys, torch
 sys.path.insert(0, {root!r})
 import memdeblur
-from memdeblur.inference.fast_inference import fast_restore_fn, inference_runner
+from memdeblur.runtime.backends import open_model
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.peak_memory import peak_rss_mib
-from memdeblur.inference.windows import restore_stream, window_restorer
+from memdeblur.runtime.windows import restore_stream
 retain_freed_memory()
 length, size, mode = {length}, {size}, {mode!r}
 frames = (torch.randint(0, 256, (3, *size), dtype=torch.uint8) for _ in range(length))
 if mode == 'whole':
-    fast_restore_fn(MemDeblurNet(), 'cpu')(torch.stack(list(frames)).float() / 255)
+    open_model(MemDeblurNet()).restore_clip(torch.stack(list(frames)).float() / 255)
 else:  # as tools/deblur_video.py
-    restore = window_restorer(*inference_runner(MemDeblurNet(), 'cpu'), torch.device('cpu'), margins=(0, 0), tile=0,
-                              tile_overlap=0)
+    restore = open_model(MemDeblurNet()).window_function(tile=0, tile_overlap=0)
     for _ in restore_stream(restore, frames, window=10, overlap=2):
         pass
 print('PEAK', peak_rss_mib())
@@ -165,7 +164,7 @@ def time_modes(device, size, frames, rounds, modes, retained):
     torch.manual_seed(0)
     net = MemDeblurNet().eval()
     clip = torch.rand(frames, 3, *size)
-    restorers = [fast_restore_fn(net, device, precision, fast=fast) for _, fast, precision in modes]
+    restorers = [PyTorchModel(net, device, precision, fast=fast).restore_clip for _, fast, precision in modes]
     times = fastest_seconds([lambda restore=restore: restore(clip) for restore in restorers], device, rounds)
     reference = restorers[0](clip)
     results = {}
@@ -261,7 +260,7 @@ def clip_function(kind, precision, checkpoint, onnx, authors_repo, frames):
             with torch.no_grad():
                 return net([clip - 0.5])[-1] + 0.5
         return run
-    from memdeblur.inference.restorer import Restorer
+    from memdeblur.runtime.restorer import Restorer
     from memdeblur.networks.checkpoint import load_pretrained
     if kind in ('onnxruntime', 'openvino'):
         restorer = Restorer(onnx, 'cpu', precision, window=frames, overlap=0, tile=0, backend=kind)
@@ -310,7 +309,7 @@ def profile_backends(size, frames, onnx, precisions):
     import onnxruntime as ort
     import openvino as ov
 
-    from memdeblur.inference.onnx_backends import OPENVINO_PRECISIONS
+    from memdeblur.runtime.backends.openvino_backend import OPENVINO_PRECISIONS
     clip = seeded_clip(frames, size).numpy()
     profiles = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -360,7 +359,7 @@ def export_for(size, frames, checkpoint, folder):
     """Export the released network with the weights of ``checkpoint`` for clips of ``frames`` frames at ``size``
     rounded up to the export's size multiple into ``folder`` (run in a process of its own: the verification at
     720x1280 leaves gigabytes in the process's heap): (path, traced size, seconds, the export's progress lines)."""
-    from memdeblur.inference.onnx_export import export_onnx
+    from memdeblur.export.onnx_export import export_onnx
     from memdeblur.networks.checkpoint import load_pretrained
     from memdeblur.networks.traits import network_traits
     from memdeblur.utils.padding import round_up

@@ -88,7 +88,7 @@ def rounding(clip_path, cpus):
     import torch
 
     import memdeblur  # noqa: F401
-    from memdeblur.inference.restorer import Restorer
+    from memdeblur.runtime.restorer import Restorer
     from memdeblur.media.video_files import read_video_frames
     from memdeblur.utils.threads import process_governor
 

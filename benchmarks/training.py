@@ -48,7 +48,7 @@ sys.path.insert(0, REPO_ROOT)
 import torch  # noqa: E402
 
 import memdeblur  # noqa: F401,E402,I001
-from memdeblur.cli import frame_size, tool_parser  # noqa: E402
+from memdeblur.cli.command_line import frame_size, tool_parser  # noqa: E402
 from memdeblur.evaluation.results_table import write_lines  # noqa: E402
 from memdeblur.evaluation.run_report import read_run_report  # noqa: E402
 

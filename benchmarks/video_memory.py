@@ -33,7 +33,7 @@ import memdeblur  # noqa: F401,E402,I001
 from memdeblur.archs.memdeblur_arch import MemDeblurNet  # noqa: E402
 from memdeblur.media.images import to_integer_image  # noqa: E402
 from memdeblur.data.synthetic import MotionSettings, SequenceRenderer  # noqa: E402
-from memdeblur.cli import frame_size, tool_parser  # noqa: E402
+from memdeblur.cli.command_line import frame_size, tool_parser  # noqa: E402
 from memdeblur.evaluation.results_table import write_lines  # noqa: E402
 from memdeblur.media.writers import VideoFileWriter  # noqa: E402
 

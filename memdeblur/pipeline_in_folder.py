@@ -10,7 +10,7 @@ command line of ``tools/train.py`` or ``tools/test.py``.
 """
 import sys
 
-from memdeblur.cli import run_basicsr_pipeline
+from memdeblur.cli.command_line import run_basicsr_pipeline
 
 PIPELINES = ('train', 'test')
 

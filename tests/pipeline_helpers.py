@@ -110,3 +110,12 @@ def tiny_training_options(synthetic_root, name, total_iter):
     opt = synthetic_training_options(synthetic_root, name, total_iter=total_iter)
     opt['datasets']['train'].update(num_frame=4, gt_size=32, batch_size_per_gpu=2)
     return opt
+
+
+def tool_module(tool):
+    """The module holding the command line (``build_parser``) of ``tools/<tool>.py``: the package's command
+    (``memdeblur.cli.<tool>``) for the tools that are installed commands, else the script itself."""
+    import importlib
+    import importlib.util
+    name = f'memdeblur.cli.{tool}' if importlib.util.find_spec(f'memdeblur.cli.{tool}') else f'tools.{tool}'
+    return importlib.import_module(name)

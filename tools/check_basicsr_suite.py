@@ -23,7 +23,7 @@ from collections import Counter
 
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.utils.errors import DataError
-from memdeblur.cli import input_path, run_tool, tool_parser
+from memdeblur.cli.command_line import input_path, run_tool, tool_parser
 from memdeblur.utils.outputs import check_outputs, write_text_atomic
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

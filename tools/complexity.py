@@ -28,7 +28,7 @@ from basicsr.archs import build_network
 from memdeblur.networks.traits import network_traits
 from memdeblur.evaluation.complexity import network_complexity
 from memdeblur.utils.peak_memory import peak_rss_mib
-from memdeblur.cli import frame_size, input_path, int_at_least, run_tool, tool_parser
+from memdeblur.cli.command_line import frame_size, input_path, int_at_least, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import write_text_atomic
 from memdeblur.run_options import read_options

@@ -11,7 +11,7 @@ import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers
 from basicsr.archs import build_network
 
 from memdeblur.networks.checkpoint import convert_checkpoint
-from memdeblur.cli import input_path, run_tool, tool_parser
+from memdeblur.cli.command_line import input_path, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.run_options import read_options
 

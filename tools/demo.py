@@ -32,7 +32,7 @@ import torch
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers everything)
 from memdeblur.utils.errors import DataError
 from memdeblur.data.synthetic import settings_mismatch
-from memdeblur.cli import run_tool, tool_parser
+from memdeblur.cli.command_line import run_tool, tool_parser
 from memdeblur.run_options import read_options
 from memdeblur.evaluation.comparison_image import edge_sharpness
 from memdeblur.evaluation.run_report import read_run_report

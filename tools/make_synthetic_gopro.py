@@ -13,7 +13,7 @@ the same arguments write the same files. Refuses a non-empty output folder.
 """
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.data.synthetic import SyntheticSettings, write_synthetic_gopro
-from memdeblur.cli import int_at_least, run_tool, tool_parser
+from memdeblur.cli.command_line import int_at_least, run_tool, tool_parser
 
 
 def build_parser():

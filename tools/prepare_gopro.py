@@ -18,7 +18,7 @@ import os.path as osp
 import memdeblur  # noqa: F401,I001  (first: makes basicsr importable)
 from memdeblur.utils.errors import DataError
 from memdeblur.data.prepare import write_basicsr_lmdb, write_estrnn_lmdb, write_gopro_folder
-from memdeblur.cli import frame_size, input_path, run_tool, tool_parser
+from memdeblur.cli.command_line import frame_size, input_path, run_tool, tool_parser
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.outputs import check_output_location, plain_name_problem
 

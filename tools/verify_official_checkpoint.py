@@ -18,7 +18,7 @@ import memdeblur  # noqa: F401,I001  (first: makes basicsr importable, registers
 from basicsr.archs import build_network
 
 from memdeblur.networks.checkpoint import convert_checkpoint, load_pretrained, read_checkpoint
-from memdeblur.cli import input_path, run_tool, tool_parser
+from memdeblur.cli.command_line import input_path, run_tool, tool_parser
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FIXTURES_ROOT = os.environ.get('MEMDEBLUR_FIXTURES_ROOT', osp.join(REPO_ROOT, '..', 'shared', 'fixtures'))

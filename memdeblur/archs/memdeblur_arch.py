@@ -275,7 +275,7 @@ class MemDeblurNet(nn.Module):
         ``forward`` holds the encoder features, keys, backward states and every scale's outputs
         of all T frames in memory at once. This runs the same computation in the same order, but
         asks ``storage`` for each of those per-frame sequences, so they can live in a file or be
-        recomputed on access (``memdeblur.inference.exact``): the result equals ``forward``'s
+        recomputed on access (``memdeblur.runtime.exact``): the result equals ``forward``'s
         while memory stays bounded. Eval mode only (the banks are bounded then). With the frames, features and keys
         recomputed and the written sequences in files, memory is that of a few frames plus the banks (bounded by
         ``test_mem_length``); the files hold, per frame, the backward state and the two coarser outputs in float32:

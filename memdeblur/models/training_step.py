@@ -36,7 +36,7 @@ from memdeblur.utils.threads import cpu_step, process_governor
 
 class TrainingDiverged(FloatingPointError):
     """Training stopped because the loss or the gradients stopped being finite numbers (a learning rate too high,
-    or bad data): a user's error, printed in one line by the tools (``memdeblur.cli.run_tool``)."""
+    or bad data): a user's error, printed in one line by the tools (``memdeblur.cli.command_line.run_tool``)."""
 
 
 def check_compile_support(device):

@@ -34,13 +34,12 @@ from memdeblur.models import training_state
 from memdeblur.models.model_options import check_model_options
 from memdeblur.models.training_step import TrainingStep, prepare_for_training
 from memdeblur.networks.checkpoint import param_key_origin
-from memdeblur.networks.rewrites import prepare_fast
+from memdeblur.networks.fast_runner import autocast_context, inference_runner
 from memdeblur.networks.traits import network_traits
 from memdeblur.utils.allocator import retain_freed_memory
 from memdeblur.utils.atomic_save import atomic_torch_save
 from memdeblur.utils.naming import listed, non_finite_entries
 from memdeblur.utils.padding import reflect_indices
-from memdeblur.utils.precision import PRECISIONS
 from memdeblur.utils.threads import cpu_step
 from memdeblur.utils.timing import timed
 
@@ -130,9 +129,7 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
         reflect = self.border_frames == 'reflect' and (first or last)
         lqs = self.lq[:, reflect_indices(num_frames, first, last)] if reflect else self.lq
         self.output_range = (0, num_frames) if reflect else (first, num_frames - last)
-        dtype = PRECISIONS[self.precision_name]
-        autocast = torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-        with timed(self.device) as clock, torch.no_grad(), autocast:
+        with timed(self.device) as clock, torch.no_grad(), autocast_context(self.device, self.precision_name):
             self.output = self.restore(net, lqs).float()
         self.forward_seconds = clock.seconds
         if self.is_train:
@@ -151,13 +148,13 @@ class VideoDeblurModel(VideoRecurrentModel, TrainingStep):
         return self.net_g_ema if hasattr(self, 'net_g_ema') else self.get_bare_model(self.net_g)
 
     def inference_network(self):
-        """``bare_network`` in eval mode; with ``val.fast`` (testing) its fast copy (``prepare_fast``, weights in
+        """``bare_network`` in eval mode; with ``val.fast`` (testing) its fast copy (``inference_runner``, weights in
         ``val.precision``; on a CPU the process then keeps freed memory for reuse), made once."""
         net = self.bare_network()
         if not (self.opt.get('val') or {}).get('fast') or self.is_train:
             return net.eval()
         if self._fast_net is None:
-            self._fast_net = prepare_fast(net, self.device, dtype=PRECISIONS[self.precision_name])
+            self._fast_net, _ = inference_runner(net, self.device, self.precision_name)
             if self.device.type == 'cpu':
                 retain_freed_memory()
         return self._fast_net

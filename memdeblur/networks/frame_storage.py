@@ -12,7 +12,7 @@ frames in [0, 1] (``len`` and indexing; it may read from disk on access). ``stor
 * ``outputs(length)``: the restored frames, written in order 0..T-1, final: (B, 3, H, W) in the input's range,
   not clamped. A network whose internal outputs need a last step hands ``FinishedOutputs`` on.
 
-``InMemoryFrames`` keeps everything in lists, as a network's ``forward`` does; ``memdeblur.inference.exact`` keeps
+``InMemoryFrames`` keeps everything in lists, as a network's ``forward`` does; ``memdeblur.runtime.exact`` keeps
 the sequences in files, recomputes mapped items and hands outputs on as they come: the same result in bounded
 memory.
 """

@@ -14,7 +14,7 @@ Models, tools, the checkpoint loader and the video code never ask which network 
   none: a sequence restored frame by frame with per-frame state kept where the caller says
   (``memdeblur.networks.frame_storage``; the video tool's ``--exact`` and its memory-saving windows);
 * ``traced_size_multiple``, ``traced_min_side``: the frame sizes at which a graph traced at one size
-  (``torch.onnx.export``, ``memdeblur.inference.onnx_export``) computes what the network computes at another:
+  (``torch.onnx.export``, ``memdeblur.export.onnx_export``) computes what the network computes at another:
   a trace keeps every value the network derives from the size in Python (padding amounts, branches taken) as
   the constant it had at the traced size.
 

@@ -14,7 +14,7 @@ come from the heap, and up to ``TRIM_THRESHOLD`` of free heap is kept for the ne
 process's peak memory does not grow (the same blocks are reused), but freed memory stays with the
 process until it exits. It is a setting of the whole process, part of the fast path's entry points
 on a CPU: ``tools/deblur_video.py`` (unless ``--plain``) and the models' ``val.fast``
-(``tools/test.py``); ``fast_restore_fn`` and ``inference_runner`` leave it to their callers. A process that runs one
+(``tools/test.py``); ``inference_runner`` leaves it to its callers. A process that runs one
 model after another gives the freed memory back between them (``release_freed_memory``), so that each model's peak
 is its own (``tools/compare.py``).
 """

@@ -3,7 +3,7 @@
 Consecutive windows share frames; each shared frame is kept from the window where it has more context: the
 earlier window keeps the first half of the shared frames (``kept_by_earlier``), the later one the rest. The test
 harness plans its windows over whole sequences (``split_into_windows``), the video tool over a stream of unknown
-length (``memdeblur.inference.windows.restore_stream``); both split the shared frames by this one rule.
+length (``memdeblur.runtime.windows.restore_stream``); both split the shared frames by this one rule.
 """
 
 

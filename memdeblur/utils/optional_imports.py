@@ -3,7 +3,7 @@
 ONNX export and the ONNX Runtime / OpenVINO backends need packages that the PyTorch path does not
 (``pip install 'memdeblur[onnx]'``, ``'memdeblur[openvino]'``, ``setup.py``'s ``extras_require``). Code that
 needs one calls ``require`` instead of importing it, so that a user without it gets ``error: ONNX Runtime is
-needed to verify an export: pip install 'memdeblur[onnx]'`` (``memdeblur.cli.run_tool``) instead of a traceback.
+needed to verify an export: pip install 'memdeblur[onnx]'`` (``memdeblur.cli.command_line.run_tool``) instead of a traceback.
 """
 import importlib
 

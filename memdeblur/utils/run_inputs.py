@@ -3,11 +3,11 @@
 A tool's outputs are checked against its inputs before anything is written (``memdeblur.utils.outputs``). Passing
 the inputs by hand to each check misses the ones nobody thought of (the checkpoint beside ``--summary``, the options
 file beside an export's ``-o``), so inputs are collected where they are named instead: a command-line argument
-typed ``input_path`` (``memdeblur.cli``), an options file and the paths it names (``memdeblur.run_options``), a
+typed ``input_path`` (``memdeblur.cli.command_line``), an options file and the paths it names (``memdeblur.run_options``), a
 checkpoint, an exported model or a video opened for reading. ``memdeblur.utils.outputs.check_output_location``
 refuses an output that is, holds or lies in any input collected so far in this run, with or without ``--force``.
 
-A run is the block of ``reading_run`` (``memdeblur.cli.run_tool`` opens one around every tool's ``main``).
+A run is the block of ``reading_run`` (``memdeblur.cli.command_line.run_tool`` opens one around every tool's ``main``).
 Outside a run (the package used as a library) nothing is collected: callers pass their inputs to the output
 functions themselves.
 """

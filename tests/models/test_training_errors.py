@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch._inductor import config as inductor_config
 
-from memdeblur.cli import frame_size, int_at_least
+from memdeblur.cli.command_line import frame_size, int_at_least
 from memdeblur.models.training_step import check_compile_support
 from memdeblur.utils.option_check import OptionError
 from tests.pipeline_helpers import run_pipeline, run_tool, tiny_training_options, write_options

@@ -13,8 +13,8 @@ from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.media.images import write_png
 from memdeblur.media.inputs import find_inputs
 from memdeblur.utils.padding import SpatialPadding
-from memdeblur.inference.restorer import Restorer
-from memdeblur.inference.video_deblurring import VideoDeblurrer
+from memdeblur.runtime.restorer import Restorer
+from memdeblur.video.deblurrer import VideoDeblurrer
 from memdeblur.networks.checkpoint import CheckpointError, convert_official_state_dict, official_key_rules
 from memdeblur.networks.traits import NetworkTraits, network_traits
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR

@@ -13,7 +13,7 @@ import yaml
 from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.utils.errors import DataError
-from memdeblur.inference.exact import check_exact_supported
+from memdeblur.runtime.exact import check_exact_supported
 from tests.conftest import TINY_MEMDEBLUR
 from tests.media.test_images import exif_jpeg, pattern
 from tests.media.test_video_files import clip, cut_copy
@@ -215,5 +215,5 @@ def test_exact_mode_equals_whole_sequence_processing(tool_options, synthetic_gop
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('memdeblur_exact_')]  # scratch removed
     tiled = deblur(folder, '-o', tmp_path / 'tiled', '--opt', tool_options, '--exact', '--tile', 32)
     assert tiled.returncode != 0 and '--exact restores whole frames' in tiled.stderr
-    with pytest.raises(DataError, match='--exact needs a network with whole-sequence passes'):
+    with pytest.raises(DataError, match='exact whole-sequence restoration needs a network with whole-sequence passes'):
         check_exact_supported(ESTRNNNet(n_features=8, n_blocks=2))

@@ -13,11 +13,11 @@ import torch
 import yaml
 
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.inference.onnx_export import export_onnx
+from memdeblur.export.onnx_export import export_onnx
 from tests.conftest import REPO_ROOT
-from tests.inference.test_onnx_backends import TINY_DYNAMIC
-from tests.inference.test_onnx_export import changed_copy, changed_message, one_weight_changed
-from tests.inference.test_restorer import saturated_frames
+from tests.runtime.test_onnx_backends import TINY_DYNAMIC
+from tests.runtime.test_onnx_export import changed_copy, changed_message, one_weight_changed
+from tests.runtime.test_restorer import saturated_frames
 from tests.pipeline_helpers import run_tool
 from tests.tools.test_video_sharing import ENV, TOOL, deblur
 
@@ -91,7 +91,7 @@ def run_without(module, *args):
 
 def test_what_an_exported_model_cannot_do_is_one_line(models, clip, tmp_path):
     options, onnx = models
-    for args, words in ((('--ckpt', onnx, '--exact'), 'exact whole-sequence restoration runs the PyTorch network'),
+    for args, words in ((('--ckpt', onnx, '--exact'), 'exact whole-sequence restoration runs a PyTorch network'),
                         (('--ckpt', onnx, '--window', 6), 'was exported for windows of 4 frames'),
                         (('--ckpt', onnx, '--opt', options), 'is an exported model (it holds its network): drop --opt'),
                         (('--opt', options, '--backend', 'openvino'), 'export the network first, e.g. python '

@@ -7,7 +7,6 @@ named like the checkpoint, the options file, the weights the options file names,
 """
 import argparse
 import hashlib
-import importlib.util
 import os
 import re
 import shutil
@@ -16,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from memdeblur.cli import basicsr_parser, run_basicsr_pipeline
+from memdeblur.cli.command_line import basicsr_parser, run_basicsr_pipeline
 from tests.conftest import REPO_ROOT
-from tests.pipeline_helpers import run_tool
+from tests.pipeline_helpers import run_tool, tool_module
 
 TOOLS = sorted(p.stem for p in Path(REPO_ROOT, 'tools').glob('*.py') if p.stem != '__init__')
 
@@ -35,10 +34,7 @@ def tool_parser_of(tool):
     """The argument parser of ``tools/<tool>.py`` (BasicSR's flags for train and test)."""
     if tool in ('train', 'test'):
         return basicsr_parser('', training=tool == 'train')
-    spec = importlib.util.spec_from_file_location(f'tool_{tool}', os.path.join(REPO_ROOT, 'tools', f'{tool}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_parser()
+    return tool_module(tool).build_parser()
 
 
 def is_input(action):
@@ -65,7 +61,7 @@ WRITES = re.compile(r"open\([^)]*['\"](w|wb|a|ab|x|r\+)['\"]|torch\.save\(|cv2\.
                     r"os\.(replace|rename)\(|\.savefig\(|np\.save\(|pickle\.dump\(")
 STAGED = {'memdeblur/utils/outputs.py', 'memdeblur/utils/atomic_save.py', 'memdeblur/media/writers.py',
           'memdeblur/media/images.py', 'memdeblur/evaluation/no_reference.py', 'memdeblur/data/estrnn_lmdb.py',
-          'memdeblur/inference/process_share.py', 'memdeblur/utils/peak_memory.py', 'tools/check_basicsr_suite.py'}
+          'memdeblur/video/process_share.py', 'memdeblur/utils/peak_memory.py', 'tools/check_basicsr_suite.py'}
 
 
 def test_files_are_written_only_through_the_output_checks():
@@ -215,8 +211,8 @@ def test_a_test_never_archives_the_results_folder_holding_its_options(tmp_path, 
 
 
 def test_the_library_never_writes_a_sequence_over_itself_or_over_its_model(workspace):
-    from memdeblur.inference.restorer import Restorer
-    from memdeblur.inference.video_deblurring import VideoDeblurrer
+    from memdeblur.runtime.restorer import Restorer
+    from memdeblur.video.deblurrer import VideoDeblurrer
     from memdeblur.media.inputs import find_inputs
     from memdeblur.utils.outputs import OutputError
     files = {workspace / name: digest(workspace / name) for name in ('named.pth', 'net.yml', 'clip.mp4')}

@@ -258,7 +258,7 @@ def test_a_second_writer_of_the_same_output_is_refused(tmp_path):
 WRITE_FOREVER = '''
 import sys, time, numpy as np
 from fractions import Fraction
-from memdeblur.cli import run_tool
+from memdeblur.cli.command_line import run_tool
 from memdeblur.media.writers import open_writer
 
 def main(argv):

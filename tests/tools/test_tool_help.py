@@ -1,11 +1,12 @@
 """Every tool explains itself: --help describes it with examples and gives each option its default."""
-import importlib
+import os
 import re
 
 import pytest
 
-from memdeblur.cli import basicsr_parser
-from tests.pipeline_helpers import run_tool
+from memdeblur.cli.command_line import basicsr_parser
+from tests.conftest import REPO_ROOT
+from tests.pipeline_helpers import run_tool, tool_module
 
 TOOLS = ('check_data', 'compare', 'complexity', 'convert_checkpoint', 'deblur_video', 'demo', 'export_onnx',
          'make_synthetic_gopro', 'prepare_gopro', 'verify_official_checkpoint')
@@ -45,7 +46,7 @@ def documented(parser):
 
 @pytest.mark.parametrize('tool', TOOLS)
 def test_every_tool_has_a_description_examples_and_documented_options(tool):
-    module = importlib.import_module(f'tools.{tool}')
+    module = tool_module(tool)
     help_text, problems = documented(module.build_parser())
     assert problems == []
     assert f'python tools/{tool}.py' in help_text  # an example command
@@ -65,10 +66,10 @@ def test_train_and_test_offer_only_the_flags_that_apply(training):
 
 
 def test_defaults_appear_in_the_help_text():
-    parser = importlib.import_module('tools.deblur_video').build_parser()
+    parser = tool_module('deblur_video').build_parser()
     text = ' '.join(parser.format_help().split())
     assert '--tile-overlap TILE_OVERLAP pixels shared by neighbouring tiles (default: 32)' in text
-    demo = ' '.join(importlib.import_module('tools.demo').build_parser().format_help().split())
+    demo = ' '.join(tool_module('demo').build_parser().format_help().split())
     assert 'default: 800, from options/train_memdeblur_synthetic.yml' in demo  # read from the options file
 
 
@@ -78,3 +79,19 @@ def test_train_and_test_help_and_missing_options_file(tool, tmp_path):
     assert shown.returncode == 0 and f'python tools/{tool}.py -opt options/' in shown.stdout
     missing = run_tool(f'{tool}.py', '-opt', 'nowhere.yml', cwd=tmp_path)
     assert missing.returncode != 0 and 'nowhere.yml does not exist' in missing.stderr
+
+
+def test_the_installed_commands_are_the_tools_of_the_checkout():
+    """Every console script runs a command of ``memdeblur.cli`` (no second copy of ``tools/``), and
+    ``tools/<tool>.py`` of each is a wrapper around that same command."""
+    from importlib.metadata import entry_points
+    scripts = {script.name: script for script in entry_points(group='console_scripts')
+               if script.name.startswith('memdeblur-')}
+    assert set(scripts) == {'memdeblur-video', 'memdeblur-export', 'memdeblur-compare', 'memdeblur-test',
+                            'memdeblur-train'}
+    for script in scripts.values():
+        module, _, function = script.value.partition(':')
+        assert module.startswith('memdeblur.cli.') and callable(script.load()), script
+        with open(os.path.join(REPO_ROOT, 'tools', f'{module.rsplit(".", 1)[1]}.py')) as f:
+            wrapper = f.read()
+        assert f'from {module} import' in wrapper and len(wrapper.splitlines()) <= 8, module

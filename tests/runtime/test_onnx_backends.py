@@ -10,14 +10,15 @@ import torch
 
 from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.inference.onnx_backends import ExportedModel
-from memdeblur.inference.onnx_export import ChangedExport, export_onnx, load_export
-from memdeblur.inference.restorer import Restorer
+from memdeblur.runtime.backends import open_model
+from memdeblur.export.onnx_export import export_onnx
+from memdeblur.runtime.backends.export_file import ChangedExport, load_export
+from memdeblur.runtime.restorer import Restorer
 from memdeblur.utils.option_check import OptionError
 from memdeblur.utils.precision import cpu_has_native_bfloat16
 from tests.conftest import TINY_MEMDEBLUR
-from tests.inference.test_onnx_export import attribute_changed, changed_copy, changed_message, one_weight_changed
-from tests.inference.test_restorer import TINY_ESTRNN, saturated_frames
+from tests.runtime.test_onnx_export import attribute_changed, changed_copy, changed_message, one_weight_changed
+from tests.runtime.test_restorer import TINY_ESTRNN, saturated_frames
 
 # top_k None: every read-out a full softmax, so a trace at 32x32 holds at every multiple of 16 (network_traits)
 TINY_DYNAMIC = {**TINY_MEMDEBLUR, 'top_k': None}
@@ -63,7 +64,7 @@ def test_frames_the_export_does_not_take_are_padded_and_cropped_back(exported):
 def test_sequences_shorter_or_longer_than_the_export_window_give_every_frame(exported):
     net, path = exported
     restorer = Restorer(path, 'cpu', overlap=1)
-    assert restorer.window == 4
+    assert restorer.settings.window == 4
     for count in (1, 3, 9):  # shorter than a window (reflected in time), and a tail after full windows
         frames = saturated_frames(count, 32, 48, seed=count)
         assert len(list(restorer.restore(frames))) == count
@@ -79,7 +80,7 @@ def test_estrnn_export_restores_every_frame_with_its_margins(tmp_path):
     path = str(tmp_path / 'estrnn.onnx')
     export_onnx(net, path, 8, (32, 32), progress=lambda line: None)
     restorer = Restorer(path, 'cpu', overlap=1)
-    assert restorer.window == 4  # 8 frames in, the 4 between the margins out
+    assert restorer.settings.window == 4  # 8 frames in, the 4 between the margins out
     frames = saturated_frames(7, 32, 48)
     ours = list(restorer.restore(frames))
     theirs = list(Restorer(net, 'cpu', window=4, overlap=1).restore(frames))
@@ -89,7 +90,7 @@ def test_estrnn_export_restores_every_frame_with_its_margins(tmp_path):
 def test_settings_an_export_fixes_are_refused(exported):
     _, path = exported
     for settings, words in ((dict(window=6), 'exported for windows of 4 frames'),
-                            (dict(exact=True), 'exact whole-sequence restoration runs the PyTorch network'),
+                            (dict(exact=True), 'exact whole-sequence restoration runs a PyTorch network'),
                             (dict(compile_net=True), 'runs as exported'),
                             (dict(precision='bfloat16'), 'ONNX Runtime runs exported models in float32'),
                             (dict(backend='tensorrt'), "backend 'tensorrt'")):
@@ -123,7 +124,7 @@ def test_a_missing_runtime_is_one_line_naming_the_extra(exported, monkeypatch):
 @pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
 def test_both_backends_run_an_unchanged_export_as_its_file(exported, backend):
     """The checked model a backend is given gives what the backend gives running the file itself, bit for bit,
-    whether the ExportedModel reads the file or takes it as load_export read it."""
+    whether the backend reads the file or takes it as load_export read it."""
     _, path = exported
     clip = torch.from_numpy(np.stack(saturated_frames(4, 32, 48))).permute(0, 3, 1, 2).float() / 255
     if backend == 'onnxruntime':
@@ -134,7 +135,7 @@ def test_both_backends_run_an_unchanged_export_as_its_file(exported, backend):
         expected = compiled.create_infer_request().infer({0: clip[None].numpy()})[compiled.output(0)][0]
     expected = torch.from_numpy(expected).clamp(0, 1)
     for model in (path, load_export(path)):
-        assert torch.equal(ExportedModel(model, backend)(clip), expected), (backend, model)
+        assert torch.equal(open_model(model, backend).restore_clip(clip), expected), (backend, model)
 
 
 @pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
@@ -156,11 +157,11 @@ def test_an_exported_model_runs_a_session_of_the_thread_count_the_run_chose(expo
     clip = torch.from_numpy(np.stack(saturated_frames(4, 32, 48))).permute(0, 3, 1, 2).float() / 255
     governor = process_governor()
     chosen = governor.threads
-    runtime, openvino = ExportedModel(path, 'onnxruntime'), ExportedModel(path, 'openvino')
-    before = runtime(clip)
+    runtime, openvino = open_model(path, 'onnxruntime'), open_model(path, 'openvino')
+    before = runtime.restore_clip(clip)
     other = 1 if chosen != 1 else 2
     monkeypatch.setattr(governor, 'threads', other)
-    after = runtime(clip)
-    openvino(clip)
+    after = runtime.restore_clip(clip)
+    openvino.restore_clip(clip)
     assert set(runtime._runs) == {chosen, other} and set(openvino._runs) == {chosen}
     assert (before - after).abs().max().item() <= 1e-5

@@ -1,4 +1,4 @@
-"""ONNX export (tools/export_onnx.py, memdeblur.inference.onnx_export): the authors' numbers in ONNX Runtime, the
+"""ONNX export (tools/export_onnx.py, memdeblur.export.onnx_export): the authors' numbers in ONNX Runtime, the
 verification that refuses a differing model, the metadata, where a traced model holds, and the checks that refuse a
 file that is not the export as it was written (changed, cut short, empty, of an older version)."""
 import hashlib
@@ -13,8 +13,9 @@ import pytest
 import torch
 from basicsr.archs import build_network
 
-from memdeblur.inference import onnx_export
-from memdeblur.inference.onnx_export import ChangedExport, ExportMismatch, export_onnx, load_export, read_export_info
+from memdeblur.export import onnx_export
+from memdeblur.export.onnx_export import ExportMismatch, export_onnx
+from memdeblur.runtime.backends.export_file import ChangedExport, load_export, read_export_info
 from memdeblur.networks.traits import network_traits
 from memdeblur.utils.option_check import OptionError
 from tests.conftest import REPO_ROOT, TINY_MEMDEBLUR, fixture_path

@@ -1,14 +1,14 @@
-"""Deblurring whole videos and frame folders with one model: what ``tools/deblur_video.py`` runs, for library
-users too.
+"""Deblurring whole videos and frame folders with one ``Restorer``: what the video job (``memdeblur.video.job``)
+runs for each sequence, for library users too.
 
-    from memdeblur.inference.restorer import Restorer
-    from memdeblur.inference.video_deblurring import VideoDeblurrer
+    from memdeblur.runtime import Restorer
+    from memdeblur.video.deblurrer import VideoDeblurrer
     from memdeblur.media.inputs import find_inputs
     deblurrer = VideoDeblurrer(Restorer.from_options('options/test_memdeblur_gopro_ds.yml'))
     for seq in find_inputs('clips/'):
         deblurrer.deblur(seq, f'out/{seq.name}.mp4')
 
-Each sequence is streamed through the ``Restorer`` (``memdeblur.inference.restorer``: windows and tiles, or exact
+Each sequence is streamed through the ``Restorer`` (``memdeblur.runtime``: windows and tiles, or exact
 whole-sequence restoration) and written as its frames come, so memory does not grow with the length of the video;
 this module adds what a file needs: the output's encoding checked before any frame is restored, timestamps,
 side-by-side pictures, the no-reference report, the run's record and the summary.
@@ -25,9 +25,9 @@ from memdeblur.media.video_files import is_video_name
 from memdeblur.media.writers import open_writer
 from memdeblur.evaluation.comparison_image import labelled_row
 from memdeblur.evaluation.no_reference import FootageReport
-from memdeblur.inference.process_share import shared_scratch
-from memdeblur.inference.restorer import Restorer
-from memdeblur.inference.run_plan import output_frame_names, report_paths
+from memdeblur.video.process_share import shared_scratch, shared_windows
+from memdeblur.runtime.restorer import Restorer
+from memdeblur.video.run_plan import output_frame_names, report_paths
 from memdeblur.utils.peak_memory import peak_memory_mib
 from memdeblur.utils.threads import process_governor
 
@@ -66,7 +66,7 @@ class VideoDeblurrer:
 
     def __init__(self, restorer, side_by_side=False, codec=None, crf=DEFAULT_CRF, pix_fmt=None, report=False):
         if not isinstance(restorer, Restorer):
-            raise TypeError(f'VideoDeblurrer takes a Restorer (memdeblur.inference.restorer), got '
+            raise TypeError(f'VideoDeblurrer takes a Restorer (memdeblur.runtime), got '
                             f'{type(restorer).__name__}: VideoDeblurrer(Restorer(net, ...)).')
         self.restorer, self.label = restorer, restorer.label
         self.side_by_side, self.codec, self.crf, self.pix_fmt, self.report = side_by_side, codec, crf, pix_fmt, report
@@ -105,8 +105,8 @@ class VideoDeblurrer:
                                  seq.facts.colour if seq.facts else None)
         start = time.perf_counter()
         shared = share is not None and share.world_size > 1
-        exact = self.restorer.exact
-        scratch = shared_scratch(share, self.restorer.scratch, next(self._shared_sequences)) if shared else None
+        exact = self.restorer.settings.exact
+        scratch = shared_scratch(share, self.restorer.settings.scratch, next(self._shared_sequences)) if shared else None
         if shared and share.rank != 0:
             if not exact:
                 with scratch as folder:
@@ -159,6 +159,6 @@ class VideoDeblurrer:
                 timestamps.append(pts)
                 yield frame
 
-        for original, restored in self.restorer.restore_pairs(frames(), share, folder, seq.num_frames or None,
-                                                              seq.name):
+        shared = None if share is None else (lambda restore: shared_windows(restore, share, folder))
+        for original, restored in self.restorer.restore_pairs(frames(), shared, seq.num_frames or None, seq.name):
             self._write(writer, original, restored, timestamps.popleft(), seq)

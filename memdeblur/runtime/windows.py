@@ -12,12 +12,9 @@ import collections
 
 import torch
 
-from memdeblur.inference.fast_inference import clip_restorer
-from memdeblur.utils.padding import SpatialPadding, reflect_indices
-from memdeblur.inference.exact import whole_window_restorer
-from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
+from memdeblur.runtime.frames import to_float_frames, to_integer_frames
 from memdeblur.utils.frame_windows import kept_by_earlier
-from memdeblur.networks.traits import network_traits
+from memdeblur.utils.padding import reflect_indices
 
 
 def restore_stream(restore, frames, window=30, overlap=6, full_windows=False):
@@ -94,33 +91,9 @@ def restore_tiled(restore, clip, tile, overlap):
     return total / count
 
 
-def window_restorer(runner, context, device, margins, tile, tile_overlap, padding=SpatialPadding()):
-    """A function restoring a window (T, 3, H, W; uint8, uint16 or float in [0, 1]) to the same type (``restore``
-    of ``restore_stream``) with a PyTorch network.
-
-    MemDeblur on whole integer frames (no tiles, or one tile covering the frame) goes through
-    ``whole_window_restorer`` (the same result in a quarter of the memory); tiles, float windows, ESTRNN (its past
-    and future frames added by reflection, so every frame is restored) and ``torch.compile``d networks (whose
-    ``restore_frames`` would bypass the compiled forward) through ``clip_restorer`` on float32 clips.
-
-    Args:
-        runner, context: From ``inference_runner``.
-        device (torch.device): Where the network runs.
-        margins (tuple[int, int]): Past and future frames the network needs (ESTRNN), else (0, 0).
-        tile (int): Tile side in pixels, 0 for whole frames.
-        tile_overlap (int): Pixels shared by neighbouring tiles.
-        padding (SpatialPadding): The frame sizes the network takes (``NetworkTraits.padding``).
-    """
-    compiled = hasattr(runner, '_orig_mod')
-    restore_whole = None if compiled or not network_traits(runner).whole_sequence_passes else whole_window_restorer(
-        runner, context, device)
-    return clip_window_restorer(clip_restorer(runner, context, device, padding), margins, tile, tile_overlap,
-                                restore_whole)
-
-
 def clip_window_restorer(restore_clip, margins, tile, tile_overlap, restore_whole=None):
     """A function restoring a window (T, 3, H, W; uint8, uint16 or float in [0, 1]) to the same type, tile by tile,
-    with any clip restorer (a PyTorch network's or an exported model's).
+    with any clip model's ``restore_clip`` (``memdeblur.runtime.backends``).
 
     Args:
         restore_clip (callable): (T + margins, 3, h, w) float [0, 1] -> (T, 3, h, w) float [0, 1].

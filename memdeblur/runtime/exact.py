@@ -1,6 +1,6 @@
-"""Whole-sequence restoration in bounded memory: ``--exact``, and whole windows in less memory.
+"""Whole-sequence restoration in bounded memory: exact restoration, and whole windows in less memory.
 
-Windowed restoration (``memdeblur.inference.windows``) bounds memory by giving each window its own
+Windowed restoration (``memdeblur.runtime.windows``) bounds memory by giving each window its own
 recurrent passes, so its outputs differ slightly from processing the whole video at once (by how much:
 ``docs/benchmarks.md``). A network whose whole-sequence result needs a backward pass over every frame before the
 first forward step keeps the per-frame results of all T frames in memory in its ``forward``, so its memory grows
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from memdeblur.utils.errors import DataError
-from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
+from memdeblur.runtime.frames import to_float_frames, to_integer_frames
 from memdeblur.networks.traits import bare_network, network_traits
 
 
@@ -169,8 +169,8 @@ def check_exact_supported(net):
     ``restore_frames``)."""
     module = bare_network(net)
     if not network_traits(module).whole_sequence_passes:
-        raise DataError(f'--exact needs a network with whole-sequence passes (restore_frames); '
-                        f'{type(module).__name__} is restored in windows.')
+        raise DataError(f'exact whole-sequence restoration needs a network with whole-sequence passes '
+                        f'(restore_frames); {type(module).__name__} is restored in windows.')
     return module
 
 

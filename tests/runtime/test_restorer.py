@@ -9,9 +9,10 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.utils.errors import DataError
-from memdeblur.inference.fast_inference import inference_runner
-from memdeblur.inference.restorer import Restorer
-from memdeblur.inference.windows import restore_stream, window_restorer
+from memdeblur.networks.fast_runner import inference_runner
+from memdeblur.runtime.restorer import Restorer
+from memdeblur.runtime.backends import open_model
+from memdeblur.runtime.windows import restore_stream
 from memdeblur.utils.option_check import OptionError
 from tests.conftest import TINY_MEMDEBLUR
 
@@ -47,7 +48,7 @@ def saturated_frames(count, height, width, dtype=np.uint8, seed=0):
     (dict(tile='big'), "tile 'big': auto, 0"),
     (dict(precision='float16'), 'float16 is for GPUs'),
     (dict(precision='half'), "precision 'half'"),
-    (dict(backend='onnxruntime'), 'runs an exported model; export the network first'),
+    (dict(backend='onnxruntime'), 'runs exported models, not networks: export the network first'),
 ])
 def test_settings_a_restorer_cannot_run_are_refused_when_it_is_made(tiny_memdeblur, settings, words):
     with pytest.raises(OptionError, match=words):
@@ -64,11 +65,8 @@ def test_networks_that_restore_window_centres_and_exact_without_whole_sequence_p
 
 
 def stream_reference(net, frames, window, overlap, tile=0, tile_overlap=0):
-    """What the video tool computed before the Restorer: ``window_restorer`` over ``restore_stream``."""
-    from memdeblur.networks.traits import network_traits
-    runner, context = inference_runner(net, 'cpu')
-    restore = window_restorer(runner, context, torch.device('cpu'), network_traits(net).frame_margins, tile,
-                              tile_overlap, network_traits(net).padding())
+    """What the video tool computed before the Restorer: the PyTorch backend's windows over ``restore_stream``."""
+    restore = open_model(net).window_function(tile, tile_overlap)
     tensors = (torch.from_numpy(f).permute(2, 0, 1) for f in frames)
     return [r.permute(1, 2, 0).numpy() for r in restore_stream(restore, tensors, window, overlap)]
 

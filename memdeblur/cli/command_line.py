@@ -21,7 +21,7 @@ import sys
 import yaml
 
 from memdeblur.utils.errors import DataError
-from memdeblur.inference.process_share import PeerFailed
+from memdeblur.video.process_share import PeerFailed
 from memdeblur.models.training_step import TrainingDiverged
 from memdeblur.networks.checkpoint import CheckpointError
 from memdeblur.utils.option_check import OptionError

@@ -3,12 +3,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from memdeblur.inference.exact import restore_exact, whole_window_restorer
-from memdeblur.inference.fast_inference import inference_runner
-from memdeblur.inference.restorer import Restorer
+from memdeblur.runtime.exact import restore_exact, whole_window_restorer
+from memdeblur.networks.fast_runner import inference_runner
+from memdeblur.runtime.restorer import Restorer
 from memdeblur.networks.frame_storage import FinishedOutputs, InMemoryFrames
 from memdeblur.networks.traits import NetworkTraits
-from tests.inference.test_restorer import saturated_frames
+from tests.runtime.test_restorer import saturated_frames
 
 
 class TwoPassNet(nn.Module):
@@ -86,7 +86,7 @@ def test_exact_restoration_names_nothing_of_one_network():
     """``exact.py`` works through the protocol alone: no network's name, attributes or output convention."""
     import inspect
 
-    from memdeblur.inference import exact
+    from memdeblur.runtime import exact
     source = inspect.getsource(exact)
     for name in ('MemDeblur', 'ESTRNN', '.scales', 'bidirectional', 'deblur_branch', "'outputs", '0.5'):
         assert name not in source, name

@@ -4,10 +4,10 @@ import torch
 
 from memdeblur.archs.estrnn_arch import ESTRNNNet
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
-from memdeblur.inference.exact import whole_window_restorer
-from memdeblur.inference.fast_inference import clip_restorer, fast_restore_fn, inference_runner
-from memdeblur.inference.frame_tensors import to_float_frames, to_integer_frames
-from memdeblur.inference.windows import restore_stream, restore_tiled, window_restorer
+from memdeblur.runtime.exact import whole_window_restorer
+from memdeblur.runtime.backends import open_model
+from memdeblur.runtime.frames import to_float_frames, to_integer_frames
+from memdeblur.runtime.windows import clip_window_restorer, restore_stream, restore_tiled
 from memdeblur.networks.checkpoint import load_pretrained
 from memdeblur.networks.rewrites import fold_batch_norms
 from tests.conftest import TINY_MEMDEBLUR
@@ -62,48 +62,43 @@ def test_whole_window_restorer_equals_the_whole_clip_result(memdeblur_official_c
     torch.manual_seed(0)
     window = torch.randint(0, 256, (5, 3, 64, 96), dtype=torch.uint8)
     for precision, fast in (('float32', False), ('float32', True), ('bfloat16', True)):
-        runner, context = inference_runner(net, 'cpu', precision, fast=fast)
-        whole = to_integer_frames(clip_restorer(runner, context, 'cpu')(to_float_frames(window)))
-        assert torch.equal(whole_window_restorer(runner, context, 'cpu')(window), whole), (precision, fast)
+        model = open_model(net, precision=precision, fast=fast)
+        whole = to_integer_frames(model.restore_clip(to_float_frames(window)))
+        assert torch.equal(whole_window_restorer(model.network, model.context, 'cpu')(window), whole), (precision, fast)
 
 
 def test_window_restorer_takes_and_gives_uint8_on_every_path():
-    """The tool's windows: MemDeblur whole frames (restore_frames), tiles and networks without restore_frames
-    (clip_restorer on float32), ESTRNN with its margins; uint8 in, uint8 out, the same size; both MemDeblur paths
-    agree, and a tile covering the whole frame restores whole frames."""
+    """The PyTorch backend's windows: MemDeblur whole frames (restore_frames), tiles and networks without
+    restore_frames (``restore_clip`` on float32), ESTRNN with its margins; uint8 in, uint8 out, the same size; both
+    MemDeblur paths agree, and a tile covering the whole frame restores whole frames."""
     torch.manual_seed(0)
     window = torch.randint(0, 256, (6, 3, 40, 56), dtype=torch.uint8)
-    cpu = torch.device('cpu')
-    runner, context = inference_runner(MemDeblurNet(**TINY_MEMDEBLUR), cpu)
-    whole = window_restorer(runner, context, cpu, (0, 0), tile=0, tile_overlap=0)(window)
-    forward_only = lambda clip: runner(clip)  # noqa: E731  (no restore_frames, as for a compiled network)
-    through_clips = window_restorer(forward_only, context, cpu, (0, 0), tile=0, tile_overlap=0)(window)
-    tiled = window_restorer(runner, context, cpu, (0, 0), tile=32, tile_overlap=8)(window)
-    estrnn = ESTRNNNet(n_features=8, n_blocks=2)
-    estrnn_runner, estrnn_context = inference_runner(estrnn, cpu)
-    margins = (estrnn.past_frames, estrnn.future_frames)
-    by_estrnn = window_restorer(estrnn_runner, estrnn_context, cpu, margins, tile=0, tile_overlap=0)(window)
+    model = open_model(MemDeblurNet(**TINY_MEMDEBLUR))
+    whole = model.window_function(tile=0, tile_overlap=0)(window)
+    through_clips = clip_window_restorer(model.restore_clip, (0, 0), tile=0, tile_overlap=0)(window)
+    tiled = model.window_function(tile=32, tile_overlap=8)(window)
+    by_estrnn = open_model(ESTRNNNet(n_features=8, n_blocks=2)).window_function(tile=0, tile_overlap=0)(window)
     for restored in (whole, through_clips, tiled, by_estrnn):
         assert restored.dtype == torch.uint8 and restored.shape == window.shape
     assert torch.equal(whole, through_clips)
     assert not torch.equal(tiled, whole)  # tiles see less context
-    runner.forward = lambda clip: pytest.fail('a tile covering the frame took the float32 clip path')
-    assert torch.equal(window_restorer(runner, context, cpu, (0, 0), tile=64, tile_overlap=8)(window), whole)
+    model.network.forward = lambda clip: pytest.fail('a tile covering the frame took the float32 clip path')
+    assert torch.equal(model.window_function(tile=64, tile_overlap=8)(window), whole)
 
 
 def test_fast_inference_matches_the_plain_network(memdeblur_official_checkpoint):
     net = load_pretrained(MemDeblurNet(), memdeblur_official_checkpoint).eval()
     clip = torch.rand(4, 3, 64, 96)
-    plain = fast_restore_fn(net, 'cpu', fast=False)(clip)
-    fast = fast_restore_fn(net, 'cpu')(clip)
+    plain = open_model(net, fast=False).restore_clip(clip)
+    fast = open_model(net).restore_clip(clip)
     assert (fast - plain).abs().max() < 1e-4
     assert fold_batch_norms(MemDeblurNet(**TINY_MEMDEBLUR).eval()) == 3 * 11  # three ResNet stems
     torch.manual_seed(0)
     estrnn = ESTRNNNet(n_features=8, n_blocks=2).eval()
     long_clip = torch.rand(6, 3, 32, 32)
-    assert (fast_restore_fn(estrnn, 'cpu')(long_clip) - fast_restore_fn(estrnn, 'cpu', fast=False)(long_clip)).abs(
+    assert (open_model(estrnn).restore_clip(long_clip) - open_model(estrnn, fast=False).restore_clip(long_clip)).abs(
     ).max() < 1e-4
-    bf16 = fast_restore_fn(net, 'cpu', precision='bfloat16')(clip)
+    bf16 = open_model(net, precision='bfloat16').restore_clip(clip)
     assert torch.isfinite(bf16).all() and (bf16 - plain).abs().mean() < 0.05
     with pytest.raises(ValueError, match='float16 is for GPUs'):
-        fast_restore_fn(net, 'cpu', precision='float16')
+        open_model(net, precision='float16')

@@ -157,15 +157,6 @@ def input_fingerprint(seq):
     return digest.hexdigest()
 
 
-def file_digest(path):
-    """SHA-256 of a file (a checkpoint: what its weights are)."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run_record(seq, settings):
     """The record an output keeps of what made it (its writer's ``record``, ``memdeblur.media.writers``): the
     tool, the input's fingerprint and ``settings`` (names -> plain values)."""

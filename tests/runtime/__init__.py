@@ -1,0 +1,1 @@
+"""Tests of memdeblur/runtime/ (and the export, memdeblur/export/)."""
