@@ -14,6 +14,7 @@ import yaml
 
 from memdeblur.archs.memdeblur_arch import MemDeblurNet
 from memdeblur.export.onnx_export import export_onnx
+from memdeblur.utils.option_check import OptionError
 from tests.conftest import REPO_ROOT
 from tests.runtime.test_onnx_backends import TINY_DYNAMIC
 from tests.runtime.test_onnx_export import changed_copy, changed_message, one_weight_changed
@@ -120,3 +121,25 @@ def test_a_file_that_is_not_the_export_as_written_is_one_line(models, clip, tmp_
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith(f'error: {line}'), result.stderr
         assert not os.path.exists(tmp_path / 'out')
+
+
+def test_a_video_job_from_python_reads_an_export_once_and_writes_what_the_tool_writes(models, clip, tmp_path,
+                                                                                     monkeypatch):
+    """``run_video_job`` is the tool's work without the command line: the same frames, and the model's file parsed
+    once per run (its metadata for the settings and the record, its graph for the session)."""
+    import onnx
+
+    from memdeblur.video.job import VideoJob, run_video_job
+    _, exported = models
+    tool = deblur(clip, '-o', tmp_path / 'tool', '--ckpt', exported)
+    assert tool.returncode == 0, tool.stderr[-2000:]
+    parses, parse = [], onnx.load_from_string
+    monkeypatch.setattr(onnx, 'load_from_string', lambda data: parses.append(len(data)) or parse(data))
+    lines = []
+    assert run_video_job(VideoJob(str(clip), str(tmp_path / 'job'), ckpt=exported, device='cpu'),
+                         say=lines.append) == 0
+    assert len(parses) == 1
+    assert [f.tolist() for f in frames_of(tmp_path / 'tool')] == [f.tolist() for f in frames_of(tmp_path / 'job')]
+    assert lines[-1].startswith(f'seq: 7 frames -> {tmp_path / "job"}')
+    with pytest.raises(OptionError, match=r'^window 6: .*tiny.onnx was exported for windows of 4 frames'):
+        run_video_job(VideoJob(str(clip), str(tmp_path / 'other'), ckpt=exported, window=6))
