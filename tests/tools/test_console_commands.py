@@ -1,5 +1,5 @@
-"""The installed commands (setup.py's console entry points) run the tools as ``python tools/<tool>.py`` does, with
-``experiments/`` and ``results/`` in the folder they are run from."""
+"""The installed commands (setup.py's console entry points) are the commands of ``memdeblur.cli`` that
+``python tools/<tool>.py`` runs, with ``experiments/`` and ``results/`` in the folder they are run from."""
 import ast
 import os.path as osp
 import subprocess
@@ -8,7 +8,6 @@ from importlib import import_module, metadata
 
 import pytest
 
-from memdeblur import console
 from memdeblur.utils.safe_load import load_options
 from tests.conftest import REPO_ROOT
 
@@ -27,11 +26,19 @@ def declared_commands():
 
 
 def test_setup_declares_the_installed_commands_and_the_venv_has_them():
+    """Each command is ``memdeblur.cli.<tool>:run`` (no second copy of ``tools/`` installed), installed in the venv,
+    and ``tools/<tool>.py`` is a wrapper of a few lines around the same command."""
     declared = declared_commands()
     assert set(declared) == set(TOOL_OF_COMMAND)
     for command, target in declared.items():
+        assert target == f'memdeblur.cli.{TOOL_OF_COMMAND[command]}:run', command
         assert callable(metadata.EntryPoint(command, target, 'console_scripts').load()), command
         assert osp.isfile(osp.join(osp.dirname(sys.executable), command)), f'{command} not installed: pip install -e .'
+        with open(osp.join(REPO_ROOT, 'tools', f'{TOOL_OF_COMMAND[command]}.py')) as f:
+            wrapper = f.read()
+        assert f'from memdeblur.cli.{TOOL_OF_COMMAND[command]} import' in wrapper and len(wrapper.splitlines()) <= 8
+    assert not [name for name in metadata.distribution('memdeblur').read_text('top_level.txt').split()
+                if name != 'memdeblur']
 
 
 @pytest.mark.parametrize('command', sorted(TOOL_OF_COMMAND))
@@ -42,7 +49,7 @@ def test_each_command_prints_its_tools_help(command, monkeypatch, capsys):
         function()
     assert exit_.value.code == 0
     shown = capsys.readouterr().out
-    summary = console.tool_module(TOOL_OF_COMMAND[command]).__doc__.strip().splitlines()[0]
+    summary = import_module(f'memdeblur.cli.{TOOL_OF_COMMAND[command]}').__doc__.strip().splitlines()[0]
     assert shown.startswith(f'usage: {command} ') and summary in shown
 
 
@@ -57,7 +64,7 @@ def test_the_installed_script_runs_from_any_folder(tmp_path):
 def test_runs_go_to_the_folder_the_command_is_run_from(command, kind, tmp_path, monkeypatch):
     """BasicSR's own options parsing, run in the pipeline's place, says where the run would write."""
     opt_file = osp.join(REPO_ROOT, 'options', f'{command}_memdeblur_synthetic.yml')
-    tool = console.tool_module(command)
+    tool = import_module(f'memdeblur.cli.{command}')
     paths = {}
 
     def pipeline(root):  # the pipeline's first step; trusted_pipeline hands it the options file read safely
@@ -67,7 +74,7 @@ def test_runs_go_to_the_folder_the_command_is_run_from(command, kind, tmp_path, 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, 'argv', [f'memdeblur-{command}', '-opt', opt_file])
     with pytest.raises(SystemExit) as exit_:
-        getattr(console, command)()
+        tool.run()
     assert exit_.value.code == 0
     folder = 'results' if command == 'test' else 'experiments'
     assert paths[kind] == osp.join(str(tmp_path), folder, load_options(opt_file)['name'])

@@ -1,11 +1,9 @@
 """Every tool explains itself: --help describes it with examples and gives each option its default."""
-import os
 import re
 
 import pytest
 
 from memdeblur.cli.command_line import basicsr_parser
-from tests.conftest import REPO_ROOT
 from tests.pipeline_helpers import run_tool, tool_module
 
 TOOLS = ('check_data', 'compare', 'complexity', 'convert_checkpoint', 'deblur_video', 'demo', 'export_onnx',
@@ -80,18 +78,3 @@ def test_train_and_test_help_and_missing_options_file(tool, tmp_path):
     missing = run_tool(f'{tool}.py', '-opt', 'nowhere.yml', cwd=tmp_path)
     assert missing.returncode != 0 and 'nowhere.yml does not exist' in missing.stderr
 
-
-def test_the_installed_commands_are_the_tools_of_the_checkout():
-    """Every console script runs a command of ``memdeblur.cli`` (no second copy of ``tools/``), and
-    ``tools/<tool>.py`` of each is a wrapper around that same command."""
-    from importlib.metadata import entry_points
-    scripts = {script.name: script for script in entry_points(group='console_scripts')
-               if script.name.startswith('memdeblur-')}
-    assert set(scripts) == {'memdeblur-video', 'memdeblur-export', 'memdeblur-compare', 'memdeblur-test',
-                            'memdeblur-train'}
-    for script in scripts.values():
-        module, _, function = script.value.partition(':')
-        assert module.startswith('memdeblur.cli.') and callable(script.load()), script
-        with open(os.path.join(REPO_ROOT, 'tools', f'{module.rsplit(".", 1)[1]}.py')) as f:
-            wrapper = f.read()
-        assert f'from {module} import' in wrapper and len(wrapper.splitlines()) <= 8, module
