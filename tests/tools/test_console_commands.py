@@ -1,6 +1,7 @@
 """The installed commands (setup.py's console entry points) are the commands of ``memdeblur.cli`` that
 ``python tools/<tool>.py`` runs, with ``experiments/`` and ``results/`` in the folder they are run from."""
 import ast
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -78,3 +79,13 @@ def test_runs_go_to_the_folder_the_command_is_run_from(command, kind, tmp_path, 
     assert exit_.value.code == 0
     folder = 'results' if command == 'test' else 'experiments'
     assert paths[kind] == osp.join(str(tmp_path), folder, load_options(opt_file)['name'])
+
+
+def test_every_folder_of_the_package_is_installed():
+    """A folder of modules without ``__init__.py`` is left out of a wheel by ``find_packages`` (an editable install
+    hides it): every folder of ``memdeblur/`` holding modules is a package that ``setup.py`` installs."""
+    from setuptools import find_packages
+    root = osp.join(REPO_ROOT, 'memdeblur')
+    folders = {osp.relpath(folder, REPO_ROOT).replace(osp.sep, '.') for folder, _, files in os.walk(root)
+               if any(name.endswith('.py') for name in files)}
+    assert folders == set(find_packages(REPO_ROOT, include=['memdeblur', 'memdeblur.*']))
