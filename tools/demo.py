@@ -2,7 +2,7 @@
 
 examples:
   python tools/demo.py                 # make the data, train the demo model, test it
-  python tools/demo.py --pretrained    # test the shipped model instead of training (under a minute)
+  python tools/demo.py --pretrained    # test the shipped model instead of training (a minute or two)
   python tools/demo.py --iters 2000    # train longer than the options file says
   python tools/demo.py --precision float32   # the options file's exact float32 recipe on any CPU
 

@@ -1,8 +1,13 @@
 """Compare trained models on the same test data: one table and one side-by-side image per sequence.
 
+    python tools/compare.py -opt options/test_memdeblur_synthetic_pretrained.yml \
+        -opt options/test_memdeblur_synthetic.yml --out results/compare_shipped_demo
     python tools/compare.py -opt options/test_memdeblur_synthetic.yml \
         -opt options/baselines/test_estrnn_synthetic.yml -opt options/baselines/test_edvr_synthetic.yml \
         -opt options/baselines/test_basicvsrpp_synthetic.yml --out results/compare_synthetic
+
+The first compares the shipped model with the one python tools/demo.py trains; the second four networks
+trained on the demo's data (each trained first with its options/baselines/train_*_synthetic.yml).
 
 Tests each model in this process as tools/test.py does (BasicSR's model, memdeblur's evaluator),
 one after another, each model's peak memory measured from the start of its test, on the same data: the test

@@ -1,12 +1,13 @@
 """Deblur your own videos: a video file, a folder of frames, or a folder of sequence folders.
 
-    python tools/deblur_video.py blurry.mp4 -o deblurred.mp4 --opt options/test_memdeblur_synthetic.yml
+    python tools/deblur_video.py samples/blurry_synthetic.mp4 -o deblurred.mp4 \
+        --opt options/test_memdeblur_synthetic_pretrained.yml
     python tools/deblur_video.py frames/ -o deblurred_frames/ --opt options/test_memdeblur_gopro_ds.yml \
         --ckpt memdeblur_gopro_ds.pth.tar --side-by-side
     python tools/deblur_video.py clips/ -o out/ --opt options/baselines/test_estrnn_b15c80_bsd_2ms16ms.yml
     torchrun --nproc_per_node=4 tools/deblur_video.py clips/ -o out/ --opt options/test_memdeblur_gopro_ds.yml
     python tools/deblur_video.py clips/ -o out/ --opt options/test_memdeblur_gopro_ds.yml --resume
-    python tools/deblur_video.py blurry.mp4 -o deblurred.mp4 --ckpt memdeblur.onnx --backend openvino
+    python tools/deblur_video.py samples/blurry_synthetic.mp4 -o deblurred.mp4 --ckpt synthetic.onnx --backend openvino
 
 No ground truth is needed. --opt takes any test options file: its network_g and its weights
 (path:pretrain_network_g, or --ckpt; BasicSR or the authors' format) are used; MemDeblur,

@@ -1,5 +1,7 @@
 """Export a deblurring network to ONNX, verified in ONNX Runtime against PyTorch before it is written.
 
+    python tools/export_onnx.py pretrained/memdeblur_synthetic.pth -o synthetic.onnx \
+        --opt options/test_memdeblur_synthetic_pretrained.yml --frames 6 --size 128x192
     python tools/export_onnx.py memdeblur_gopro_ds.pth.tar -o memdeblur.onnx
     python tools/export_onnx.py memdeblur_gopro_ds.pth.tar -o memdeblur.onnx --frames 20 --size 544x960
     python tools/export_onnx.py estrnn.pth.tar -o estrnn.onnx --opt options/baselines/test_estrnn_b15c80_gopro.yml

@@ -1,11 +1,17 @@
 """Test trained models with BasicSR's test pipeline: metrics tables, restored frames, comparisons.
 
 examples:
-  python tools/test.py -opt options/test_memdeblur_synthetic.yml          # the shipped synthetic-data model
+  python tools/test.py -opt options/test_memdeblur_synthetic_pretrained.yml   # the shipped model (pretrained/)
+  python tools/test.py -opt options/test_memdeblur_synthetic.yml          # the demo's model, once tools/demo.py trained it
   python tools/test.py -opt options/test_memdeblur_gopro_ds.yml           # the authors' GOPRO checkpoint
   python tools/test.py -opt options/test_memdeblur_gopro_ds.yml \\
       --force_yml datasets:test:dataroot=/data/GOPRO_Large/test path:pretrain_network_g=memdeblur_gopro_ds.pth.tar
-  python tools/test.py -opt options/test_memdeblur_synthetic.yml --force_yml val:fast=true val:precision=bfloat16
+  python tools/test.py -opt options/test_memdeblur_synthetic_pretrained.yml --force_yml val:fast=true \\
+      val:precision=bfloat16
+
+The synthetic options files test on datasets/synthetic_gopro, which python tools/demo.py (or
+python tools/make_synthetic_gopro.py datasets/synthetic_gopro) makes; the GOPRO ones need the authors'
+checkpoint and the GOPRO test set (README, "Models").
 
 The checkpoint may be in BasicSR's format or the authors' original one. Writes, under
 results/<name>/: <dataset>_metrics.md and .csv (per sequence and frame-averaged PSNR/SSIM of the
