@@ -66,11 +66,11 @@ def check_export_arguments(traits, frames, size):
                           'whole-clip networks ((1, T, 3, H, W) in and out) can be exported.')
     before, after = traits.frame_margins
     if frames < 1 + before + after:
-        raise OptionError(f'--frames {frames}: this network gives no output for its first {before} and last '
+        raise OptionError(f'frames {frames}: this network gives no output for its first {before} and last '
                           f'{after} frames; export at least {1 + before + after} frames.')
     multiple = traits.traced_size_multiple
     if any(side % multiple for side in size) or min(size) < max(traits.min_size, 1):
-        raise OptionError(f'--size {size[0]}x{size[1]}: a traced model of this network holds only at sides that are '
+        raise OptionError(f'size {size[0]}x{size[1]}: a traced model of this network holds only at sides that are '
                           f'multiples of {multiple}' + (f' and at least {traits.min_size}' if traits.min_size else '')
                           + f' (no padding inside it); e.g. {round_up(size[0], multiple)}x'
                           f'{round_up(size[1], multiple)}.')

@@ -153,9 +153,9 @@ def test_an_existing_output_is_replaced_only_with_force(tmp_path):
 
 
 @pytest.mark.parametrize('options, frames, size, message', [
-    ({}, 2, (40, 48), r'--size 40x48: .* multiples of 16 .* e\.g\. 48x48'),
-    ({'scales': [2, 1], 'mem_every': [2, 5]}, 2, (36, 40), r'--size 36x40: .* multiples of 8 .* e\.g\. 40x40'),
-    ({'type': 'ESTRNNNet', 'n_features': 4, 'n_blocks': 1}, 4, (32, 32), r'--frames 4: .* at least 5 frames'),
+    ({}, 2, (40, 48), r'^size 40x48: .* multiples of 16 .* e\.g\. 48x48'),
+    ({'scales': [2, 1], 'mem_every': [2, 5]}, 2, (36, 40), r'^size 36x40: .* multiples of 8 .* e\.g\. 40x40'),
+    ({'type': 'ESTRNNNet', 'n_features': 4, 'n_blocks': 1}, 4, (32, 32), r'^frames 4: .* at least 5 frames'),
     ({'type': 'EDVR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_frame': 3, 'deformable_groups': 1,
       'num_extract_block': 1, 'num_reconstruct_block': 1}, 3, (32, 32), 'centre frame of windows of 3 frames'),
 ])
