@@ -114,7 +114,7 @@ def run_share(job, share, name, say):
     settings = RestoreSettings.resolve(job.window, job.overlap, job.tile, job.tile_overlap, job.exact, job.scratch,
                                        export.info['output_frames'] if exported else None, job.ckpt, name)
     inputs = find_inputs(job.input, job.fps)
-    plans = plan_run(inputs, job.output, job.format, job.report, job.summary)
+    plans = plan_run(inputs, job.output, job.format, job.report, job.summary, name)
     read_paths = [job.input, *(seq.path for seq in inputs)]  # no output may be, hold or lie in one of these
     record = output_record(job, settings, export.info if exported else None, opt)
     if job.resume:

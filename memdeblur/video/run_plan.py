@@ -39,19 +39,20 @@ class SequencePlan:
             yield path, False, f'the {what} of {self.seq.path}'
 
 
-def output_paths(inputs, output, kind):
+def output_paths(inputs, output, kind, name=str):
     """The output path of every input sequence: ``output`` for one, ``output/<name>[.mp4]`` for several.
 
     Args:
         inputs (list[VideoInput]): The sequences.
         output (str): A video file name or a folder.
         kind (str): ``auto`` (mp4 when ``output`` has a video extension, else PNG frames), ``mp4`` or ``png``.
+        name (callable): How messages spell a setting (the tool: its flag).
     """
     if kind == 'auto':
         kind = 'mp4' if is_video_name(output) else 'png'
     elif kind == 'png' and is_video_name(output):
-        raise DataError(f'--format png writes a folder of frames, but {output} is named like a video file; '
-                        'name a folder, or drop --format png for a video.')
+        raise DataError(f'{name("format")} png writes a folder of frames, but {output} is named like a video file; '
+                        f'name a folder, or drop {name("format")} png for a video.')
     if len(inputs) == 1:
         if kind == 'mp4' and not is_video_name(output):
             return [output + '.mp4']
@@ -87,15 +88,16 @@ def output_frame_names(seq):
     return [osp.splitext(f)[0] for f in files]
 
 
-def plan_run(inputs, output, kind, report=False, summary=None):
+def plan_run(inputs, output, kind, report=False, summary=None, name=str):
     """Plan every file of a run and refuse collisions among them, before anything is loaded or written.
 
     Args:
         inputs (list[VideoInput]): The input sequences.
-        output (str): ``-o``: a video file name or a folder.
-        kind (str): ``--format``.
-        report (bool): ``--report``: a CSV and a plot beside each output.
-        summary (str | None): ``--summary``: the run's JSON summary.
+        output (str): A video file name or a folder.
+        kind (str): ``format`` (``output_paths``).
+        report (bool): A CSV and a plot beside each output.
+        summary (str | None): The run's JSON summary.
+        name (callable): How messages spell a setting (the tool: its flag).
 
     Returns:
         list[SequencePlan]: One per input sequence, in order.
@@ -104,10 +106,10 @@ def plan_run(inputs, output, kind, report=False, summary=None):
         DataError / OutputError: naming both parties of a collision.
     """
     plans = [SequencePlan(seq, out, report_paths(out) if report else None)
-             for seq, out in zip(inputs, output_paths(inputs, output, kind))]
+             for seq, out in zip(inputs, output_paths(inputs, output, kind, name))]
     planned = [file for plan in plans for file in plan.files]
     if summary:
-        planned.append((summary, False, '--summary'))
+        planned.append((summary, False, name('summary')))
     seen, folders = {}, {}
     for path, is_folder, what in planned:
         real = osp.realpath(path)
