@@ -26,10 +26,10 @@ from memdeblur.media.video_encoding import DEFAULT_CRF
 from memdeblur.networks.checkpoint import network_from_options, weights_source
 from memdeblur.networks.fast_runner import check_precision
 from memdeblur.run_options import read_options
-from memdeblur.runtime.backends import EXPORTS, NETWORKS, backends_for, is_export_path, open_model
+from memdeblur.runtime.backends import EXPORTS, NETWORKS, backends_for, default_backend, is_export_path, open_model
 from memdeblur.runtime.backends.export_file import load_export
 from memdeblur.runtime.restorer import Restorer
-from memdeblur.runtime.settings import DEFAULT_TILE_OVERLAP, RestoreSettings
+from memdeblur.runtime.settings import DEFAULT_TILE_OVERLAP, DEFAULT_WINDOW, RestoreSettings
 from memdeblur.utils.devices import resolve_device
 from memdeblur.utils.digests import file_digest
 from memdeblur.utils.option_check import OptionError
@@ -159,10 +159,7 @@ def check_job(job, device, name):
     if not exported and job.backend in backends_for(EXPORTS):
         raise OptionError(f'{name("backend")} {job.backend} runs exported models: export the network first, e.g. '
                           f'python tools/export_onnx.py CHECKPOINT --opt {job.opt} -o model.onnx --frames '
-                          f'{job.window or RestoreSettings.resolve().window}, then give {name("ckpt")} model.onnx.')
-    if exported and job.backend in backends_for(NETWORKS):
-        raise OptionError(f'{name("backend")} {job.backend} runs networks; {job.ckpt} is an exported model: use '
-                          f'{" or ".join(backends_for(EXPORTS))}.')
+                          f'{job.window or DEFAULT_WINDOW}, then give {name("ckpt")} model.onnx.')
     return exported
 
 
@@ -172,13 +169,13 @@ def output_record(job, settings, export_info, opt):
     if export_info is not None:
         model = {'network': {'type': export_info['network'], **(export_info['network_options'] or {})},
                  'weights': export_info['model_sha256'], 'exported_frames': export_info['frames']}
-        backend = job.backend or backends_for(EXPORTS)[0]
+        backend = job.backend or default_backend(EXPORTS)
     else:
         weights = weights_source(opt, job.ckpt)
         model = {'network': json.loads(json.dumps(opt['network_g'], sort_keys=True, default=str)),
                  'weights': file_digest(weights.file) if weights.file and os.path.isfile(weights.file) else None,
                  'param_key_g': weights.param_key, 'strict_load_g': weights.strict}
-        backend = backends_for(NETWORKS)[0]
+        backend = default_backend(NETWORKS)
     flags = {f'--{setting.replace("_", "-")}': getattr(job, setting) for setting in RESULT_SETTINGS}
     return {**model, **flags, '--window': settings.window, '--overlap': settings.overlap, '--backend': backend,
             '--fps': None if job.fps is None else str(job.fps)}

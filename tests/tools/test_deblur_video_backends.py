@@ -95,6 +95,7 @@ def test_what_an_exported_model_cannot_do_is_one_line(models, clip, tmp_path):
     for args, words in ((('--ckpt', onnx, '--exact'), 'exact whole-sequence restoration runs a PyTorch network'),
                         (('--ckpt', onnx, '--window', 6), 'was exported for windows of 4 frames'),
                         (('--ckpt', onnx, '--opt', options), 'is an exported model (it holds its network): drop --opt'),
+                        (('--ckpt', onnx, '--backend', 'pytorch'), 'backend pytorch runs networks, not exported models'),
                         (('--opt', options, '--backend', 'openvino'), 'export the network first, e.g. python '
                                                                       'tools/export_onnx.py'),
                         (('--ckpt', onnx, '--precision', 'bfloat16'), 'ONNX Runtime runs exported models in float32')):
